@@ -1,5 +1,5 @@
 import { addressKey, formatShortAddress, parseAddress, PCI_DEVFN, PCI_SLOT, type PciAddress } from './address.ts';
-import { ConfigSpace } from './config-space.ts';
+import type { ConfigSpace } from './config-space.ts';
 import { PCI_EXT_CAP_ID_SRIOV, PCI_SRIOV_NUM_VF, PCI_SRIOV_VF_DID, PCI_SRIOV_VF_OFFSET, PCI_SRIOV_VF_STRIDE } from './regs.ts';
 import { hostSpecSchema, type FunctionSpec, type HostSpec, type HostSpecInput, type PlatformSpec } from './spec.ts';
 import { splitId, synthesizeConfig } from './synth.ts';

@@ -141,6 +141,13 @@ function writeExtCaps(cfg: ConfigSpace, fn: FunctionSpec): void {
   }
   if (wanted.length === 0) return;
   const placed = placeCaps(wanted.map((w) => ({ id: w.id, size: EXT_CAP_SIZES[w.id] ?? 8, at: w.offset })), 0x100, 0x1000, fn.address);
+  // The list always starts at 0x100. A dump may place its first modelled capability later (AER and
+  // others we do not model usually sit there): a null capability header (ID 0) at 0x100 links to it.
+  const first = placed[0];
+  if (first !== undefined && first.at !== 0x100) {
+    if (first.at < 0x104) throw new ConfigLayoutError(`${fn.address}: extended capability at 0x${first.at.toString(16)} overlaps the list head at 0x100`);
+    cfg.write32(0x100, (first.at << 20) >>> 0);
+  }
   placed.forEach((cap, i) => {
     const spec = wanted.find((w) => w.id === cap.id);
     const next = placed[i + 1]?.at ?? 0;
