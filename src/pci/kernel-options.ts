@@ -30,6 +30,8 @@ export interface KernelOptions {
   readonly disableAcsRedir: readonly PciDevSelector[];
   /** pci=noats: the kernel also enables ACS Translation Blocking. */
   readonly noats: boolean;
+  /** pci=bfsort / pci=nobfsort: force the device list order (x86); null leaves it to the platform. */
+  readonly pciSort: 'depth-first' | 'breadth-first' | null;
   /** The command line as given. */
   readonly cmdline: string;
   /** Options on the line that do not affect groups, kept so a person sees they were read. */
@@ -39,7 +41,7 @@ export interface KernelOptions {
 export class CmdlineError extends Error {}
 
 export const DEFAULT_KERNEL_OPTIONS: KernelOptions = {
-  iommu: true, acsOverride: null, configAcs: [], disableAcsRedir: [], noats: false, cmdline: '', ignored: [],
+  iommu: true, acsOverride: null, configAcs: [], disableAcsRedir: [], noats: false, pciSort: null, cmdline: '', ignored: [],
 };
 
 /** disable_acs_redir clears these bits on the named devices (mask RR|CR|EC, value 0). */
@@ -55,6 +57,7 @@ export function parseKernelCmdline(cmdline: string): KernelOptions {
   const configAcs: ConfigAcsEntry[] = [];
   const disableAcsRedir: PciDevSelector[] = [];
   let noats = false;
+  let pciSort: KernelOptions['pciSort'] = null;
   const ignored: string[] = [];
   for (const word of cmdline.trim().split(/\s+/).filter((w) => w.length > 0)) {
     const eq = word.indexOf('=');
@@ -76,6 +79,8 @@ export function parseKernelCmdline(cmdline: string): KernelOptions {
       case 'pci':
         for (const opt of splitPciOptions(value)) {
           if (opt === 'noats') noats = true;
+          else if (opt === 'bfsort') pciSort = 'breadth-first';
+          else if (opt === 'nobfsort') pciSort = 'depth-first';
           else if (opt.startsWith('config_acs=')) configAcs.push(...parseConfigAcs(opt.slice('config_acs='.length)));
           else if (opt.startsWith('disable_acs_redir=')) disableAcsRedir.push(...parseSelectors(opt.slice('disable_acs_redir='.length)));
           else ignored.push(`pci=${opt}`);
@@ -85,7 +90,7 @@ export function parseKernelCmdline(cmdline: string): KernelOptions {
         ignored.push(word);
     }
   }
-  return { iommu, acsOverride, configAcs, disableAcsRedir, noats, cmdline: cmdline.trim(), ignored };
+  return { iommu, acsOverride, configAcs, disableAcsRedir, noats, pciSort, cmdline: cmdline.trim(), ignored };
 }
 
 // pci= takes comma-separated options, but config_acs/disable_acs_redir values contain ';' and '@' only.

@@ -132,6 +132,12 @@ export const platformSchema = z.object({
   }).strict()).optional(),
   /** Functions the IOMMU does not translate for (no group); a platform default applies when absent. */
   uncovered: z.array(addressSchema).optional(),
+  /**
+   * The order of the PCI device list the IOMMU core walks: depth-first as scanned, or sorted by address
+   * (x86 pci=bfsort, which Linux turns on by DMI for Dell PowerEdge and HP ProLiant machines). When
+   * absent it is inferred: see docs/groups.md.
+   */
+  pciSort: z.enum(['depth-first', 'breadth-first']).optional(),
   /** Firmware (IVRS/IORT) DMA aliases on the same bus, invisible in lspci: [device, alias]. */
   firmwareAliases: z.array(z.tuple([addressSchema, addressSchema])).default([]),
 }).strict();

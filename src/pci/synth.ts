@@ -156,21 +156,15 @@ function writeExtCaps(cfg: ConfigSpace, fn: FunctionSpec): void {
   });
 }
 
-/** Place capabilities: fixed offsets first, the rest after the highest one used; list order = offset order. */
+/** Place capabilities: fixed offsets as given, the rest in the first gap that fits; list order = offset order. */
 function placeCaps(caps: Array<{ id: number; size: number; at: number | undefined }>, start: number, end: number, where: string): Array<{ id: number; size: number; at: number }> {
-  const fixed = caps.filter((c) => c.at !== undefined) as Array<{ id: number; size: number; at: number }>;
-  let cursor = start;
-  for (const c of fixed) {
-    if (c.at < start || c.at + 4 > end) throw new ConfigLayoutError(`${where}: capability 0x${c.id.toString(16)} offset 0x${c.at.toString(16)} is outside 0x${start.toString(16)}-0x${(end - 1).toString(16)}`);
-    cursor = Math.max(cursor, c.at + c.size);
-  }
-  const out = [...fixed];
+  const out: Array<{ id: number; size: number; at: number }> = [];
   for (const c of caps) {
-    if (c.at !== undefined) continue;
-    cursor = (cursor + 3) & ~3;
-    if (cursor + c.size > end) throw new ConfigLayoutError(`${where}: no room for capability 0x${c.id.toString(16)}`);
-    out.push({ id: c.id, size: c.size, at: cursor });
-    cursor += c.size;
+    if (c.at === undefined) continue;
+    if (c.at < start || c.at + c.size > end || (c.at & 3) !== 0) {
+      throw new ConfigLayoutError(`${where}: capability 0x${c.id.toString(16)} at 0x${c.at.toString(16)} does not fit in 0x${start.toString(16)}-0x${(end - 1).toString(16)}`);
+    }
+    out.push({ id: c.id, size: c.size, at: c.at });
   }
   out.sort((a, b) => a.at - b.at);
   for (let i = 1; i < out.length; i++) {
@@ -179,6 +173,17 @@ function placeCaps(caps: Array<{ id: number; size: number; at: number | undefine
     if (prev !== undefined && cur !== undefined && prev.at + 4 > cur.at) {
       throw new ConfigLayoutError(`${where}: capabilities at 0x${prev.at.toString(16)} and 0x${cur.at.toString(16)} overlap`);
     }
+  }
+  for (const c of caps) {
+    if (c.at !== undefined) continue;
+    let cursor = start;
+    for (const taken of out) {
+      if (cursor + c.size <= taken.at) break;
+      cursor = Math.max(cursor, (taken.at + taken.size + 3) & ~3);
+    }
+    if (cursor + c.size > end) throw new ConfigLayoutError(`${where}: no room for capability 0x${c.id.toString(16)}`);
+    out.push({ id: c.id, size: c.size, at: cursor });
+    out.sort((a, b) => a.at - b.at);
   }
   return out;
 }

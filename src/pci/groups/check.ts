@@ -2,7 +2,7 @@ import { bootHost } from '../boot.ts';
 import type { PciDev } from '../dev.ts';
 import type { HostSpec } from '../spec.ts';
 import { computeGroups, type GroupingRun } from './compute.ts';
-import type { ProbeUnit } from './probe-order.ts';
+import type { PciSort, ProbeUnit } from './probe-order.ts';
 import type { Algorithm, IommuGroup } from './types.ts';
 
 /** One observed group that the model formed differently. */
@@ -55,18 +55,33 @@ export function checkObservedGroups(spec: HostSpec, cmdline = '', algorithm: Alg
 }
 
 function withNumbering(report: CheckReport, spec: HostSpec, cmdline: string, algorithm: Algorithm): CheckReport {
-  if (!report.partitionAgrees || report.numberingAgrees || spec.platform.iommu !== 'intel' || spec.platform.dmarUnits !== undefined) {
-    return report;
+  if (!report.partitionAgrees || report.numberingAgrees) return report;
+  // Numbering follows the device list order (pci=bfsort or not, decided by DMI) and, on Intel, the
+  // DMAR unit registration order: neither is in a dump. Try the other list order, then units inferred
+  // from the observed numbering, and say what reproduces it.
+  const cmd = report.explainingCmdline ?? cmdline;
+  const current = report.run.plan.sort;
+  const orders: Array<PciSort['order']> = [current.order, current.order === 'depth-first' ? 'breadth-first' : 'depth-first'];
+  const inferUnits = spec.platform.iommu === 'intel' && spec.platform.dmarUnits === undefined;
+  for (const order of orders) {
+    const flipped = order !== current.order;
+    const sortText = flipped ? `with the device list ${order === 'breadth-first' ? 'sorted by address (pci=bfsort, set by DMI on some servers)' : 'in scan order (no pci=bfsort)'}` : '';
+    const plain = compare(computeGroups(bootHost(spec, cmd), algorithm, undefined, order));
+    if (plain.numberingAgrees) {
+      return { ...report, numberingNote: `numbering depends on the PCI device list order, which the dump does not show; it is reproduced exactly ${sortText}` };
+    }
+    if (!inferUnits) continue;
+    const units = inferUnitsFromObserved(plain.run);
+    const again = compare(computeGroups(bootHost(spec, cmd), algorithm, units, order));
+    if (again.numberingAgrees) {
+      const unitText = units.filter((u) => !u.includeAll).map((u) => `{${u.scope.join(', ')}}`).join(', ');
+      const parts = [`DMAR units covering ${unitText} register before the include-all unit`];
+      if (flipped) parts.push(sortText);
+      else parts.push(`the device list is ${order === 'breadth-first' ? 'sorted by address (' + current.why + ')' : 'in scan order'}`);
+      return { ...report, numberingNote: `numbering depends on facts the dump does not show; it is reproduced exactly when ${parts.join(' and ')}` };
+    }
   }
-  // Intel numbering follows DMAR unit registration, which a dump does not show. Infer units from the
-  // observed order and say whether the numbering is then reproduced.
-  const units = inferUnitsFromObserved(report.run);
-  const again = compare(computeGroups(bootHost(spec, cmdline), algorithm, units));
-  const unitText = units.filter((u) => !u.includeAll).map((u) => `{${u.scope.join(', ')}}`).join(', ');
-  if (again.numberingAgrees) {
-    return { ...report, numberingNote: `numbering depends on the DMAR units, which the dump does not show; it is reproduced exactly when units covering ${unitText} register before the include-all unit` };
-  }
-  return { ...report, numberingNote: 'numbering depends on the DMAR units, which the dump does not show; no unit order inferred from the dump reproduces it' };
+  return { ...report, numberingNote: 'numbering depends on the DMAR units and the device list order, which the dump does not show; no order inferred from the dump reproduces it' };
 }
 
 function compare(run: GroupingRun): CheckReport {
@@ -113,7 +128,8 @@ function compare(run: GroupingRun): CheckReport {
  * new unit. The last run is the include-all unit.
  */
 export function inferUnitsFromObserved(run: GroupingRun): ProbeUnit[] {
-  const regIndex = new Map(run.booted.host.topology.devices().map((d, i) => [d, i]));
+  // Positions in the device list as this run ordered it (scan order or sorted), before any unit split.
+  const regIndex = new Map(run.plan.order.map((d, i) => [d, i]));
   const firstOf = (g: IommuGroup): PciDev | undefined => g.devices[0];
   const observedOrder = [...run.groups]
     .filter((g) => firstOf(g)?.info.observedGroup !== undefined)

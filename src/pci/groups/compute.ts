@@ -3,7 +3,7 @@ import type { PciDev } from '../dev.ts';
 import type { AcsContext } from './acs.ts';
 import { GroupTable } from './group-table.ts';
 import { pciDeviceGroupLinux } from './linux.ts';
-import { planProbe, type ProbePlan, type ProbeUnit } from './probe-order.ts';
+import { planProbe, type PciSort, type ProbePlan, type ProbeUnit } from './probe-order.ts';
 import { groupProposed2025 } from './proposed-2025.ts';
 import type { Algorithm, Grouping, UncoveredDevice } from './types.ts';
 
@@ -20,8 +20,8 @@ export function acsContextOf(booted: BootedHost): AcsContext {
  * Probe every covered device in order and form IOMMU groups with the chosen algorithm. The booted host
  * is read, not changed: the same boot can be grouped by both algorithms.
  */
-export function computeGroups(booted: BootedHost, algorithm: Algorithm = 'linux', units?: readonly ProbeUnit[]): GroupingRun {
-  const plan = planProbe(booted, units);
+export function computeGroups(booted: BootedHost, algorithm: Algorithm = 'linux', units?: readonly ProbeUnit[], sort?: PciSort['order']): GroupingRun {
+  const plan = planProbe(booted, units, sort);
   const table = new GroupTable();
   const ctx = acsContextOf(booted);
   const notes: string[] = [];
