@@ -61,29 +61,33 @@ export function bootHost(spec: HostSpec | HostSpecInput, cmdline?: string | Kern
 function enableAcs(dev: PciDev, options: KernelOptions, requested: boolean, log: string[]): void {
   // An lspci dump already shows ACS Control after the source kernel's enabling: re-enabling is a no-op
   // there, and the firmware value that config_acs starts from is approximated by the dumped one.
+  let handledByQuirk = false;
   if (requested) {
     if (isIntelPchAcsRootPort(dev)) {
       dev.devFlags |= PCI_DEV_FLAGS_ACS_ENABLED_QUIRK;
       log.push(`${dev.shortBdf}: Intel PCH root port ACS workaround enabled`);
+      handledByQuirk = true;
     } else if (isIntelSptPchRootPort(dev)) {
       if (dev.acsCap !== 0) {
         const cap = dev.config.read32(dev.acsCap + 4);
         const ctrlAt = dev.acsCap + INTEL_SPT_ACS_CTRL;
-        const ctrl = dev.config.read32(ctrlAt) | (cap & (PCI_ACS_SV | PCI_ACS_RR | PCI_ACS_CR | PCI_ACS_UF));
-        dev.config.write32(ctrlAt, ctrl);
+        dev.config.write32(ctrlAt, dev.config.read32(ctrlAt) | (cap & (PCI_ACS_SV | PCI_ACS_RR | PCI_ACS_CR | PCI_ACS_UF)));
         log.push(`${dev.shortBdf}: Intel SPT PCH root port ACS enabled (dword layout)`);
       }
-    } else if (dev.acsCap !== 0) {
-      const cap = dev.acsCapReg();
-      let ctrl = dev.acsCtrlReg() | (cap & (PCI_ACS_SV | PCI_ACS_RR | PCI_ACS_CR | PCI_ACS_UF));
-      if (options.noats) ctrl |= cap & PCI_ACS_TB;
-      dev.config.write16(dev.acsCap + PCI_ACS_CTRL, ctrl);
+      handledByQuirk = true;
     }
   }
   if (dev.acsCap === 0) return;
+  const cap = dev.acsCapReg();
   const fwCtrl = dev.acsCtrlReg();
   let ctrl = fwCtrl;
-  // __pci_config_acs: ctrl = (firmware & ~mask) | (flags & mask); SPT ports take their own op instead.
+  if (requested && !handledByQuirk) {
+    ctrl |= cap & (PCI_ACS_SV | PCI_ACS_RR | PCI_ACS_CR | PCI_ACS_UF);
+    if (options.noats) ctrl |= cap & PCI_ACS_TB;
+  }
+  // __pci_config_acs(): ctrl = (firmware & ~mask) | (flags & mask). The base is the firmware value, so
+  // on a listed device every bit outside the mask falls back to what the firmware left, not to what the
+  // standard enable just set. SPT ports take their own op instead of the standard register.
   const apply = (mask: number, flags: number, why: string): void => {
     if (isIntelSptPchRootPort(dev)) {
       const at = dev.acsCap + INTEL_SPT_ACS_CTRL;
@@ -91,9 +95,9 @@ function enableAcs(dev: PciDev, options: KernelOptions, requested: boolean, log:
       log.push(`${dev.shortBdf}: ${why} (Intel SPT op: RR, CR, EC cleared)`);
       return;
     }
-    const masked = mask & (dev.acsCapReg() | PCI_ACS_EC);
-    ctrl = (ctrl & ~masked) | (flags & masked);
-    log.push(`${dev.shortBdf}: ${why}: ACSCtl ${hex4(fwCtrl)} -> ${hex4(ctrl)}`);
+    const masked = mask & (cap | PCI_ACS_EC);
+    ctrl = (fwCtrl & ~masked) | (flags & masked);
+    log.push(`${dev.shortBdf}: ${why}: ACSCtl ${hex4(fwCtrl)} (firmware) -> ${hex4(ctrl)}`);
   };
   if (options.disableAcsRedir.some((s) => selectorMatches(s, dev))) apply(DISABLE_ACS_REDIR_MASK, 0, 'disable_acs_redir');
   for (const entry of options.configAcs) {

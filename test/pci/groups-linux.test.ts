@@ -133,15 +133,20 @@ describe('mainline pci_device_group()', () => {
 
   it('pci=disable_acs_redir= widens a port\'s group by clearing RR/CR', () => {
     const spec = host([rootPort('00:01.0', 1, 1), endpoint('01:00.0'), rootPort('00:02.0', 2, 2), endpoint('02:00.0')]);
+    // The firmware enabled ACS fully here; disable_acs_redir clears RR and CR from that value.
     expect(groupsOf(spec, 'pci=disable_acs_redir=00:01.0')).toEqual([['00:01.0', '01:00.0'], ['00:02.0'], ['02:00.0']]);
     expect(groupsOf(spec, 'pci=disable_acs_redir=pci:8086:2f04')).toEqual([['00:01.0', '01:00.0'], ['00:02.0', '02:00.0']]);
   });
 
   it('pci=config_acs= sets bits from the right-most character (SV) and can narrow or widen', () => {
     const spec = host([rootPort('00:01.0', 1, 1, 'off'), endpoint('01:00.0')]);
-    // Firmware left ACS off; the kernel enables SV/RR/CR/UF; config_acs clearing UF (bit 4) widens the group.
+    // Firmware left ACS off and the kernel enables SV/RR/CR/UF; config_acs clearing UF (bit 4) widens the group.
+    expect(groupsOf(spec)).toEqual([['00:01.0'], ['01:00.0']]);
     expect(groupsOf(spec, 'pci=config_acs=0xxxx@00:01.0')).toEqual([['00:01.0', '01:00.0']]);
-    expect(groupsOf(spec, 'pci=config_acs=1111@00:01.0')).toEqual([['00:01.0'], ['01:00.0']]);
+    // Bits outside the mask fall back to the firmware value (off), not to what the kernel enabled:
+    // 1111 sets SV TB RR CR but leaves UF as firmware had it, so the port is still not isolated.
+    expect(groupsOf(spec, 'pci=config_acs=1111@00:01.0')).toEqual([['00:01.0', '01:00.0']]);
+    expect(groupsOf(spec, 'pci=config_acs=11101@00:01.0')).toEqual([['00:01.0'], ['01:00.0']]);
   });
 
   it('numbers Intel devices DMAR unit by unit: specific units in reverse table order, include-all last', () => {
