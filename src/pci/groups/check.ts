@@ -26,8 +26,12 @@ export interface CheckReport {
   readonly numberingMismatches: ReadonlyArray<[PciDev, number, number]>;
   /** How numbering was reproduced or why it could not be, when the dump cannot tell (Intel DMAR units). */
   readonly numberingNote?: string;
+  /** The numbering disagreed as computed, but facts the dump cannot show (numberingNote) reproduce it. */
+  readonly numberingReproduced: boolean;
   /** A kernel option the dump does not record that makes the observed groups come out exactly. */
   readonly explainingCmdline?: string;
+  /** The check repeated under explainingCmdline: its numbering is the one that counts. */
+  readonly explained?: CheckReport;
 }
 
 /** Options a dump cannot show but that change groups; tried in order when the partition disagrees. */
@@ -47,7 +51,7 @@ export function checkObservedGroups(spec: HostSpec, cmdline = '', algorithm: Alg
     for (const candidate of CANDIDATE_CMDLINES) {
       const alt = compare(computeGroups(bootHost(spec, candidate), algorithm));
       if (alt.partitionAgrees && alt.coverageMismatches.length === 0) {
-        return withNumbering({ ...base, explainingCmdline: candidate }, spec, cmdline, algorithm);
+        return { ...base, explainingCmdline: candidate, explained: withNumbering(alt, spec, candidate, algorithm) };
       }
     }
   }
@@ -59,7 +63,7 @@ function withNumbering(report: CheckReport, spec: HostSpec, cmdline: string, alg
   // Numbering follows the device list order (pci=bfsort or not, decided by DMI) and, on Intel, the
   // DMAR unit registration order: neither is in a dump. Try the other list order, then units inferred
   // from the observed numbering, and say what reproduces it.
-  const cmd = report.explainingCmdline ?? cmdline;
+  const cmd = cmdline;
   const current = report.run.plan.sort;
   const orders: Array<PciSort['order']> = [current.order, current.order === 'depth-first' ? 'breadth-first' : 'depth-first'];
   const inferUnits = spec.platform.iommu === 'intel' && spec.platform.dmarUnits === undefined;
@@ -68,7 +72,7 @@ function withNumbering(report: CheckReport, spec: HostSpec, cmdline: string, alg
     const sortText = flipped ? `with the device list ${order === 'breadth-first' ? 'sorted by address (pci=bfsort, set by DMI on some servers)' : 'in scan order (no pci=bfsort)'}` : '';
     const plain = compare(computeGroups(bootHost(spec, cmd), algorithm, undefined, order));
     if (plain.numberingAgrees) {
-      return { ...report, numberingNote: `numbering depends on the PCI device list order, which the dump does not show; it is reproduced exactly ${sortText}` };
+      return { ...report, numberingReproduced: true, numberingNote: `numbering depends on the PCI device list order, which the dump does not show; it is reproduced exactly ${sortText}` };
     }
     if (!inferUnits) continue;
     const units = inferUnitsFromObserved(plain.run);
@@ -78,7 +82,7 @@ function withNumbering(report: CheckReport, spec: HostSpec, cmdline: string, alg
       const parts = [`DMAR units covering ${unitText} register before the include-all unit`];
       if (flipped) parts.push(sortText);
       else parts.push(`the device list is ${order === 'breadth-first' ? 'sorted by address (' + current.why + ')' : 'in scan order'}`);
-      return { ...report, numberingNote: `numbering depends on facts the dump does not show; it is reproduced exactly when ${parts.join(' and ')}` };
+      return { ...report, numberingReproduced: true, numberingNote: `numbering depends on facts the dump does not show; it is reproduced exactly when ${parts.join(' and ')}` };
     }
   }
   return { ...report, numberingNote: 'numbering depends on the DMAR units and the device list order, which the dump does not show; no order inferred from the dump reproduces it' };
@@ -118,7 +122,7 @@ function compare(run: GroupingRun): CheckReport {
     run, observedDevices: [...observedById.values()].reduce((n, l) => n + l.length, 0),
     partitionAgrees: mismatches.length === 0 && coverageMismatches.length === 0,
     numberingAgrees: numberingMismatches.length === 0 && mismatches.length === 0 && coverageMismatches.length === 0,
-    mismatches, coverageMismatches, numberingMismatches,
+    mismatches, coverageMismatches, numberingMismatches, numberingReproduced: false,
   };
 }
 
