@@ -1,6 +1,6 @@
 import type { PciDev } from '../../pci/dev.ts';
 import { acsBitNames } from '../../pci/groups/acs-names.ts';
-import { acsFlagsEnabled, type AcsContext } from '../../pci/groups/acs.ts';
+import { acsEnabledByPortType, acsFlagsEnabled, type AcsContext } from '../../pci/groups/acs.ts';
 import { forEachDmaAlias } from '../../pci/groups/dma-alias.ts';
 import { acsQuirkVerdict } from '../../pci/quirks/acs-quirks.ts';
 import { PcieType, REQ_ACS_FLAGS } from '../../pci/regs.ts';
@@ -46,23 +46,7 @@ export function acsBadge(dev: PciDev): Badge | null {
 
 /** pci_acs_enabled() without the quirk table: what the registers and port type alone say. */
 export function standardAcsVerdict(dev: PciDev): boolean {
-  if (!dev.isPcie()) return false;
-  switch (dev.pcieType()) {
-    case PcieType.PcieToPciBridge:
-    case PcieType.PciToPcieBridge:
-    case PcieType.RcEventCollector:
-      return false;
-    case PcieType.DownstreamPort:
-    case PcieType.RootPort:
-      return acsFlagsEnabled(dev, REQ_ACS_FLAGS);
-    case PcieType.Endpoint:
-    case PcieType.UpstreamPort:
-    case PcieType.LegacyEndpoint:
-    case PcieType.RcIntegratedEndpoint:
-      return !dev.multifunction || acsFlagsEnabled(dev, REQ_ACS_FLAGS);
-    default:
-      return true;
-  }
+  return acsEnabledByPortType(dev, (d) => acsFlagsEnabled(d, REQ_ACS_FLAGS));
 }
 
 /**

@@ -19,6 +19,14 @@ export function acsFlagsEnabled(dev: PciDev, flags: number): boolean {
 export function acsEnabled(dev: PciDev, flags: number, ctx: AcsContext): boolean {
   const quirk = acsQuirkVerdict(dev, flags, ctx);
   if (quirk !== null) return quirk.verdict;
+  return acsEnabledByPortType(dev, (d) => acsFlagsEnabled(d, flags));
+}
+
+/**
+ * pci_acs_enabled() past the quirk table: the rules by PCIe port type, with the register test passed in
+ * (mainline's, or the 2025 series' that also masks ACS Enhanced bits).
+ */
+export function acsEnabledByPortType(dev: PciDev, registersEnable: (dev: PciDev) => boolean): boolean {
   if (!dev.isPcie()) return false;
   switch (dev.pcieType()) {
     // PCIe-to-PCI bridges and event collectors forward without any ACS: never isolated.
@@ -28,13 +36,13 @@ export function acsEnabled(dev: PciDev, flags: number, ctx: AcsContext): boolean
       return false;
     case PcieType.DownstreamPort:
     case PcieType.RootPort:
-      return acsFlagsEnabled(dev, flags);
+      return registersEnable(dev);
     // ACS is "not applicable" to a single-function endpoint or upstream port: nothing to redirect.
     case PcieType.Endpoint:
     case PcieType.UpstreamPort:
     case PcieType.LegacyEndpoint:
     case PcieType.RcIntegratedEndpoint:
-      return !dev.multifunction || acsFlagsEnabled(dev, flags);
+      return !dev.multifunction || registersEnable(dev);
     default:
       return true;
   }

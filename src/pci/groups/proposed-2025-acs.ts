@@ -4,7 +4,7 @@ import {
   PCI_ACS_CR, PCI_ACS_DT, PCI_ACS_EC, PCI_ACS_ENHANCED, PCI_ACS_RR, PCI_ACS_SV, PCI_ACS_TB, PCI_ACS_UF, PcieType,
   REQ_ACS_FLAGS,
 } from '../regs.ts';
-import { describeKind, type AcsContext } from './acs.ts';
+import { acsEnabledByPortType, describeKind, type AcsContext } from './acs.ts';
 
 // ACS as the 2025 series reads it. Two things differ from mainline's pci_acs_flags_enabled():
 //  * the series names REQ_ACS_FLAGS "PCI_ACS_ISOLATED" and adds the ACS Enhanced control bits;
@@ -63,23 +63,7 @@ function missingBits(dev: PciDev, flags: number): number {
 export function acsEnabled2025(dev: PciDev, flags: number, ctx: AcsContext): boolean {
   const quirk = acsQuirkVerdict(dev, flags, ctx);
   if (quirk !== null) return quirk.verdict;
-  if (!dev.isPcie()) return false;
-  switch (dev.pcieType()) {
-    case PcieType.PcieToPciBridge:
-    case PcieType.PciToPcieBridge:
-    case PcieType.RcEventCollector:
-      return false;
-    case PcieType.DownstreamPort:
-    case PcieType.RootPort:
-      return acsFlagsEnabled2025(dev, flags);
-    case PcieType.Endpoint:
-    case PcieType.UpstreamPort:
-    case PcieType.LegacyEndpoint:
-    case PcieType.RcIntegratedEndpoint:
-      return !dev.multifunction || acsFlagsEnabled2025(dev, flags);
-    default:
-      return true;
-  }
+  return acsEnabledByPortType(dev, (d) => acsFlagsEnabled2025(d, flags));
 }
 
 const BIT_NAMES: ReadonlyArray<[number, string]> = [
