@@ -40,6 +40,10 @@ export class PciDev {
   readonly pcieCap: number;
   /** Offset of the ACS extended capability, 0 when absent (dev->acs_cap). */
   readonly acsCap: number;
+  /** PCI_EXP_FLAGS, cached at setup as Linux caches dev->pcie_flags_reg. */
+  private readonly pcieFlags: number;
+  private bdfText: string | undefined;
+  private shortBdfText: string | undefined;
   /** The child bus of a bridge, once enumerated. */
   subordinate: PciBus | null = null;
   /** For an SR-IOV virtual function, its physical function. */
@@ -64,6 +68,7 @@ export class PciDev {
     this.multifunction = (header & PCI_HEADER_TYPE_MFD) !== 0;
     this.pcieCap = config.findCapability(PCI_CAP_ID_EXP);
     this.acsCap = this.pcieCap !== 0 ? config.findExtCapability(PCI_EXT_CAP_ID_ACS) : 0;
+    this.pcieFlags = this.pcieCap !== 0 ? config.read16(this.pcieCap + PCI_EXP_FLAGS) : 0;
   }
 
   /** Linux reads the bus number from the bus, not the function: PciAddress.bus. */
@@ -72,9 +77,9 @@ export class PciDev {
   get fn(): number { return PCI_FUNC(this.devfn); }
   get address(): PciAddress { return { domain: this.domain, bus: this.bus.number, devfn: this.devfn }; }
   /** "dddd:bb:dd.f" */
-  get bdf(): string { return formatAddress(this.address); }
+  get bdf(): string { return (this.bdfText ??= formatAddress(this.address)); }
   /** "bb:dd.f" on domain 0, as lspci prints it. */
-  get shortBdf(): string { return formatShortAddress(this.address); }
+  get shortBdf(): string { return (this.shortBdfText ??= formatShortAddress(this.address)); }
   /** "vvvv:dddd" */
   get ids(): string { return `${hex4(this.vendor)}:${hex4(this.device)}`; }
   /** Requester ID: bus << 8 | devfn. */
@@ -86,7 +91,7 @@ export class PciDev {
 
   /** pci_pcie_type(): PCI_EXP_FLAGS bits 7:4; meaningless for conventional PCI. */
   pcieType(): PcieType {
-    return ((this.config.read16(this.pcieCap + PCI_EXP_FLAGS) & PCI_EXP_FLAGS_TYPE) >> 4) as PcieType;
+    return ((this.pcieFlags & PCI_EXP_FLAGS_TYPE) >> 4) as PcieType;
   }
 
   /** ACS Capability register, live from config space (0 without the capability). */
