@@ -37,7 +37,7 @@ export function processIo(): CliIo {
     stdout: process.stdout,
     stderr: process.stderr,
     stdin: process.stdin,
-    isTTY: process.stdout.isTTY,
+    isTTY: process.stdout.isTTY === true,
     env: process.env,
   };
 }
@@ -70,7 +70,8 @@ export type Colors = ReturnType<typeof picocolors.createColors>;
  * (`flag` is undefined when neither was given).
  */
 export function colorsFor(io: CliIo, flag: boolean | undefined): Colors {
-  const enabled = flag ?? (io.isTTY && io.env.NO_COLOR === undefined);
+  // A boolean always: createColors(undefined) falls back to picocolors' own guess, which says yes under CI.
+  const enabled = flag ?? (io.isTTY === true && io.env.NO_COLOR === undefined);
   return picocolors.createColors(enabled);
 }
 

@@ -60,6 +60,18 @@ describe('parseLspci errors', () => {
     expectFailure(dump(HOST, '>Control: I/O- Mem+', '', '00:1f'), 'truncated', 4);
   });
 
+  it('truncated: the last line visibly cut mid-way (unclosed bracket, a field with no value), with no final newline', () => {
+    const port = [PORT, '>IOMMU group: 1', '>Bus: primary=00, secondary=01, subordinate=01, sec-latency=0'];
+    expectFailure(`${dump(HOST, '>IOMMU group: 0', '', ...port, '>Capabilities: [40] Express (v2) Root Port (Slo')}`.trimEnd(), 'truncated', 7);
+    expectFailure(`${dump(HOST, '>IOMMU group: 0', '', ...port, '>Capabilities: [40')}`.trimEnd(), 'truncated', 7);
+    expectFailure(`${dump(HOST, '>IOMMU group: 0', '', ...port, '>Kernel driver in use:')}`.trimEnd(), 'truncated', 7);
+  });
+
+  it('a dump that only lacks its final blank line imports, with a warning naming the last device', () => {
+    const imp = parseLspci(`${dump(HOST, '>IOMMU group: 0', '', PORT, '>IOMMU group: 1', '>Bus: primary=00, secondary=01, subordinate=01, sec-latency=0')}`.trimEnd(), 'x.txt');
+    expect(imp.warnings.join('\n')).toMatch(/does not end with the blank line .* 00:1c\.0's record is incomplete/);
+  });
+
   it('truncated: cut mid-token, after the SR-IOV counts, or right after a capability header', () => {
     const port = [PORT, '>IOMMU group: 1', '>Bus: primary=00, secondary=01, subordinate=01, sec-latency=0',
       '>Capabilities: [40] Express (v2) Root Port (Slot+), MSI 00', '>>DevCap:\tMaxPayload 256 bytes, PhantFunc 0'];

@@ -75,6 +75,7 @@ function importDump(text: string, name: string, track: (line: number) => void): 
   if (records.length > 1 && records.every((r) => r.bodyLines === 0)) {
     throw lineError('garbage', records[0]?.line ?? 1, 'the dump lists devices but no details: it is "lspci -nn" output; run "sudo lspci -vvnn"');
   }
+  checkEnding(text, last, rec.fn, warnings);
   rec.finish(true, verbose);
   const observedGroups = records.some((r) => r.group !== undefined);
   if (!observedGroups) {
@@ -83,6 +84,28 @@ function importDump(text: string, name: string, track: (line: number) => void): 
   }
   const spec = assembleSpec(records, name, observedGroups, warnings);
   return { spec, warnings: warnings.list, observedGroups };
+}
+
+/**
+ * lspci ends every record with a blank line and the output with a newline. A last line that is visibly
+ * cut (unclosed brackets, a field name with no value) is an error; a dump that merely lacks the final
+ * blank line gets a warning, since pasted text often loses it.
+ */
+function checkEnding(text: string, last: DumpLine, lastFn: RawFunction, warnings: Warnings): void {
+  if (/^\s*Kernel (driver in use|modules):\s*\S/.test(last.text) || /\n[ \t\r]*\n\s*$/.test(text)) return;
+  if (!/\n[ \t\r]*$/.test(text) && visiblyCut(last.text)) {
+    throw lineError('truncated', last.no, `the dump ends in the middle of a line of ${lastFn.address}'s record: it was cut short; import the whole output of "sudo lspci -vvnn"`);
+  }
+  warnings.add(`line ${last.no}: the dump does not end with the blank line lspci prints after each device; if it was cut short, ${lastFn.address}'s record is incomplete`);
+}
+
+/**
+ * A line lspci could not have printed whole: more ( or [ than closers, or "Name:" and nothing after.
+ * (Not < >: status lines legitimately print "<TAbort- >SERR-".)
+ */
+function visiblyCut(line: string): boolean {
+  const count = (re: RegExp): number => (line.match(re) ?? []).length;
+  return count(/\(/g) > count(/\)/g) || count(/\[/g) > count(/\]/g) || /:\s*$/.test(line);
 }
 
 function clip(text: string): string {
