@@ -1,0 +1,191 @@
+// Simulated physical memory: sparse 4 KiB frames, allocated on first write, with per-frame reference
+// and pin counts. A never-written frame reads as zeros and costs nothing. Everything in the hardware
+// model reaches memory through this object (the RISC-V reference model's injected read/write_memory).
+
+export const PAGE_SHIFT = 12;
+export const PAGE_SIZE = 1 << PAGE_SHIFT;
+const PAGE_MASK = PAGE_SIZE - 1;
+
+// Frames are found through a two-level directory of plain arrays: fast for any address, sparse in memory.
+const DIR_SHIFT = 16; // 64 Ki frames (256 MiB) per directory chunk
+const DIR_SIZE = 1 << DIR_SHIFT;
+
+/** A physical address outside memory: hardware answers with an error, never with an exception. */
+export const BAD_ADDRESS = -1;
+
+export interface PhysicalMemoryOptions {
+  /** Bytes of physical memory; addresses at or above it fail. Default 64 GiB. */
+  readonly size?: number;
+}
+
+export class PhysicalMemory {
+  readonly size: number;
+  readonly frameCount: number;
+  private readonly frames: Array<Array<Uint8Array | undefined> | undefined> = [];
+  private readonly words: Array<Array<Uint32Array | undefined> | undefined> = [];
+  private readonly refs: Array<Uint32Array | undefined> = [];
+  private readonly pins: Array<Uint32Array | undefined> = [];
+  /** Frames holding data (written at least once). */
+  private populated = 0;
+  private static readonly ZERO = new Uint8Array(PAGE_SIZE);
+
+  constructor(opts: PhysicalMemoryOptions = {}) {
+    this.size = opts.size ?? 64 * 2 ** 30;
+    if (!Number.isSafeInteger(this.size) || this.size <= 0 || this.size % PAGE_SIZE !== 0) {
+      throw new RangeError(`memory size must be a positive multiple of ${PAGE_SIZE}`);
+    }
+    this.frameCount = this.size / PAGE_SIZE;
+  }
+
+  /** Frames that hold data; reading never allocates. */
+  get populatedFrames(): number { return this.populated; }
+  /** Bytes of simulated memory actually held. */
+  get residentBytes(): number { return this.populated * PAGE_SIZE; }
+
+  contains(pa: number, length = 1): boolean {
+    return pa >= 0 && length >= 0 && pa + length <= this.size && Number.isSafeInteger(pa);
+  }
+
+  /** The frame's bytes for reading, or a shared zero page if it was never written. */
+  private frameForRead(pfn: number): Uint8Array {
+    return this.frames[pfn >>> DIR_SHIFT]?.[pfn & (DIR_SIZE - 1)] ?? PhysicalMemory.ZERO;
+  }
+
+  private frameForWrite(pfn: number): Uint8Array {
+    const hi = pfn >>> DIR_SHIFT;
+    const lo = pfn & (DIR_SIZE - 1);
+    let dir = this.frames[hi];
+    if (dir === undefined) {
+      dir = this.frames[hi] = new Array<Uint8Array | undefined>(DIR_SIZE);
+      this.words[hi] = new Array<Uint32Array | undefined>(DIR_SIZE);
+    }
+    let frame = dir[lo];
+    if (frame === undefined) {
+      frame = dir[lo] = new Uint8Array(PAGE_SIZE);
+      (this.words[hi] as Array<Uint32Array | undefined>)[lo] = new Uint32Array(frame.buffer);
+      this.populated++;
+    }
+    return frame;
+  }
+
+  /**
+   * Read the 64-bit little-endian word at `pa` (8-byte aligned) as two 32-bit halves into `out`
+   * (out[0] = low, out[1] = high). Returns false, touching nothing, when `pa` is outside memory.
+   * Page-table walks use this: no allocation, no BigInt.
+   */
+  read64(pa: number, out: Uint32Array): boolean {
+    if (pa < 0 || pa + 8 > this.size) return false;
+    const pfn = Math.floor(pa / PAGE_SIZE);
+    const w = this.words[pfn >>> DIR_SHIFT]?.[pfn & (DIR_SIZE - 1)];
+    if (w === undefined) { out[0] = 0; out[1] = 0; return true; }
+    const i = (pa & PAGE_MASK) >>> 2;
+    out[0] = w[i] ?? 0;
+    out[1] = w[i + 1] ?? 0;
+    return true;
+  }
+
+  /** Write a 64-bit word given as halves; false when outside memory. */
+  write64(pa: number, lo: number, hi: number): boolean {
+    if (pa < 0 || pa + 8 > this.size) return false;
+    const pfn = Math.floor(pa / PAGE_SIZE);
+    this.frameForWrite(pfn);
+    const w = this.words[pfn >>> DIR_SHIFT]?.[pfn & (DIR_SIZE - 1)] as Uint32Array;
+    const i = (pa & PAGE_MASK) >>> 2;
+    w[i] = lo >>> 0;
+    w[i + 1] = hi >>> 0;
+    return true;
+  }
+
+  read32(pa: number): number {
+    if (pa < 0 || pa + 4 > this.size) return BAD_ADDRESS;
+    const pfn = Math.floor(pa / PAGE_SIZE);
+    const w = this.words[pfn >>> DIR_SHIFT]?.[pfn & (DIR_SIZE - 1)];
+    return w === undefined ? 0 : (w[(pa & PAGE_MASK) >>> 2] ?? 0);
+  }
+
+  write32(pa: number, value: number): boolean {
+    if (pa < 0 || pa + 4 > this.size) return false;
+    const pfn = Math.floor(pa / PAGE_SIZE);
+    this.frameForWrite(pfn);
+    (this.words[pfn >>> DIR_SHIFT]?.[pfn & (DIR_SIZE - 1)] as Uint32Array)[(pa & PAGE_MASK) >>> 2] = value >>> 0;
+    return true;
+  }
+
+  /** Copy `dest.length` bytes from `pa` into `dest`; false (dest untouched) when outside memory. */
+  read(pa: number, dest: Uint8Array): boolean {
+    if (!this.contains(pa, dest.length)) return false;
+    let done = 0;
+    while (done < dest.length) {
+      const at = pa + done;
+      const off = at & PAGE_MASK;
+      const n = Math.min(PAGE_SIZE - off, dest.length - done);
+      const frame = this.frameForRead(Math.floor(at / PAGE_SIZE));
+      dest.set(frame.subarray(off, off + n), done);
+      done += n;
+    }
+    return true;
+  }
+
+  /** Copy `src` to `pa`; false (memory untouched) when outside memory. */
+  write(pa: number, src: Uint8Array): boolean {
+    if (!this.contains(pa, src.length)) return false;
+    let done = 0;
+    while (done < src.length) {
+      const at = pa + done;
+      const off = at & PAGE_MASK;
+      const n = Math.min(PAGE_SIZE - off, src.length - done);
+      this.frameForWrite(Math.floor(at / PAGE_SIZE)).set(src.subarray(done, done + n), off);
+      done += n;
+    }
+    return true;
+  }
+
+  /** Copy within memory (DMA between frames); false when either range is outside memory. */
+  copy(dst: number, src: number, length: number): boolean {
+    if (!this.contains(dst, length) || !this.contains(src, length)) return false;
+    const buf = new Uint8Array(Math.min(length, 1 << 20));
+    for (let done = 0; done < length; done += buf.length) {
+      const chunk = buf.subarray(0, Math.min(buf.length, length - done));
+      this.read(src + done, chunk);
+      this.write(dst + done, chunk);
+    }
+    return true;
+  }
+
+  /** Zero a whole frame and release its storage (reads as zeros again). */
+  discardFrame(pfn: number): void {
+    const hi = pfn >>> DIR_SHIFT;
+    const lo = pfn & (DIR_SIZE - 1);
+    const dir = this.frames[hi];
+    if (dir?.[lo] === undefined) return;
+    dir[lo] = undefined;
+    const w = this.words[hi];
+    if (w !== undefined) w[lo] = undefined;
+    this.populated--;
+  }
+
+  private counter(table: Array<Uint32Array | undefined>, pfn: number, create: boolean): Uint32Array | undefined {
+    const hi = pfn >>> DIR_SHIFT;
+    let chunk = table[hi];
+    if (chunk === undefined && create) chunk = table[hi] = new Uint32Array(DIR_SIZE);
+    return chunk;
+  }
+
+  refCount(pfn: number): number { return this.counter(this.refs, pfn, false)?.[pfn & (DIR_SIZE - 1)] ?? 0; }
+  pinCount(pfn: number): number { return this.counter(this.pins, pfn, false)?.[pfn & (DIR_SIZE - 1)] ?? 0; }
+
+  /** Adjust a frame's reference count by `delta`; returns the new count. Going below zero is a bug: RangeError. */
+  addRef(pfn: number, delta: number): number { return this.adjust(this.refs, pfn, delta, 'reference'); }
+  /** Adjust a frame's pin count by `delta`; returns the new count. */
+  addPin(pfn: number, delta: number): number { return this.adjust(this.pins, pfn, delta, 'pin'); }
+
+  private adjust(table: Array<Uint32Array | undefined>, pfn: number, delta: number, what: string): number {
+    if (pfn < 0 || pfn >= this.frameCount) throw new RangeError(`frame ${pfn} is outside memory`);
+    const chunk = this.counter(table, pfn, true) as Uint32Array;
+    const i = pfn & (DIR_SIZE - 1);
+    const next = (chunk[i] ?? 0) + delta;
+    if (next < 0) throw new RangeError(`frame ${pfn}: ${what} count would go below zero`);
+    chunk[i] = next;
+    return next;
+  }
+}
