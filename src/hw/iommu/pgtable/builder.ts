@@ -1,0 +1,254 @@
+import type { PhysicalMemory } from '../../memory/physical-memory.ts';
+import {
+  addressBits, addressHalves, entryAddress, ENTRIES_PER_TABLE, FS_A, FS_D, FS_P, FS_PS, FS_RW, FS_US, FS_XD_HI,
+  levelIndex, levelSize, PAGE_SHIFT, SS_A, SS_D, SS_PS, SS_R, SS_W, SS_X,
+} from './format.ts';
+
+/** Where table pages come from: a zeroed 4 KiB frame's PA, or -1 when out of memory. */
+export interface TableAllocator {
+  alloc(): number;
+  free(pa: number): void;
+}
+
+export type PageTableFormat = 'first' | 'second';
+
+export interface MapPerms { read: boolean; write: boolean; exec?: boolean; user?: boolean }
+
+export interface PageTableOptions {
+  readonly format: PageTableFormat;
+  readonly levels: 4 | 5;
+  /** Leaf sizes beyond 4 KiB the builder may use. */
+  readonly pageSize2M?: boolean;
+  readonly pageSize1G?: boolean;
+}
+
+export interface Mapping { pa: number; pageSize: number; read: boolean; write: boolean; exec: boolean; accessed: boolean; dirty: boolean }
+
+const SIZE_4K = 1 << PAGE_SHIFT;
+
+/**
+ * Software that edits a page table living in simulated memory: the reference for the format, used by
+ * test benches and by the kernel's IOMMU driver (as Linux's io-pgtable is used by drivers). It writes
+ * memory only; the hardware learns of changes through the invalidation commands software sends.
+ */
+export class IoPageTable {
+  readonly root: number;
+  private tables = 1;
+  private readonly e = new Uint32Array(2);
+
+  constructor(private readonly mem: PhysicalMemory, private readonly alloc: TableAllocator, readonly opts: PageTableOptions) {
+    const root = alloc.alloc();
+    if (root < 0) throw new RangeError('no memory for a page-table root');
+    this.root = root;
+  }
+
+  get levels(): number { return this.opts.levels; }
+  /** Bytes of memory the table's pages use. */
+  get tableBytes(): number { return this.tables * SIZE_4K; }
+
+  /**
+   * Map [iova, iova + size) to [pa, pa + size), using the largest leaves alignment and options allow.
+   * Fails (returns false, leaving what it mapped so far) on an existing mapping or when out of memory.
+   */
+  map(iova: number, pa: number, size: number, perms: MapPerms): boolean {
+    if (size <= 0 || iova % SIZE_4K !== 0 || pa % SIZE_4K !== 0 || size % SIZE_4K !== 0) return false;
+    if (iova + size > 2 ** addressBits(this.opts.levels)) return false;
+    let done = 0;
+    while (done < size) {
+      const level = this.leafLevelFor(iova + done, pa + done, size - done);
+      if (!this.setLeaf(iova + done, pa + done, level, perms)) return false;
+      done += levelSize(level);
+    }
+    return true;
+  }
+
+  private leafLevelFor(iova: number, pa: number, remaining: number): number {
+    for (const level of [3, 2]) {
+      const allowed = level === 3 ? this.opts.pageSize1G === true : this.opts.pageSize2M === true;
+      const size = levelSize(level);
+      if (allowed && iova % size === 0 && pa % size === 0 && remaining >= size) return level;
+    }
+    return 1;
+  }
+
+  private setLeaf(iova: number, pa: number, leafLevel: number, perms: MapPerms): boolean {
+    let table = this.root;
+    for (let level = this.opts.levels; level > leafLevel; level--) {
+      const at = table + levelIndex(iova, level) * 8;
+      this.mem.read64(at, this.e);
+      const lo = this.e[0] as number;
+      const hi = this.e[1] as number;
+      if (this.present(lo)) {
+        if (this.isLeafEntry(lo, level)) return false; // a larger page already covers it
+        table = entryAddress(lo, hi);
+        continue;
+      }
+      const next = this.alloc.alloc();
+      if (next < 0) return false;
+      this.tables++;
+      const [alo, ahi] = addressHalves(next);
+      this.mem.write64(at, (alo | this.tableBits()) >>> 0, ahi);
+      table = next;
+    }
+    const at = table + levelIndex(iova, leafLevel) * 8;
+    this.mem.read64(at, this.e);
+    if (this.present(this.e[0] as number)) return false;
+    const [alo, ahi] = addressHalves(pa);
+    const [bitsLo, bitsHi] = this.leafBits(perms, leafLevel);
+    this.mem.write64(at, (alo | bitsLo) >>> 0, (ahi | bitsHi) >>> 0);
+    return true;
+  }
+
+  /**
+   * Unmap [iova, iova + size). A leaf only partly inside the range is split into smaller leaves first
+   * (the kernel's own rules about partial unmaps live above this). Returns the bytes unmapped.
+   */
+  unmap(iova: number, size: number): number {
+    let unmapped = 0;
+    let at = iova;
+    const end = iova + size;
+    while (at < end) {
+      const found = this.findLeaf(at);
+      if (found === null) {
+        at = Math.floor(at / SIZE_4K) * SIZE_4K + SIZE_4K;
+        continue;
+      }
+      const { entry, level, base } = found;
+      const leafSize = levelSize(level);
+      if (base < at || base + leafSize > end) {
+        this.splitLeaf(entry, level);
+        continue;
+      }
+      this.mem.write64(entry, 0, 0);
+      unmapped += leafSize;
+      at = base + leafSize;
+    }
+    this.pruneEmpty(this.root, this.opts.levels);
+    return unmapped;
+  }
+
+  /** The leaf mapping `iova`, read from memory (A/D bits as the hardware left them). */
+  lookup(iova: number): Mapping | null {
+    const found = this.findLeaf(iova);
+    if (found === null) return null;
+    this.mem.read64(found.entry, this.e);
+    const lo = this.e[0] as number;
+    const hi = this.e[1] as number;
+    const size = levelSize(found.level);
+    const pa = entryAddress(lo, hi) + (iova - found.base);
+    if (this.opts.format === 'second') {
+      return { pa, pageSize: size, read: (lo & SS_R) !== 0, write: (lo & SS_W) !== 0, exec: (lo & SS_X) !== 0, accessed: (lo & SS_A) !== 0, dirty: (lo & SS_D) !== 0 };
+    }
+    return { pa, pageSize: size, read: true, write: (lo & FS_RW) !== 0, exec: (hi & FS_XD_HI) === 0, accessed: (lo & FS_A) !== 0, dirty: (lo & FS_D) !== 0 };
+  }
+
+  /** Clear the dirty bit of the leaf mapping `iova`; returns whether it was set. */
+  clearDirty(iova: number): boolean {
+    const found = this.findLeaf(iova);
+    if (found === null) return false;
+    this.mem.read64(found.entry, this.e);
+    const bit = this.opts.format === 'second' ? SS_D : FS_D;
+    const lo = this.e[0] as number;
+    if ((lo & bit) === 0) return false;
+    this.mem.write64(found.entry, (lo & ~bit) >>> 0, this.e[1] as number);
+    return true;
+  }
+
+  /** Free every table page; the table is unusable afterwards. */
+  destroy(): void {
+    this.freeTable(this.root, this.opts.levels);
+    this.tables = 0;
+  }
+
+  private findLeaf(iova: number): { entry: number; level: number; base: number } | null {
+    if (iova < 0 || iova >= 2 ** addressBits(this.opts.levels)) return null;
+    let table = this.root;
+    for (let level = this.opts.levels; level >= 1; level--) {
+      const at = table + levelIndex(iova, level) * 8;
+      this.mem.read64(at, this.e);
+      const lo = this.e[0] as number;
+      if (!this.present(lo)) return null;
+      if (this.isLeafEntry(lo, level)) {
+        const size = levelSize(level);
+        return { entry: at, level, base: Math.floor(iova / size) * size };
+      }
+      table = entryAddress(lo, this.e[1] as number);
+    }
+    return null;
+  }
+
+  /** Replace a large leaf by a table of leaves one level down with the same permissions. */
+  private splitLeaf(entry: number, level: number): void {
+    this.mem.read64(entry, this.e);
+    const lo = this.e[0] as number;
+    const hi = this.e[1] as number;
+    const pa = entryAddress(lo, hi);
+    const next = this.alloc.alloc();
+    if (next < 0) throw new RangeError('no memory to split a large page');
+    this.tables++;
+    const child = level - 1;
+    const childSize = levelSize(child);
+    const psBit = this.opts.format === 'second' ? SS_PS : FS_PS;
+    const flagsLo = (lo & 0xfff & (child === 1 ? ~psBit : 0xfff)) >>> 0;
+    const flagsHi = (hi & ~0xfffff) >>> 0;
+    for (let i = 0; i < ENTRIES_PER_TABLE; i++) {
+      const [alo, ahi] = addressHalves(pa + i * childSize);
+      this.mem.write64(next + i * 8, (alo | flagsLo) >>> 0, (ahi | flagsHi) >>> 0);
+    }
+    const [tlo, thi] = addressHalves(next);
+    this.mem.write64(entry, (tlo | this.tableBits()) >>> 0, thi);
+  }
+
+  /** Free tables left without entries; returns whether `table` is now empty. */
+  private pruneEmpty(table: number, level: number): boolean {
+    let empty = true;
+    for (let i = 0; i < ENTRIES_PER_TABLE; i++) {
+      const at = table + i * 8;
+      this.mem.read64(at, this.e);
+      const lo = this.e[0] as number;
+      if (!this.present(lo)) continue;
+      if (level > 1 && !this.isLeafEntry(lo, level)) {
+        const child = entryAddress(lo, this.e[1] as number);
+        if (this.pruneEmpty(child, level - 1)) {
+          this.mem.write64(at, 0, 0);
+          this.alloc.free(child);
+          this.tables--;
+          continue;
+        }
+      }
+      empty = false;
+    }
+    return empty;
+  }
+
+  private freeTable(table: number, level: number): void {
+    for (let i = 0; level > 1 && i < ENTRIES_PER_TABLE; i++) {
+      this.mem.read64(table + i * 8, this.e);
+      const lo = this.e[0] as number;
+      if (this.present(lo) && !this.isLeafEntry(lo, level)) this.freeTable(entryAddress(lo, this.e[1] as number), level - 1);
+    }
+    this.alloc.free(table);
+  }
+
+  private present(lo: number): boolean {
+    return this.opts.format === 'second' ? (lo & (SS_R | SS_W)) !== 0 : (lo & FS_P) !== 0;
+  }
+
+  private isLeafEntry(lo: number, level: number): boolean {
+    return level === 1 || (lo & (this.opts.format === 'second' ? SS_PS : FS_PS)) !== 0;
+  }
+
+  /** Bits of an entry pointing to a table: every permission, so the leaf alone decides. */
+  private tableBits(): number {
+    return this.opts.format === 'second' ? SS_R | SS_W | SS_X : FS_P | FS_RW | FS_US;
+  }
+
+  private leafBits(perms: MapPerms, level: number): [number, number] {
+    if (this.opts.format === 'second') {
+      const lo = (perms.read ? SS_R : 0) | (perms.write ? SS_W : 0) | (perms.exec === true ? SS_X : 0) | (level > 1 ? SS_PS : 0);
+      return [lo, 0];
+    }
+    const lo = FS_P | (perms.write ? FS_RW : 0) | (perms.user === false ? 0 : FS_US) | (level > 1 ? FS_PS : 0);
+    return [lo, perms.exec === false ? FS_XD_HI : 0];
+  }
+}
