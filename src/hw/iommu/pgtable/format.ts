@@ -31,14 +31,28 @@ export const PERM_R = 1;
 export const PERM_W = 2;
 export const PERM_X = 4;
 
+// Lookup tables rather than `2 **` and divisions: the walk calls these at every level, and V8 compiles
+// `2 ** x` to a call and a division by a non-literal to a real divide.
+const LEVEL_SIZE = [0, 2 ** 12, 2 ** 21, 2 ** 30, 2 ** 39, 2 ** 48];
+const LEVEL_SCALE = [0, 2 ** -12, 2 ** -21, 2 ** -30, 2 ** -39, 2 ** -48];
+const ADDRESS_LIMIT = [0, 0, 0, 0, 2 ** 48, 2 ** 57];
+
 /** Bytes mapped by one entry at `level` (1: 4 KiB, 2: 2 MiB, 3: 1 GiB, 4: 512 GiB, 5: 256 TiB). */
 export function levelSize(level: number): number {
-  return 2 ** (PAGE_SHIFT + LEVEL_BITS * (level - 1));
+  return LEVEL_SIZE[level] ?? 2 ** (PAGE_SHIFT + LEVEL_BITS * (level - 1));
 }
 
 /** Index of `iova` in a level-`level` table. Exact for every address below 2^53 and every page address. */
 export function levelIndex(iova: number, level: number): number {
-  return Math.floor(iova / levelSize(level)) % ENTRIES_PER_TABLE;
+  const scale = LEVEL_SCALE[level];
+  if (scale === undefined || !(iova >= 0 && iova < 18446744073709551616)) return Math.floor(iova / levelSize(level)) % ENTRIES_PER_TABLE;
+  // Scaling by a power of two is exact; ToUint32 keeps the low 32 bits, of which the index is the low 9.
+  return (Math.floor(iova * scale) >>> 0) & (ENTRIES_PER_TABLE - 1);
+}
+
+/** 2^addressBits(levels): IOVAs at or above it are beyond a table of that depth. */
+export function addressLimit(levels: number): number {
+  return ADDRESS_LIMIT[levels] ?? 2 ** addressBits(levels);
 }
 
 /** IOVA bits a table of `levels` levels translates: 48 or 57. */

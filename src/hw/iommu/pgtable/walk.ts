@@ -1,7 +1,7 @@
 import type { PhysicalMemory } from '../../memory/physical-memory.ts';
 import { FaultReason, type IommuCaps } from '../types.ts';
 import {
-  addressBits, entryAddress, FS_A, FS_D, FS_P, FS_PS, FS_RW, FS_US, FS_XD_HI, levelIndex, levelSize, PERM_R, PERM_W,
+  addressLimit, entryAddress, FS_A, FS_D, FS_P, FS_PS, FS_RW, FS_US, FS_XD_HI, levelIndex, levelSize, PERM_R, PERM_W,
   PERM_X, reservedAddressHi, SS_A, SS_D, SS_PS, SS_R, SS_RSVD_HI, SS_RSVD_LO, SS_W, SS_X,
 } from './format.ts';
 
@@ -54,7 +54,7 @@ export class PageWalker {
     out.stage = 2;
     out.faultGpa = 0;
     if (!this.levelsOk(levels)) return fail(out, FaultReason.PasidEntryInvalid);
-    if (iova < 0 || iova >= 2 ** addressBits(levels)) return fail(out, FaultReason.AddressBeyondWidth);
+    if (iova < 0 || iova >= addressLimit(levels)) return fail(out, FaultReason.AddressBeyondWidth);
     const e = this.e;
     let table = root;
     let perms = PERM_R | PERM_W | PERM_X;
@@ -78,10 +78,12 @@ export class PageWalker {
         if (access.exec && (perms & PERM_X) === 0) return fail(out, FaultReason.ExecDenied);
         const size = levelSize(level);
         if (ad) {
-          for (const upper of [p5, p4, p3, p2]) if (upper >= 0 && upper !== at && !this.setBits(upper, SS_A)) return fail(out, FaultReason.TableWriteError);
+          if (!this.setUpper(p5, at) || !this.setUpper(p4, at) || !this.setUpper(p3, at) || !this.setUpper(p2, at)) return fail(out, FaultReason.TableWriteError);
           if (!this.setBits(at, access.write ? SS_A | SS_D : SS_A)) return fail(out, FaultReason.TableWriteError);
         }
-        out.pa = entryAddress(lo, hi) - (entryAddress(lo, hi) % size) + (iova % size);
+        // Offsets by subtraction, not `%` (a library call on doubles).
+        const base = entryAddress(lo, hi);
+        out.pa = base - (base - Math.floor(base / size) * size) + (iova - Math.floor(iova / size) * size);
         out.pageSize = size;
         out.perms = perms;
         out.reason = FaultReason.None;
@@ -102,7 +104,7 @@ export class PageWalker {
     out.stage = 1;
     out.faultGpa = 0;
     if (!this.levelsOk(levels)) return fail(out, FaultReason.PasidEntryInvalid);
-    if (iova < 0 || iova >= 2 ** addressBits(levels)) return fail(out, FaultReason.AddressBeyondWidth);
+    if (iova < 0 || iova >= addressLimit(levels)) return fail(out, FaultReason.AddressBeyondWidth);
     const e = this.e;
     let table = root;
     let writable = true;
@@ -171,6 +173,11 @@ export class PageWalker {
       return -1;
     }
     return s2.pa;
+  }
+
+  /** Set A on an upper entry of the path (`at` < 0: not on the path; the leaf itself is done by the caller). */
+  private setUpper(at: number, leaf: number): boolean {
+    return at < 0 || at === leaf || this.setBits(at, SS_A);
   }
 
   /** Set bits in the low half of the entry at `pa` if not already set. */

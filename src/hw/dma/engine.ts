@@ -1,0 +1,465 @@
+import type { PciDev } from '../../pci/dev.ts';
+import type { Route } from '../fabric/fabric.ts';
+import {
+  FaultReason, newTranslationResult, NO_PASID, PageResponseCode, type PageRequestMessage, type PageResponseMessage,
+  type TranslationRequest, type TranslationResult,
+} from '../iommu/types.ts';
+import { PAGE_SIZE, type PhysicalMemory } from '../memory/physical-memory.ts';
+import {
+  PCI_PASID_CTRL_ENABLE, PCI_PASID_CTRL_EXEC, PCI_PASID_CTRL_PRIV, PCI_PRI_STATUS_RF, PCI_PRI_STATUS_UPRGI, PriRegisters,
+} from './pri.ts';
+import {
+  faultReasonName, inRange, type AddressRange, type DmaFault, type DmaRequest, type DmaResult, type IommuPort,
+  type MutableDmaResult,
+} from './types.ts';
+
+// One PCI function's DMA engine: it issues a transfer's upstream requests page by page through the IOMMU
+// and copies to or from physical memory at the translated addresses. A function whose PRI capability is
+// enabled (PRI Control Enable; for an SR-IOV VF, its PF's) sends ATS translation requests (req.ats) and,
+// when a page is not present or lacks a permission, asks for it with the Page Request Interface:
+//
+//  * On a fault it looks ahead through the rest of the transfer and sends one page request group: every
+//    page from the faulting one on that faults the same way (at most `maxPagesPerGroup`, and no more than
+//    the free page-request credits), each a Page Request message with the group's index (PRGI, 9 bits,
+//    allocated round-robin and never one still outstanding), the last with LPIG set, all with the
+//    transfer's private data if it has any. The transfer is parked `pending`.
+//  * Credits: the PRI Outstanding Page Request Allocation register (capped by the capacity) is how many
+//    page requests may be outstanding; a group holds one credit per page until its response arrives. A
+//    transfer that needs a page request when no credit is free stalls: nothing is sent, it stays pending,
+//    and it resumes (re-translating, then asking) when a response frees credits. An allocation of 0 (PRI
+//    enabled by software that granted nothing) stalls every page request.
+//  * The response for (PASID, PRGI): SUCCESS resumes the transfer where it stopped (a retry). A page
+//    that faults again after its group was answered SUCCESS is not asked for again: the engine issues the
+//    access as a plain (non-ATS) request so the IOMMU records the fault, and the transfer ends 'fault'.
+//    That bounds every transfer to one page request per page. INVALID aborts the transfer. FAILURE
+//    aborts it, sets Response Failure in PRI Status and stops the interface until reset (a PRI Reset
+//    written to PRI Control with Enable clear, or reset()): transfers stalled for credits are aborted,
+//    later faults are plain faults the IOMMU records. Reserved response codes count as FAILURE.
+//  * A response matching no outstanding (PASID, PRGI) is spurious: ignored, counted in
+//    stats.spuriousResponses, logged, and Unexpected PRG Index set in PRI Status.
+//  * Faults that are not a missing page or permission (a bad context, a PASID the IOMMU refuses, ...) are
+//    not asked for: if the IOMMU did not record the failed ATS translation, the engine repeats it as a
+//    plain request, which the IOMMU records; the transfer ends 'fault'.
+// Without PRI, a failed translation is simply a fault the IOMMU records.
+//
+// Requests with a PASID need the PASID capability enabled (Privileged Mode Enable / Execute Permission
+// Enable for privileged / execute requests, which can only be expressed with a PASID); a request the
+// function cannot form is refused ('aborted') before anything is sent. ATS Enable is not checked, and
+// ATS-translated requests (the device caching translations) are not modelled: every access is translated.
+//
+// Nothing here throws for anything a device or software can cause. Responses that arrive while the engine
+// is busy (an IOMMU answering synchronously from inside pageRequest) are queued and handled after.
+
+/** Faults a page request can cure. */
+const PRI_REASONS: ReadonlySet<number> = new Set<number>([
+  FaultReason.PteNotPresent, FaultReason.WriteDenied, FaultReason.ReadDenied, FaultReason.ExecDenied, FaultReason.PrivDenied,
+]);
+
+const PRGI_COUNT = 512;
+/** Largest transfer an engine takes (1 GiB): a read allocates its buffer. */
+const MAX_TRANSFER = 2 ** 30;
+
+export interface DmaEngineOptions {
+  readonly memory: PhysicalMemory;
+  /** The IOMMU unit this function's requests reach; null when none translates for it (addresses are physical). */
+  readonly iommu: IommuPort | null;
+  /** The requester ID its upstream requests carry at the root complex. */
+  readonly rid: number;
+  /** Addresses that are not DMA for requests without a PASID (the x86 interrupt window), or null. */
+  readonly msiWindow?: AddressRange | null;
+  /** Most pages one page request group asks for (default 32). */
+  readonly maxPagesPerGroup?: number;
+  /** Lines kept in `log` (default 256). */
+  readonly logSize?: number;
+  /** Transfer IDs; default a counter of this engine. */
+  readonly nextId?: () => number;
+  /** Called when a transfer settles (ok, fault, aborted, ur), pending ones included when they finish later. */
+  readonly onSettled?: (r: DmaResult) => void;
+}
+
+export interface DmaEngineStats {
+  transfers: number;
+  bytes: number;
+  pageRequests: number;
+  responses: number;
+  spuriousResponses: number;
+  retries: number;
+  stalls: number;
+  faults: number;
+  aborts: number;
+}
+
+interface Job {
+  readonly result: MutableDmaResult;
+  readonly write: boolean;
+  readonly priv: boolean;
+  readonly exec: boolean;
+  readonly buf: Uint8Array;
+  readonly privateData: readonly [number, number] | null;
+  /** Pages (4 KiB-aligned IOVAs) whose page request was answered SUCCESS. */
+  readonly answered: Set<number>;
+  stalled: boolean;
+}
+
+interface Group {
+  readonly job: Job;
+  readonly pasid: number;
+  readonly prgi: number;
+  readonly pages: readonly number[];
+  /** The fault that started it. */
+  readonly fault: DmaFault;
+}
+
+const hex = (n: number): string => `0x${n.toString(16)}`;
+
+export class DmaEngine {
+  readonly stats: DmaEngineStats = { transfers: 0, bytes: 0, pageRequests: 0, responses: 0, spuriousResponses: 0, retries: 0, stalls: 0, faults: 0, aborts: 0 };
+  readonly regs: PriRegisters;
+  private readonly lines: string[] = [];
+  private readonly logSize: number;
+  private readonly maxGroup: number;
+  private readonly tr: TranslationRequest;
+  private readonly out: TranslationResult = newTranslationResult();
+  private readonly probe: TranslationResult = newTranslationResult();
+  private readonly groups = new Map<number, Group>();
+  private readonly stalledJobs: Job[] = [];
+  private readonly pendingJobs = new Set<Job>();
+  private outstandingPages = 0;
+  private nextPrgi = 0;
+  private priFailed = false;
+  private busy = false;
+  private readonly inbox: PageResponseMessage[] = [];
+  private counter = 0;
+
+  constructor(readonly dev: PciDev, private readonly opts: DmaEngineOptions) {
+    this.regs = new PriRegisters(dev);
+    this.logSize = opts.logSize ?? 256;
+    this.maxGroup = Math.max(1, opts.maxPagesPerGroup ?? 32);
+    this.tr = { rid: opts.rid, pasid: NO_PASID, iova: 0, write: false, exec: false, priv: false, ats: false };
+  }
+
+  get rid(): number { return this.opts.rid; }
+  /** What the engine did that a person may want to know (page requests, responses, spurious ones), newest last. */
+  get log(): readonly string[] { return this.lines; }
+  /** Page requests sent and not yet answered. */
+  get outstanding(): number { return this.outstandingPages; }
+  /** Transfers not yet settled. */
+  pending(): DmaResult[] { return [...this.pendingJobs].map((j) => j.result); }
+  /** PRI is enabled and has not been stopped by a Response Failure. */
+  priActive(): boolean { return this.opts.iommu !== null && this.regs.priEnabled() && !this.priFailed; }
+  /** PRI stopped by a FAILURE response, until reset. */
+  get priStopped(): boolean { return this.priFailed; }
+
+  /** Whether a response for (pasid, prgi) would match an outstanding group of this engine. */
+  expects(msg: PageResponseMessage): boolean {
+    const g = this.groups.get(msg.prgi);
+    return g !== undefined && g.pasid === msg.pasid;
+  }
+
+  /** Start a transfer the fabric routed upstream. Settles at once unless it waits for a page response. */
+  start(req: DmaRequest, route: Route & { kind: 'upstream' }): DmaResult {
+    const pasid = req.pasid ?? NO_PASID;
+    const write = req.op === 'write';
+    const result: MutableDmaResult = {
+      id: this.opts.nextId?.() ?? ++this.counter, device: this.dev.shortBdf, op: req.op, address: req.address, length: req.length,
+      pasid, status: 'pending', bytesDone: 0, route, why: '', data: null, fault: null, msi: null, pageRequests: 0, retries: 0, settled: false,
+    };
+    this.stats.transfers++;
+    this.syncControl();
+    const refusal = this.refusal(req, pasid);
+    const buf = refusal !== null ? new Uint8Array(0) : write ? (req.data as Uint8Array) : (req.data ?? new Uint8Array(req.length));
+    if (!write && refusal === null) result.data = buf;
+    const job: Job = {
+      result, write, priv: req.priv === true, exec: req.exec === true, buf,
+      privateData: req.privateData ?? null, answered: new Set(), stalled: false,
+    };
+    if (refusal !== null) {
+      this.finish(job, 'aborted', refusal, null);
+      return result;
+    }
+    this.pendingJobs.add(job);
+    this.exclusive(() => this.advance(job));
+    return result;
+  }
+
+  /** A PRG Response routed to this function by requester ID. */
+  deliverResponse(msg: PageResponseMessage): void {
+    this.syncControl();
+    if (this.busy) {
+      this.inbox.push(msg);
+      return;
+    }
+    this.exclusive(() => this.handleResponse(msg));
+  }
+
+  /** Function reset: every transfer in flight is aborted, page-request state and a Response Failure cleared. */
+  reset(): void {
+    this.resetPri('function reset');
+  }
+
+  private say(line: string): void {
+    this.lines.push(line);
+    if (this.lines.length > this.logSize) this.lines.splice(0, this.lines.length - this.logSize);
+  }
+
+  /** Run `fn` with the engine marked busy, then handle responses that arrived meanwhile. */
+  private exclusive(fn: () => void): void {
+    if (this.busy) { fn(); return; }
+    this.busy = true;
+    try {
+      fn();
+      for (let m = this.inbox.shift(); m !== undefined; m = this.inbox.shift()) this.handleResponse(m);
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  /** Why the function cannot issue this request at all, or null. */
+  private refusal(req: DmaRequest, pasid: number): string | null {
+    if (req.op !== 'read' && req.op !== 'write') return 'malformed request: op must be read or write';
+    if (!Number.isSafeInteger(req.address) || req.address < 0) return `malformed request: address ${String(req.address)}`;
+    if (!Number.isSafeInteger(req.length) || req.length < 0 || req.length > MAX_TRANSFER) return `malformed request: length ${String(req.length)}`;
+    if (req.op === 'write' && req.data === undefined) return 'malformed request: a write needs data';
+    if (req.data !== undefined && req.data.length < req.length) return `malformed request: the data buffer holds ${req.data.length} bytes, the transfer needs ${req.length}`;
+    if (pasid === NO_PASID) {
+      if (req.priv === true || req.exec === true) return 'a privileged or execute request needs a PASID (the attributes travel in the PASID prefix)';
+      return null;
+    }
+    if (!Number.isInteger(pasid) || pasid < 0) return `malformed request: PASID ${String(pasid)}`;
+    if (this.regs.pasid === 0) return `${this.dev.shortBdf} has no PASID capability: it cannot tag a request with PASID ${pasid}`;
+    const ctrl = this.regs.pasidControl();
+    if ((ctrl & PCI_PASID_CTRL_ENABLE) === 0) return `PASID is not enabled in ${this.regs.owner.shortBdf}'s PASID capability`;
+    const width = this.regs.pasidWidth();
+    if (pasid >= 2 ** width) return `PASID ${pasid} does not fit the function's ${width}-bit PASID width`;
+    if (req.priv === true && (ctrl & PCI_PASID_CTRL_PRIV) === 0) return 'Privileged Mode Enable is clear in the PASID capability';
+    if (req.exec === true && (ctrl & PCI_PASID_CTRL_EXEC) === 0) return 'Execute Permission Enable is clear in the PASID capability';
+    return null;
+  }
+
+  /** Carry the transfer on from bytesDone until it completes, faults or waits. */
+  private advance(job: Job): void {
+    const r = job.result;
+    const mem = this.opts.memory;
+    const iommu = this.opts.iommu;
+    const msi = r.pasid === NO_PASID ? (this.opts.msiWindow ?? null) : null;
+    r.status = 'pending';
+    while (r.bytesDone < r.length) {
+      const iova = r.address + r.bytesDone;
+      let chunk = r.length - r.bytesDone;
+      if (msi !== null) {
+        if (inRange(msi, iova)) {
+          this.finish(job, 'ur', `the transfer runs into the interrupt window at ${hex(iova)}, which is not DMA: Unsupported Request`, null);
+          return;
+        }
+        if (iova < msi.base && iova + chunk > msi.base) chunk = msi.base - iova;
+      }
+      let pa = iova;
+      if (iommu !== null) {
+        if (!this.translate(job, iova)) return;
+        const out = this.out;
+        const size = out.pageSize >= PAGE_SIZE ? out.pageSize : PAGE_SIZE;
+        if (size < 2 ** 53) chunk = Math.min(chunk, size - (iova % size));
+        pa = out.pa;
+      }
+      const lo = r.bytesDone;
+      const ok = job.write ? mem.write(pa, job.buf.subarray(lo, lo + chunk)) : mem.read(pa, job.buf.subarray(lo, lo + chunk));
+      if (!ok) {
+        this.finish(job, 'ur', `${hex(iova)} translates to ${hex(pa)}, outside physical memory: Unsupported Request`, null);
+        return;
+      }
+      r.bytesDone += chunk;
+      this.stats.bytes += chunk;
+    }
+    const via = iommu === null ? 'untranslated: no IOMMU translates for this function' : 'through the IOMMU';
+    this.finish(job, 'ok', `${r.length} bytes ${job.write ? 'written' : 'read'} ${via}`, null);
+  }
+
+  /** Translate one address into this.out. False when the transfer stopped (fault, page request, stall). */
+  private translate(job: Job, iova: number): boolean {
+    const iommu = this.opts.iommu as IommuPort;
+    const tr = this.tr;
+    const out = this.out;
+    const pri = this.priActive();
+    tr.pasid = job.result.pasid;
+    tr.iova = iova;
+    tr.write = job.write;
+    tr.exec = job.exec;
+    tr.priv = job.priv;
+    tr.ats = pri;
+    if (iommu.translate(tr, out)) return true;
+    const page = iova - (iova % PAGE_SIZE);
+    const curable = pri && PRI_REASONS.has(out.reason);
+    if (curable && !job.answered.has(page)) {
+      this.requestPages(job, page, this.faultOf(iova, null));
+      return false;
+    }
+    const again = curable;
+    if (tr.ats && !out.recorded) {
+      // The ATS translation failed for good: the access goes out as a plain request, which the IOMMU records.
+      tr.ats = false;
+      if (iommu.translate(tr, out)) return true;
+    }
+    const fault = this.faultOf(iova, null);
+    this.finish(job, 'fault', again
+      ? `${hex(page)} faulted again (${fault.reasonName}) after its page request was answered SUCCESS: unrecoverable${fault.recorded ? ', recorded by the IOMMU' : ''}`
+      : `translation of ${hex(iova)} failed: ${fault.reasonName}${fault.recorded ? ' (recorded by the IOMMU)' : ''}`, fault);
+    return false;
+  }
+
+  private faultOf(iova: number, response: PageResponseCode | null, from: TranslationResult = this.out): DmaFault {
+    return {
+      iova, reason: from.reason, reasonName: faultReasonName(from.reason), stage: from.stage, faultGpa: from.faultGpa,
+      write: this.tr.write, recorded: from.recorded, response,
+    };
+  }
+
+  /** Send one page request group for `first` and the later pages of the transfer that fault too. */
+  private requestPages(job: Job, first: number, fault: DmaFault): void {
+    const r = job.result;
+    const iommu = this.opts.iommu as IommuPort;
+    const free = this.regs.priAllocation() - this.outstandingPages;
+    r.fault = fault;
+    if (free <= 0) {
+      this.stall(job, this.regs.priAllocation() === 0
+        ? 'waiting: PRI is enabled but its Outstanding Page Request Allocation is 0, so no page request may be sent'
+        : `stalled: all ${this.regs.priAllocation()} page requests the PRI allocation allows are outstanding`);
+      return;
+    }
+    const prgi = this.allocPrgi();
+    if (prgi < 0) {
+      this.stall(job, 'stalled: every page request group index is outstanding');
+      return;
+    }
+    const pages = [first];
+    const limit = Math.min(this.maxGroup, free);
+    const end = r.address + r.length;
+    const msi = r.pasid === NO_PASID ? (this.opts.msiWindow ?? null) : null;
+    const tr = this.tr;
+    for (let p = first + PAGE_SIZE; p < end && pages.length < limit;) {
+      if (msi !== null && inRange(msi, p)) break;
+      tr.iova = p;
+      tr.ats = true;
+      if (iommu.translate(tr, this.probe)) {
+        const size = this.probe.pageSize >= PAGE_SIZE && this.probe.pageSize < 2 ** 53 ? this.probe.pageSize : PAGE_SIZE;
+        p = p - (p % size) + size;
+        continue;
+      }
+      if (!PRI_REASONS.has(this.probe.reason) || job.answered.has(p)) break;
+      pages.push(p);
+      p += PAGE_SIZE;
+    }
+    this.groups.set(prgi, { job, pasid: r.pasid, prgi, pages, fault });
+    this.outstandingPages += pages.length;
+    this.pendingJobs.add(job);
+    r.status = 'pending';
+    r.fault = fault;
+    r.why = `waiting for the response to page request group ${prgi} (${pages.length} page${pages.length === 1 ? '' : 's'} from ${hex(first)}, ${fault.reasonName})`;
+    this.say(`${this.dev.shortBdf}: page request group ${prgi}${r.pasid === NO_PASID ? '' : ` PASID ${r.pasid}`}: ${pages.length} page(s) from ${hex(first)} (${fault.reasonName}, ${job.write ? 'write' : 'read'})`);
+    pages.forEach((address, i) => {
+      const msg: PageRequestMessage = {
+        rid: this.opts.rid, pasid: r.pasid, address, read: !job.write, write: job.write, exec: job.exec, priv: job.priv,
+        lastInGroup: i === pages.length - 1, prgi, privateData: job.privateData,
+      };
+      this.stats.pageRequests++;
+      r.pageRequests++;
+      iommu.pageRequest(msg);
+    });
+  }
+
+  private allocPrgi(): number {
+    for (let t = 0; t < PRGI_COUNT; t++) {
+      const prgi = (this.nextPrgi + t) % PRGI_COUNT;
+      if (!this.groups.has(prgi)) {
+        this.nextPrgi = (prgi + 1) % PRGI_COUNT;
+        return prgi;
+      }
+    }
+    return -1;
+  }
+
+  private stall(job: Job, why: string): void {
+    job.stalled = true;
+    job.result.status = 'pending';
+    job.result.why = why;
+    this.stalledJobs.push(job);
+    this.pendingJobs.add(job);
+    this.stats.stalls++;
+    this.say(`${this.dev.shortBdf}: transfer ${job.result.id} ${why}`);
+  }
+
+  private handleResponse(msg: PageResponseMessage): void {
+    this.stats.responses++;
+    const g = this.groups.get(msg.prgi);
+    if (g === undefined || g.pasid !== msg.pasid) {
+      this.stats.spuriousResponses++;
+      this.regs.setStatus(PCI_PRI_STATUS_UPRGI);
+      this.say(`${this.dev.shortBdf}: spurious page response (PRGI ${msg.prgi}${msg.pasid === NO_PASID ? '' : `, PASID ${msg.pasid}`}, code ${msg.code}): no such group outstanding; ignored`);
+      return;
+    }
+    this.groups.delete(msg.prgi);
+    this.outstandingPages -= g.pages.length;
+    const job = g.job;
+    const r = job.result;
+    const code = msg.code === PageResponseCode.Success || msg.code === PageResponseCode.Invalid ? msg.code : PageResponseCode.Failure;
+    this.say(`${this.dev.shortBdf}: page request group ${g.prgi} answered ${code === PageResponseCode.Success ? 'SUCCESS' : code === PageResponseCode.Invalid ? 'INVALID' : 'FAILURE'}`);
+    if (!r.settled) {
+      if (code === PageResponseCode.Success) {
+        for (const p of g.pages) job.answered.add(p);
+        r.retries++;
+        this.stats.retries++;
+        this.advance(job);
+      } else if (code === PageResponseCode.Invalid) {
+        this.finish(job, 'aborted', `page request group ${g.prgi} was answered INVALID: the transfer is aborted at ${hex(r.address + r.bytesDone)}`, { ...g.fault, response: code });
+      } else {
+        this.priFailed = true;
+        this.regs.setStatus(PCI_PRI_STATUS_RF);
+        this.finish(job, 'aborted', `page request group ${g.prgi} was answered FAILURE: the transfer is aborted and PRI is stopped until reset`, { ...g.fault, response: PageResponseCode.Failure });
+      }
+    }
+    this.resumeStalled();
+  }
+
+  /** Give stalled transfers the credits a response freed (or abort them if PRI has stopped). */
+  private resumeStalled(): void {
+    for (let n = this.stalledJobs.length; n > 0; n--) {
+      if (this.priFailed) {
+        const job = this.stalledJobs.shift() as Job;
+        this.finish(job, 'aborted', 'PRI stopped (a FAILURE response) before the transfer could ask for its pages', job.result.fault);
+        continue;
+      }
+      if (this.regs.priEnabled() && this.regs.priAllocation() - this.outstandingPages <= 0) return;
+      const job = this.stalledJobs.shift() as Job;
+      job.stalled = false;
+      this.advance(job);
+    }
+  }
+
+  /** PRI Control Reset with Enable clear: release every credit, forget outstanding groups, clear a failure. */
+  private syncControl(): void {
+    if (this.regs.pri !== 0 && this.regs.takeReset()) this.resetPri('PRI reset');
+  }
+
+  private resetPri(why: string): void {
+    const jobs = new Set<Job>([...this.pendingJobs]);
+    this.groups.clear();
+    this.stalledJobs.length = 0;
+    this.outstandingPages = 0;
+    this.priFailed = false;
+    this.inbox.length = 0;
+    this.regs.clearStatus(PCI_PRI_STATUS_RF | PCI_PRI_STATUS_UPRGI);
+    for (const job of jobs) this.finish(job, 'aborted', `${why} while the transfer was pending`, job.result.fault);
+    this.say(`${this.dev.shortBdf}: ${why}: page request state cleared${jobs.size > 0 ? `, ${jobs.size} transfer(s) aborted` : ''}`);
+  }
+
+  private finish(job: Job, status: 'ok' | 'fault' | 'aborted' | 'ur', why: string, fault: DmaFault | null): void {
+    const r = job.result;
+    r.status = status;
+    r.why = why;
+    r.fault = fault;
+    r.settled = true;
+    this.pendingJobs.delete(job);
+    if (status === 'fault') this.stats.faults++;
+    if (status === 'aborted') this.stats.aborts++;
+    this.opts.onSettled?.(r);
+  }
+}

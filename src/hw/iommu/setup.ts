@@ -1,0 +1,195 @@
+// Software's side of the programming model, for test benches and the kernel's IOMMU driver: allocate and
+// write device-table structures in memory, program the queues, post commands and consume records. It
+// touches the unit only through its registers (a RegisterPort) and memory, as a driver would; the unit
+// never calls into it.
+
+import type { PhysicalMemory } from '../memory/physical-memory.ts';
+import { encodeCommand, type Command } from './commands.ts';
+import {
+  CONTEXT_ENTRY_BYTES, CONTEXT_TABLE_BYTES, encodeContextEntry, encodePasidEntry, encodePointerEntry, PASID_DIR_ENTRY_BYTES,
+  PASID_ENTRY_BYTES, PASID_TABLE_BYTES, ROOT_ENTRY_BYTES, type ContextEntrySpec, type PasidEntrySpec,
+} from './device-table.ts';
+import type { TableAllocator } from './pgtable/builder.ts';
+import { entryAddress } from './pgtable/format.ts';
+import { QCSR_EN, RECORD_BYTES, RECORD_HALVES } from './queues.ts';
+import { decodeFaultRecord, decodePageRequestRecord, type FaultRecord, type PageRequestRecord } from './records.ts';
+import { GCMD_TE, Reg } from './registers.ts';
+
+const FRAME = 4096;
+
+/** What software needs of a unit: its registers. */
+export interface RegisterPort {
+  readReg(offset: number): number;
+  writeReg(offset: number, value: number): void;
+}
+
+/** `count` physically contiguous zeroed frames from `alloc`; -1 (nothing kept) if it cannot give them. */
+export function allocFrames(alloc: TableAllocator, count: number): number {
+  const got: number[] = [];
+  for (let i = 0; i < count; i++) {
+    const pa = alloc.alloc();
+    if (pa < 0 || (i > 0 && pa !== (got[0] as number) + i * FRAME)) {
+      if (pa >= 0) alloc.free(pa);
+      for (const g of got) alloc.free(g);
+      return -1;
+    }
+    got.push(pa);
+  }
+  return got[0] ?? -1;
+}
+
+/** A zeroed root table (256 one-word entries). */
+export function allocRootTable(alloc: TableAllocator): number { return allocFrames(alloc, 1); }
+
+/** Point root entry `bus` at `contextTable`, or clear it (null). */
+export function writeRootEntry(mem: PhysicalMemory, root: number, bus: number, contextTable: number | null): boolean {
+  const at = root + (bus & 0xff) * ROOT_ENTRY_BYTES;
+  if (contextTable === null) return mem.write64(at, 0, 0);
+  const [lo, hi] = encodePointerEntry(contextTable);
+  return mem.write64(at, lo, hi);
+}
+
+/** Follow a present one-word pointer entry at `at`; -1 when not present or outside memory. */
+function pointerAt(mem: PhysicalMemory, at: number): number {
+  const e = new Uint32Array(2);
+  if (!mem.read64(at, e) || ((e[0] as number) & 1) === 0) return -1;
+  return entryAddress(e[0] as number, e[1] as number);
+}
+
+/** PA of the context entry of `rid`, or -1 when its bus has no context table. */
+export function contextEntryAddress(mem: PhysicalMemory, root: number, rid: number): number {
+  const table = pointerAt(mem, root + ((rid >>> 8) & 0xff) * ROOT_ENTRY_BYTES);
+  return table < 0 ? -1 : table + (rid & 0xff) * CONTEXT_ENTRY_BYTES;
+}
+
+function writeHalves(mem: PhysicalMemory, pa: number, h: Uint32Array): boolean {
+  let ok = true;
+  for (let i = 0; i < 4; i++) ok = mem.write64(pa + i * 8, h[2 * i] as number, h[2 * i + 1] as number) && ok;
+  return ok;
+}
+
+/**
+ * Write the context entry of `rid` (bus << 8 | devfn), allocating its bus's context table (8 KiB) if the
+ * root entry is not present. Returns the entry's PA, or -1 when out of memory.
+ */
+export function writeContext(mem: PhysicalMemory, alloc: TableAllocator, root: number, rid: number, spec: ContextEntrySpec): number {
+  let at = contextEntryAddress(mem, root, rid);
+  if (at < 0) {
+    const table = allocFrames(alloc, CONTEXT_TABLE_BYTES / FRAME);
+    if (table < 0) return -1;
+    writeRootEntry(mem, root, rid >>> 8, table);
+    at = table + (rid & 0xff) * CONTEXT_ENTRY_BYTES;
+  }
+  return writeHalves(mem, at, encodeContextEntry(spec)) ? at : -1;
+}
+
+/** Clear (V = 0) the context entry of `rid`; false when its bus has no context table. */
+export function clearContext(mem: PhysicalMemory, root: number, rid: number): boolean {
+  const at = contextEntryAddress(mem, root, rid);
+  return at >= 0 && writeHalves(mem, at, new Uint32Array(RECORD_HALVES));
+}
+
+/** A zeroed PASID directory of 2^pdts entries (contiguous frames). */
+export function allocPasidDirectory(alloc: TableAllocator, pdts: number): number {
+  return allocFrames(alloc, Math.max(1, Math.ceil((2 ** pdts * PASID_DIR_ENTRY_BYTES) / FRAME)));
+}
+
+/** PA of the PASID-table entry of `pasid` under `dir`, or -1 when its directory entry is not present. */
+export function pasidEntryAddress(mem: PhysicalMemory, dir: number, pasid: number): number {
+  const table = pointerAt(mem, dir + (pasid >>> 6) * PASID_DIR_ENTRY_BYTES);
+  return table < 0 ? -1 : table + (pasid & 63) * PASID_ENTRY_BYTES;
+}
+
+/**
+ * Write the PASID-table entry of `pasid` under the directory at `dir` (which must be large enough for it),
+ * allocating the PASID table if its directory entry is not present. Returns the entry's PA, or -1.
+ */
+export function writePasidEntry(mem: PhysicalMemory, alloc: TableAllocator, dir: number, pasid: number, spec: PasidEntrySpec): number {
+  let at = pasidEntryAddress(mem, dir, pasid);
+  if (at < 0) {
+    const table = allocFrames(alloc, Math.ceil(PASID_TABLE_BYTES / FRAME));
+    if (table < 0) return -1;
+    const [lo, hi] = encodePointerEntry(table);
+    mem.write64(dir + (pasid >>> 6) * PASID_DIR_ENTRY_BYTES, lo, hi);
+    at = table + (pasid & 63) * PASID_ENTRY_BYTES;
+  }
+  return writeHalves(mem, at, encodePasidEntry(spec)) ? at : -1;
+}
+
+/** Clear (P = 0) the PASID-table entry of `pasid`; false when its directory entry is not present. */
+export function clearPasidEntry(mem: PhysicalMemory, dir: number, pasid: number): boolean {
+  const at = pasidEntryAddress(mem, dir, pasid);
+  return at >= 0 && writeHalves(mem, at, new Uint32Array(RECORD_HALVES));
+}
+
+/** Program DTADDR and set GCMD.TE. */
+export function enableTranslation(port: RegisterPort, root: number): void {
+  port.writeReg(Reg.DTADDR, root);
+  port.writeReg(Reg.GCMD, GCMD_TE);
+}
+
+export type QueueName = 'command' | 'fault' | 'page-request';
+
+const QUEUE_REGS: Record<QueueName, { base: number; head: number; tail: number; csr: number }> = {
+  command: { base: Reg.CQB, head: Reg.CQH, tail: Reg.CQT, csr: Reg.CQCSR },
+  fault: { base: Reg.FQB, head: Reg.FQH, tail: Reg.FQT, csr: Reg.FQCSR },
+  'page-request': { base: Reg.PQB, head: Reg.PQH, tail: Reg.PQT, csr: Reg.PQCSR },
+};
+
+/** Zeroed, contiguous memory for a queue of 2^log2Entries records. */
+export function allocQueue(alloc: TableAllocator, log2Entries: number): number {
+  return allocFrames(alloc, Math.max(1, Math.ceil((2 ** log2Entries * RECORD_BYTES) / FRAME)));
+}
+
+/** Program a queue's base and size and enable it (which starts it empty with its error flags clear). */
+export function setupQueue(port: RegisterPort, which: QueueName, base: number, log2Entries: number): void {
+  const r = QUEUE_REGS[which];
+  port.writeReg(r.csr, 0);
+  port.writeReg(r.base, base + log2Entries);
+  port.writeReg(r.csr, QCSR_EN);
+}
+
+function queueState(port: RegisterPort, which: QueueName): { base: number; entries: number; head: number; tail: number } {
+  const r = QUEUE_REGS[which];
+  const b = port.readReg(r.base);
+  return { base: b - (b % FRAME), entries: 2 ** (b % 32), head: port.readReg(r.head), tail: port.readReg(r.tail) };
+}
+
+/** Write `cmd` at the command queue's tail and ring it (CQT). False when the queue is full or outside memory. */
+export function postCommand(port: RegisterPort, mem: PhysicalMemory, cmd: Command): boolean {
+  const q = queueState(port, 'command');
+  // A queue is full when (tail + 1) % entries == head.
+  if ((q.tail + 1) % q.entries === q.head) return false;
+  if (!writeHalves(mem, q.base + q.tail * RECORD_BYTES, encodeCommand(cmd))) return false;
+  port.writeReg(Reg.CQT, (q.tail + 1) % q.entries);
+  return true;
+}
+
+function consume<T>(port: RegisterPort, mem: PhysicalMemory, which: QueueName, max: number, decode: (h: Uint32Array) => T): T[] {
+  const q = queueState(port, which);
+  const out: T[] = [];
+  const h = new Uint32Array(RECORD_HALVES);
+  const e = new Uint32Array(2);
+  let head = q.head;
+  while (head !== q.tail && out.length < max) {
+    for (let i = 0; i < 4; i++) {
+      mem.read64(q.base + head * RECORD_BYTES + i * 8, e);
+      h[2 * i] = e[0] as number;
+      h[2 * i + 1] = e[1] as number;
+    }
+    out.push(decode(h));
+    head = (head + 1) % q.entries;
+  }
+  port.writeReg(QUEUE_REGS[which].head, head);
+  return out;
+}
+
+/** Read and consume (advance FQH past) up to `max` fault records. */
+export function readFaultRecords(port: RegisterPort, mem: PhysicalMemory, max = Infinity): FaultRecord[] {
+  return consume(port, mem, 'fault', max, (h) => decodeFaultRecord(h));
+}
+
+/** Read and consume (advance PQH past) up to `max` page-request records. */
+export function readPageRequests(port: RegisterPort, mem: PhysicalMemory, max = Infinity): PageRequestRecord[] {
+  return consume(port, mem, 'page-request', max, (h) => decodePageRequestRecord(h));
+}
