@@ -1,0 +1,81 @@
+// The page fault handler (handle_mm_fault() for one page): fills a VMA's page table on first touch and
+// breaks copy-on-write. The caller has found the VMA and checked the access against its protection.
+
+import { PAGE_SIZE } from '../../hw/memory/physical-memory.ts';
+import { fail, ok, type Result } from '../errno.ts';
+import { NO_FRAME } from './frame-allocator.ts';
+import { entryFlags, entryPfn, PTE_ANON, PTE_EXCLUSIVE, type Vma } from './vma.ts';
+
+/**
+ * read: map something readable. write: FAULT_FLAG_WRITE, the page must be writable by this mapping.
+ * unshare: FAULT_FLAG_UNSHARE, used by long-term read-only pins of private mappings (gup_must_unshare()):
+ * the mapping gets its own exclusive anonymous page, as for a write, but nothing is written.
+ */
+export type FaultKind = 'read' | 'write' | 'unshare';
+
+/**
+ * The shared zero page: a read fault on an untouched private anonymous page maps it (do_anonymous_page()
+ * without FAULT_FLAG_WRITE) rather than allocating. ioasis records no entry and reads zeros; the first
+ * write or pin allocates.
+ */
+export const ZERO_PAGE = -2;
+
+/** Access to a file page at or past i_size is SIGBUS; to the kernel's user copies it is EFAULT. */
+export function beyondEof(vma: Vma, vpn: number): boolean {
+  return vma.file !== null && vma.fileIndex(vpn) >= vma.file.file.pageCount;
+}
+
+/** Resolve page `vpn` of `vma` for `kind`: its frame, or ZERO_PAGE for a read of an untouched anonymous page. */
+export function handleFault(vma: Vma, vpn: number, kind: FaultKind): Result<number> {
+  if (beyondEof(vma, vpn)) return fail('EFAULT', `page ${vpn} is past the end of ${vma.file?.file.name} (SIGBUS)`);
+  const entry = vma.pages.get(vpn);
+  if (vma.shared) return entry !== undefined ? ok(entryPfn(entry)) : mapFilePage(vma, vpn);
+  if (entry !== undefined) {
+    const pfn = entryPfn(entry);
+    const flags = entryFlags(entry);
+    if (kind === 'read' || flags & PTE_EXCLUSIVE) return ok(pfn);
+    // wp_can_reuse_anon_folio(): an anonymous page nobody else references any more is taken over as is.
+    if (flags & PTE_ANON && vma.frames.memory.refCount(pfn) === 1) {
+      vma.updateFlags(vpn, PTE_ANON | PTE_EXCLUSIVE);
+      return ok(pfn);
+    }
+    // wp_page_copy(): a shared anonymous page or a page-cache page is copied into a new exclusive page.
+    return copyInto(vma, vpn, pfn);
+  }
+  if (vma.file === null) {
+    if (kind === 'read') return ok(ZERO_PAGE);
+    return newAnonPage(vma, vpn);
+  }
+  if (kind === 'read') return mapFilePage(vma, vpn);
+  // do_cow_fault(): read the file page (filling the cache) and map a private copy of it.
+  const page = vma.file.file.getPage(vma.fileIndex(vpn));
+  if (!page.ok) return page;
+  return copyInto(vma, vpn, page.value);
+}
+
+/** do_read_fault()/do_shared_fault(): map the page-cache page, filling a hole. */
+function mapFilePage(vma: Vma, vpn: number): Result<number> {
+  const file = vma.file;
+  if (file === null) throw new Error('file fault on an anonymous mapping');
+  const page = file.file.getPage(vma.fileIndex(vpn));
+  if (!page.ok) return page;
+  vma.frames.get(page.value);
+  vma.setEntry(vpn, page.value, 0);
+  return page;
+}
+
+/** do_anonymous_page() for a write: a zero-filled exclusive page. */
+function newAnonPage(vma: Vma, vpn: number): Result<number> {
+  const pfn = vma.frames.alloc();
+  if (pfn === NO_FRAME) return fail('ENOMEM', `no free frame for page ${vpn}`);
+  vma.setEntry(vpn, pfn, PTE_ANON | PTE_EXCLUSIVE);
+  return ok(pfn);
+}
+
+function copyInto(vma: Vma, vpn: number, from: number): Result<number> {
+  const pfn = vma.frames.alloc();
+  if (pfn === NO_FRAME) return fail('ENOMEM', `no free frame to copy page ${vpn}`);
+  vma.frames.memory.copy(pfn * PAGE_SIZE, from * PAGE_SIZE, PAGE_SIZE);
+  vma.setEntry(vpn, pfn, PTE_ANON | PTE_EXCLUSIVE);
+  return ok(pfn);
+}

@@ -1,0 +1,79 @@
+// copy_from_user()/copy_to_user(): the kernel reading and writing a process's memory through its VMAs,
+// faulting pages in as the CPU would. An address in no VMA, or an access the VMA's protection refuses
+// (a write to PROT_READ, anything to PROT_NONE), or a file page past EOF, is EFAULT. ioasis checks the
+// whole range before copying, so an EFAULT copy changes nothing (Linux may copy a prefix first).
+
+import { PAGE_SIZE, type PhysicalMemory } from '../../hw/memory/physical-memory.ts';
+import { fail, ok, type Result } from '../errno.ts';
+import { beyondEof, handleFault, ZERO_PAGE } from './fault.ts';
+import type { Vma } from './vma.ts';
+
+/** What uaccess needs of an address space. */
+export interface UserSpace {
+  readonly taskSize: number;
+  readonly alive: boolean;
+  readonly memory: PhysicalMemory;
+  findVma(addr: number): Vma | undefined;
+}
+
+const hex = (n: number): string => `0x${n.toString(16)}`;
+
+/** access_ok() plus the VMA checks for every page of [addr, addr + length). */
+export function checkRange(mm: UserSpace, addr: number, length: number, write: boolean): Result {
+  if (!mm.alive) return fail('EFAULT', 'the address space is gone (the process exited)');
+  if (!Number.isSafeInteger(addr) || addr < 0 || addr + length > mm.taskSize) {
+    return fail('EFAULT', `${hex(addr)}+${length} is outside user space`);
+  }
+  if (length === 0) return ok();
+  const last = Math.floor((addr + length - 1) / PAGE_SIZE);
+  for (let vpn = Math.floor(addr / PAGE_SIZE); vpn <= last; vpn++) {
+    const at = vpn * PAGE_SIZE;
+    const vma = mm.findVma(at);
+    if (vma === undefined) return fail('EFAULT', `${hex(Math.max(at, addr))} is not mapped`);
+    if (write ? !vma.writable : !vma.readable) {
+      return fail('EFAULT', `${hex(Math.max(at, addr))} is mapped ${vma.perms}: no ${write ? 'write' : 'read'} access`);
+    }
+    if (beyondEof(vma, vpn)) return fail('EFAULT', `${hex(Math.max(at, addr))} is past the end of the mapped file (SIGBUS)`);
+  }
+  return ok();
+}
+
+/** copy_from_user(): fill `dest` from user address `addr`. */
+export function copyFromUser(mm: UserSpace, addr: number, dest: Uint8Array): Result {
+  const checked = checkRange(mm, addr, dest.length, false);
+  if (!checked.ok) return checked;
+  return eachPage(mm, addr, dest.length, 'read', (pa, off, len) => {
+    const chunk = dest.subarray(off, off + len);
+    if (pa < 0) chunk.fill(0);
+    else mm.memory.read(pa, chunk);
+  });
+}
+
+/** copy_to_user(): write `src` at user address `addr` (breaking copy-on-write where needed). */
+export function copyToUser(mm: UserSpace, addr: number, src: Uint8Array): Result {
+  const checked = checkRange(mm, addr, src.length, true);
+  if (!checked.ok) return checked;
+  return eachPage(mm, addr, src.length, 'write', (pa, off, len) => {
+    mm.memory.write(pa, src.subarray(off, off + len));
+  });
+}
+
+// Page by page, as the CPU does: fault the page in, then copy. A copy that runs into ENOMEM has done the
+// pages before it (Linux's copy_to_user() likewise leaves a prefix written). Faulting in page by page
+// matters when one write covers a shared and a private mapping of the same file page: the private copy
+// is taken when its page is reached, after the shared page was written.
+function eachPage(mm: UserSpace, addr: number, length: number, kind: 'read' | 'write',
+  fn: (pa: number, off: number, len: number) => void): Result {
+  let done = 0;
+  while (done < length) {
+    const at = addr + done;
+    const inPage = at % PAGE_SIZE;
+    const len = Math.min(PAGE_SIZE - inPage, length - done);
+    const vpn = Math.floor(at / PAGE_SIZE);
+    const page = handleFault(mm.findVma(at) as Vma, vpn, kind);
+    if (!page.ok) return page;
+    fn(page.value === ZERO_PAGE ? -1 : page.value * PAGE_SIZE + inPage, done, len);
+    done += len;
+  }
+  return ok();
+}
