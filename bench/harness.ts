@@ -31,5 +31,6 @@ export function runBench(def: BenchDef): BenchResult {
   const values: number[] = [];
   for (let i = 0; i < (def.samples ?? 7); i++) values.push(sample());
   const value = median(values);
-  return { bench: def.name, value: Number(value.toPrecision(4)), unit: def.unit };
+  // Whole numbers (bytes, counts) are exact; measured rates keep 4 significant digits.
+  return { bench: def.name, value: Number.isInteger(value) ? value : Number(value.toPrecision(4)), unit: def.unit };
 }
