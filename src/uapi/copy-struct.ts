@@ -1,0 +1,81 @@
+// Moving an extensible iommufd argument struct between user memory and the kernel, by main.c's rules:
+// get_user(size); size < minimum → EINVAL; copy_struct_from_user() (bytes beyond the kernel's struct must
+// be zero: E2BIG; a shorter struct is zero-extended); and on success copy_to_user(min(size, sizeof)).
+
+import { fail, ok, type Result } from '../kernel/errno.ts';
+import type { Mm } from '../kernel/mm/mm.ts';
+import type { FieldMap, StructDef, StructValue } from './struct.ts';
+
+/** The part of Mm this needs: user memory access returning EFAULT results. */
+export type UserMemory = Pick<Mm, 'read' | 'write'>;
+
+export interface CopiedStruct<F extends FieldMap> {
+  readonly value: StructValue<F>;
+  /** The user's `size` field, as given. */
+  readonly userSize: number;
+  /** The kernel-sized bytes after zero extension (what value was decoded from). */
+  readonly bytes: Uint8Array;
+}
+
+/** The chunk in which the zero check reads the tail (a u32 size can ask for up to 4 GiB). */
+const TAIL_CHUNK = 4096;
+
+/** check_zeroed_user(): ok(true) if [addr, addr + len) is all zero, ok(false) if not, EFAULT if unreadable. */
+export function checkZeroedUser(mm: UserMemory, addr: number, len: number): Result<boolean> {
+  const buf = new Uint8Array(Math.min(len, TAIL_CHUNK));
+  for (let off = 0; off < len; off += TAIL_CHUNK) {
+    const n = Math.min(TAIL_CHUNK, len - off);
+    const chunk = n === buf.length ? buf : buf.subarray(0, n);
+    const r = mm.read(addr + off, chunk);
+    if (!r.ok) return r;
+    if (chunk.some((b) => b !== 0)) return ok(false);
+  }
+  return ok(true);
+}
+
+/** Read the leading `u32 size` of an argument struct (get_user()). */
+export function readUserSize(mm: UserMemory, userPtr: number): Result<number> {
+  const b = new Uint8Array(4);
+  const r = mm.read(userPtr, b);
+  if (!r.ok) return fail('EFAULT', `cannot read the size field at 0x${userPtr.toString(16)}`);
+  return ok(new DataView(b.buffer).getUint32(0, true));
+}
+
+/**
+ * copy_struct_from_user() for an already-known user size: tail zero check (E2BIG/EFAULT), then copy
+ * min(usize, sizeof) bytes (EFAULT) into a zeroed kernel buffer.
+ */
+export function copyStructBytes(mm: UserMemory, userPtr: number, ksize: number, usize: number): Result<Uint8Array> {
+  const kbuf = new Uint8Array(ksize);
+  if (usize > ksize) {
+    const z = checkZeroedUser(mm, userPtr + ksize, usize - ksize);
+    if (!z.ok) return fail('EFAULT', 'the bytes past the kernel struct are not readable');
+    if (!z.value) return fail('E2BIG', `non-zero bytes past the kernel's ${ksize}-byte struct (user size ${usize})`);
+  }
+  const r = mm.read(userPtr, kbuf.subarray(0, Math.min(usize, ksize)));
+  if (!r.ok) return fail('EFAULT', `cannot read the argument struct at 0x${userPtr.toString(16)}`);
+  return ok(kbuf);
+}
+
+/** The iommufd argument rules, in main.c's order (the ENOTTY check for the number is the dispatcher's). */
+export function copyStructFromUser<F extends FieldMap>(
+  mm: UserMemory, userPtr: number, struct: StructDef<F>, minSize: number,
+): Result<CopiedStruct<F>> {
+  const size = readUserSize(mm, userPtr);
+  if (!size.ok) return size;
+  const userSize = size.value;
+  if (userSize < minSize) return fail('EINVAL', `size ${userSize} < ${minSize}, the minimum for struct ${struct.name}`);
+  const b = copyStructBytes(mm, userPtr, struct.sizeof, userSize);
+  if (!b.ok) return b;
+  return ok({ value: struct.decode(b.value), userSize, bytes: b.value });
+}
+
+/** Write the struct back: min(userSize, sizeof) bytes (copy_to_user; EFAULT). */
+export function copyStructToUser<F extends FieldMap>(
+  mm: UserMemory, userPtr: number, struct: StructDef<F>, value: StructValue<F>, userSize: number,
+): Result {
+  const b = struct.encode(value);
+  const r = mm.write(userPtr, b.subarray(0, Math.min(userSize, struct.sizeof)));
+  if (!r.ok) return fail('EFAULT', `cannot write struct ${struct.name} back to 0x${userPtr.toString(16)}`);
+  return ok();
+}

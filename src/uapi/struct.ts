@@ -1,0 +1,216 @@
+// A small C struct layout DSL for the x86-64 Linux ABI: scalar fields at their natural alignment, fixed
+// byte arrays and scalar arrays, sizeof padded to the struct's alignment, little-endian codecs. Field
+// tables are plain data so tests and tools can print layouts. Flexible array members (`data[]`) are not
+// fields: they add nothing to sizeof, and callers read them after the struct.
+
+export type ScalarKind = 'u8' | 'u16' | 'u32' | 's32' | 'u64';
+
+export interface ScalarType<K extends ScalarKind = ScalarKind> {
+  readonly kind: K;
+  readonly size: number;
+  readonly align: number;
+}
+
+export interface BytesType {
+  readonly kind: 'bytes';
+  readonly size: number;
+  readonly align: 1;
+}
+
+export interface ArrayType<K extends ScalarKind = ScalarKind> {
+  readonly kind: 'array';
+  readonly of: ScalarType<K>;
+  readonly length: number;
+  readonly size: number;
+  readonly align: number;
+}
+
+/** Any field type; the scalar and array members are spelled out per kind so FieldValue distributes. */
+export type FieldType = { [K in ScalarKind]: ScalarType<K> | ArrayType<K> }[ScalarKind] | BytesType;
+
+const scalar = <K extends ScalarKind>(kind: K, size: number): ScalarType<K> => ({ kind, size, align: size });
+
+export const u8 = scalar('u8', 1);
+export const u16 = scalar('u16', 2);
+export const u32 = scalar('u32', 4);
+export const s32 = scalar('s32', 4);
+export const u64 = scalar('u64', 8);
+/** __aligned_u64: on x86-64 a u64 is already 8-byte aligned, so this is u64. */
+export const aligned_u64 = u64;
+
+export function bytes(n: number): BytesType {
+  if (!Number.isInteger(n) || n < 0) throw new RangeError(`bytes(${n})`);
+  return { kind: 'bytes', size: n, align: 1 };
+}
+
+export function array<K extends ScalarKind>(of: ScalarType<K>, length: number): ArrayType<K> {
+  if (!Number.isInteger(length) || length < 0) throw new RangeError(`array(${of.kind}, ${length})`);
+  return { kind: 'array', of, length, size: of.size * length, align: of.align };
+}
+
+/** The JavaScript value of a field: numbers for 8-32-bit scalars, bigint for u64. */
+export type FieldValue<T extends FieldType> =
+  T extends ScalarType<'u64'> ? bigint
+    : T extends ScalarType ? number
+      : T extends BytesType ? Uint8Array
+        : T extends ArrayType<'u64'> ? bigint[]
+          : number[];
+
+export type FieldMap = Readonly<Record<string, FieldType>>;
+export type StructValue<F extends FieldMap> = { [K in keyof F]: FieldValue<F[K]> };
+
+export interface FieldLayout {
+  readonly name: string;
+  readonly type: FieldType;
+  readonly offset: number;
+  readonly size: number;
+}
+
+const alignUp = (n: number, a: number): number => Math.ceil(n / a) * a;
+const U64_MAX = (1n << 64n) - 1n;
+
+function readScalar(view: DataView, off: number, kind: ScalarKind): number | bigint {
+  switch (kind) {
+    case 'u8': return view.getUint8(off);
+    case 'u16': return view.getUint16(off, true);
+    case 'u32': return view.getUint32(off, true);
+    case 's32': return view.getInt32(off, true);
+    case 'u64': return view.getBigUint64(off, true);
+  }
+}
+
+function checkInt(v: unknown, min: number, max: number, what: string): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+    throw new RangeError(`${what}: ${String(v)} is not an integer in [${min}, ${max}]`);
+  }
+  return v;
+}
+
+function writeScalar(view: DataView, off: number, kind: ScalarKind, v: unknown, what: string): void {
+  switch (kind) {
+    case 'u8': view.setUint8(off, checkInt(v, 0, 0xff, what)); return;
+    case 'u16': view.setUint16(off, checkInt(v, 0, 0xffff, what), true); return;
+    case 'u32': view.setUint32(off, checkInt(v, 0, 0xffff_ffff, what), true); return;
+    case 's32': view.setInt32(off, checkInt(v, -0x8000_0000, 0x7fff_ffff, what), true); return;
+    case 'u64': {
+      if (typeof v !== 'bigint' || v < 0n || v > U64_MAX) throw new RangeError(`${what}: ${String(v)} is not a u64 bigint`);
+      view.setBigUint64(off, v, true);
+    }
+  }
+}
+
+const viewOf = (b: Uint8Array): DataView => new DataView(b.buffer, b.byteOffset, b.byteLength);
+
+/** A C struct: its fields' offsets, sizeof and alignment, and little-endian codecs. */
+export class StructDef<F extends FieldMap = FieldMap> {
+  readonly name: string;
+  readonly fields: readonly FieldLayout[];
+  readonly sizeof: number;
+  readonly align: number;
+  private readonly byName: ReadonlyMap<string, FieldLayout>;
+
+  constructor(name: string, fields: F) {
+    this.name = name;
+    let off = 0;
+    let align = 1;
+    const layout: FieldLayout[] = [];
+    for (const [fname, type] of Object.entries(fields)) {
+      off = alignUp(off, type.align);
+      layout.push({ name: fname, type, offset: off, size: type.size });
+      off += type.size;
+      align = Math.max(align, type.align);
+    }
+    this.fields = layout;
+    this.align = align;
+    this.sizeof = alignUp(off, align);
+    this.byName = new Map(layout.map((f) => [f.name, f]));
+  }
+
+  field(name: keyof F & string): FieldLayout {
+    const f = this.byName.get(name);
+    if (f === undefined) throw new Error(`struct ${this.name} has no field ${name}`);
+    return f;
+  }
+
+  offsetof(name: keyof F & string): number { return this.field(name).offset; }
+  /** offsetofend(): the offset just past the field (the minimum size that includes it). */
+  offsetofend(name: keyof F & string): number { const f = this.field(name); return f.offset + f.size; }
+
+  /** Every field zero. */
+  zero(): StructValue<F> { return this.decode(new Uint8Array(this.sizeof)); }
+
+  /** Decode the first sizeof bytes (a shorter buffer is an error: zero-extend before decoding). */
+  decode(b: Uint8Array): StructValue<F> {
+    if (b.byteLength < this.sizeof) throw new RangeError(`struct ${this.name}: ${b.byteLength} bytes < sizeof ${this.sizeof}`);
+    const view = viewOf(b);
+    const out: Record<string, unknown> = {};
+    for (const f of this.fields) out[f.name] = this.readField(view, f);
+    return out as StructValue<F>;
+  }
+
+  /** Encode into `into` (or a new zeroed sizeof buffer); missing fields are left as they are (zero when new). */
+  encode(value: Partial<StructValue<F>>, into?: Uint8Array): Uint8Array {
+    const b = into ?? new Uint8Array(this.sizeof);
+    if (b.byteLength < this.sizeof) throw new RangeError(`struct ${this.name}: ${b.byteLength} bytes < sizeof ${this.sizeof}`);
+    const view = viewOf(b);
+    const rec = value as Readonly<Record<string, unknown>>;
+    for (const f of this.fields) {
+      const v = rec[f.name];
+      if (v !== undefined) this.writeField(view, f, v);
+    }
+    return b;
+  }
+
+  read<K extends keyof F & string>(view: DataView, name: K): FieldValue<F[K]> {
+    return this.readField(view, this.field(name)) as FieldValue<F[K]>;
+  }
+
+  write<K extends keyof F & string>(view: DataView, name: K, value: FieldValue<F[K]>): void {
+    this.writeField(view, this.field(name), value);
+  }
+
+  /** The layout as text, one field a line (pahole style). */
+  describe(): string {
+    const lines = this.fields.map((f) => `  ${typeName(f.type).padEnd(10)} ${f.name.padEnd(24)} /* ${f.offset} ${f.size} */`);
+    return `struct ${this.name} {\n${lines.join('\n')}\n}; /* size ${this.sizeof}, align ${this.align} */`;
+  }
+
+  private readField(view: DataView, f: FieldLayout): unknown {
+    const t = f.type;
+    if (t.kind === 'bytes') return new Uint8Array(view.buffer.slice(view.byteOffset + f.offset, view.byteOffset + f.offset + t.size));
+    if (t.kind === 'array') {
+      const out: (number | bigint)[] = [];
+      for (let i = 0; i < t.length; i++) out.push(readScalar(view, f.offset + i * t.of.size, t.of.kind));
+      return out;
+    }
+    return readScalar(view, f.offset, t.kind);
+  }
+
+  private writeField(view: DataView, f: FieldLayout, v: unknown): void {
+    const t = f.type;
+    const what = `${this.name}.${f.name}`;
+    if (t.kind === 'bytes') {
+      if (!(v instanceof Uint8Array) || v.byteLength > t.size) throw new RangeError(`${what}: expected at most ${t.size} bytes`);
+      new Uint8Array(view.buffer, view.byteOffset + f.offset, t.size).fill(0).set(v);
+      return;
+    }
+    if (t.kind === 'array') {
+      if (!Array.isArray(v) || v.length > t.length) throw new RangeError(`${what}: expected at most ${t.length} elements`);
+      for (let i = 0; i < t.length; i++) {
+        writeScalar(view, f.offset + i * t.of.size, t.of.kind, i < v.length ? v[i] : (t.of.kind === 'u64' ? 0n : 0), `${what}[${i}]`);
+      }
+      return;
+    }
+    writeScalar(view, f.offset, t.kind, v, what);
+  }
+}
+
+function typeName(t: FieldType): string {
+  if (t.kind === 'bytes') return `u8[${t.size}]`;
+  if (t.kind === 'array') return `${t.of.kind}[${t.length}]`;
+  return t.kind;
+}
+
+export function defineStruct<F extends FieldMap>(name: string, fields: F): StructDef<F> {
+  return new StructDef(name, fields);
+}
