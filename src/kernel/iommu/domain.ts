@@ -1,0 +1,158 @@
+// IOMMU domains (Linux's struct iommu_domain): what a device's DMA is translated by. BLOCKED and IDENTITY
+// carry no page table; DMA (the kernel's default) and UNMANAGED (paging for user space) are paging domains
+// backed by a second-stage IoPageTable in simulated memory. The interface is driver-independent: the
+// ioasis hardware driver's paging domain implements it, and so can a mock driver's.
+
+import type { PhysicalMemory } from '../../hw/memory/physical-memory.ts';
+import { IoPageTable, type TableAllocator } from '../../hw/iommu/pgtable/builder.ts';
+import { fail, ok, type Result } from '../errno.ts';
+import type { IopfGroup } from './io-pgfault.ts';
+
+export type DomainType = 'blocked' | 'identity' | 'dma' | 'unmanaged';
+
+export const SZ_4K = 0x1000;
+export const SZ_2M = 0x20_0000;
+export const SZ_1G = 0x4000_0000;
+
+/** IOMMU_READ / IOMMU_WRITE. */
+export interface MapProt { readonly read: boolean; readonly write: boolean }
+
+/** Called with a page request group routed to the domain (Linux: domain->iopf_handler). */
+export type IopfHandler = (group: IopfGroup) => void;
+
+/** Invalidates a domain's cached translations on one IOMMU (the driver's iotlb_sync for one unit). */
+export interface IotlbFlusher {
+  flushRange(domain: IommuDomain, iova: number, size: number): void;
+}
+
+let nextDomainId = 1;
+
+/** The driver-independent view of a domain. */
+export interface IommuDomain {
+  /** Unique over the process (for logs and tests). */
+  readonly id: number;
+  readonly type: DomainType;
+  /** The driver that owns it: a domain may only be attached to devices of that driver (else EINVAL). */
+  readonly owner: unknown;
+  /** IOVA range that may be mapped, inclusive (paging domains; [0, -1] otherwise). */
+  readonly aperture: { readonly start: number; readonly last: number };
+  /** Leaf sizes the domain can map (bit n set: 2^n bytes). 0 for non-paging domains. */
+  readonly pgsizeBitmap: number;
+  /** Second-stage A/D updates requested (SSADE), for dirty tracking. */
+  readonly dirtyTracking: boolean;
+  /** IO page faults on this domain go here; null: none (a page request is answered INVALID). */
+  iopfHandler: IopfHandler | null;
+  isPaging(): this is PagingDomain;
+}
+
+export interface PagingDomain extends IommuDomain {
+  /** Map [iova, iova+size) to [pa, pa+size): EINVAL for misalignment or outside the aperture, EEXIST, ENOMEM. */
+  map(iova: number, pa: number, size: number, prot: MapProt): Result;
+  /** Unmap and invalidate the IOTLB of every IOMMU the domain is attached to; returns the bytes unmapped. */
+  unmap(iova: number, size: number): number;
+  /** The PA `iova` translates to, or null. */
+  iovaToPhys(iova: number): number | null;
+  /** A dirty bit of the leaf mapping `iova`, cleared as read (read-and-clear). */
+  readAndClearDirty(iova: number): boolean;
+  addFlusher(f: IotlbFlusher): void;
+  removeFlusher(f: IotlbFlusher): void;
+}
+
+/** A domain without a page table (BLOCKED, IDENTITY). */
+export class StaticDomain implements IommuDomain {
+  readonly id = nextDomainId++;
+  readonly aperture = { start: 0, last: -1 };
+  readonly pgsizeBitmap = 0;
+  readonly dirtyTracking = false;
+  iopfHandler: IopfHandler | null = null;
+  constructor(readonly type: 'blocked' | 'identity', readonly owner: unknown) {}
+  isPaging(): this is PagingDomain { return false; }
+}
+
+export interface PagingDomainOptions {
+  readonly type: 'dma' | 'unmanaged';
+  readonly owner: unknown;
+  readonly memory: PhysicalMemory;
+  readonly tables: TableAllocator;
+  /** IOVA bits (the unit's input address width): 48 (4-level tables) or 57 (5-level). */
+  readonly addressWidth: 48 | 57;
+  readonly pageSize2M: boolean;
+  readonly pageSize1G: boolean;
+  readonly dirtyTracking?: boolean;
+}
+
+/** A paging domain over a second-stage IoPageTable in simulated memory. */
+export class IoPageTableDomain implements PagingDomain {
+  readonly id = nextDomainId++;
+  readonly type: 'dma' | 'unmanaged';
+  readonly owner: unknown;
+  readonly aperture: { readonly start: number; readonly last: number };
+  readonly pgsizeBitmap: number;
+  readonly dirtyTracking: boolean;
+  readonly table: IoPageTable;
+  readonly levels: 4 | 5;
+  iopfHandler: IopfHandler | null = null;
+  private readonly flushers = new Set<IotlbFlusher>();
+  private readonly limit: number;
+
+  constructor(o: PagingDomainOptions) {
+    this.type = o.type;
+    this.owner = o.owner;
+    this.levels = o.addressWidth === 57 ? 5 : 4;
+    this.limit = 2 ** o.addressWidth;
+    // For 57 bits the last address is not a safe integer: it rounds up; map() checks against 2^width.
+    this.aperture = { start: 0, last: this.limit - 1 };
+    this.pgsizeBitmap = SZ_4K | (o.pageSize2M ? SZ_2M : 0) | (o.pageSize1G ? SZ_1G : 0);
+    this.dirtyTracking = o.dirtyTracking === true;
+    this.table = new IoPageTable(o.memory, o.tables, { format: 'second', levels: this.levels, pageSize2M: o.pageSize2M, pageSize1G: o.pageSize1G });
+  }
+
+  isPaging(): this is PagingDomain { return true; }
+
+  map(iova: number, pa: number, size: number, prot: MapProt): Result {
+    if (!Number.isSafeInteger(iova) || !Number.isSafeInteger(pa) || !Number.isSafeInteger(size) || size <= 0 || iova < 0 || pa < 0) {
+      return fail('EINVAL', 'iova, pa and size must be non-negative integers, size > 0');
+    }
+    // iommu_map(): iova, paddr and size must be aligned to the smallest page size.
+    if (iova % SZ_4K !== 0 || pa % SZ_4K !== 0 || size % SZ_4K !== 0) return fail('EINVAL', 'unaligned to the minimum page size (4 KiB)');
+    if (iova + size > this.limit) return fail('EINVAL', `[${iova}, ${iova + size}) is outside the aperture`);
+    if (!prot.read && !prot.write) return fail('EINVAL', 'a mapping needs read or write permission');
+    for (let at = iova; at < iova + size; at += SZ_4K) {
+      if (this.table.lookup(at) !== null) return fail('EEXIST', `IOVA 0x${at.toString(16)} is already mapped`);
+    }
+    if (!this.table.map(iova, pa, size, { read: prot.read, write: prot.write })) {
+      // iommu_map() undoes a partial mapping on failure.
+      this.table.unmap(iova, size);
+      return fail('ENOMEM', 'no memory for page tables');
+    }
+    return ok();
+  }
+
+  unmap(iova: number, size: number): number {
+    if (!Number.isSafeInteger(iova) || !Number.isSafeInteger(size) || size <= 0 || iova % SZ_4K !== 0 || size % SZ_4K !== 0) return 0;
+    const n = this.table.unmap(iova, size);
+    // iommu_unmap() gathers the range and the driver's iotlb_sync invalidates it before returning.
+    if (n > 0) for (const f of this.flushers) f.flushRange(this, iova, size);
+    return n;
+  }
+
+  iovaToPhys(iova: number): number | null {
+    return this.table.lookup(iova)?.pa ?? null;
+  }
+
+  readAndClearDirty(iova: number): boolean {
+    if (!this.table.clearDirty(iova)) return false;
+    // The IOTLB remembers that the leaf is dirty; without this a later write would not set D again.
+    const page = Math.floor(iova / SZ_4K) * SZ_4K;
+    for (const f of this.flushers) f.flushRange(this, page, SZ_4K);
+    return true;
+  }
+
+  addFlusher(f: IotlbFlusher): void { this.flushers.add(f); }
+  removeFlusher(f: IotlbFlusher): void { this.flushers.delete(f); }
+
+  /** Free the page table (the domain must no longer be attached anywhere). */
+  free(): void {
+    this.table.destroy();
+  }
+}

@@ -1,0 +1,378 @@
+// The kernel's driver for the simulated IOMMU unit (docs/hw-iommu.md), in the role intel-iommu plays for
+// VT-d scalable mode: it owns the unit's root table and its command, fault and page-request queues,
+// enables translation, programs a context entry per requester ID and a PASID-table entry per attached
+// PASID (the RID's own domain lives in PASID entry 0, RID_PASID), allocates domain IDs, and after every
+// change posts the invalidations the programming model requires followed by a FENCE whose status write
+// proves the unit executed them. It drains the fault queue into `faultLog` and returns page requests for
+// the core's io-pgfault layer, and answers page requests with PAGE_RESPONSE.
+//
+// Decisions:
+//  * A RID whose domain is BLOCKED and that has no PASID attached gets context MODE 0 (blocked), so its
+//    DMA faults BLOCKED. With PASIDs attached the context must translate; the RID's PASID entry 0 is then
+//    cleared (its DMA faults PASID_NOT_PRESENT), as intel-iommu's blocking domain clears RID_PASID.
+//  * IDENTITY is PASID entry 0 with PGTT pass-through under DID 1 (intel-iommu's FLPT_DEFAULT_DID);
+//    paging domains get DIDs from 2, one per (domain, unit), freed with the last attachment.
+//  * Invalidation after an entry changes: CONTEXT_INVAL for the RID when the context entry changed,
+//    PASID_CACHE_INVAL and IOTLB_INVAL for the old DID and that PASID (global PASID-cache invalidation
+//    when no DID was cached), then FENCE. Unmap invalidates the IOTLB range of the DID for every PASID the
+//    domain is attached at on this unit (intel-iommu's cache tags).
+
+import type { IommuUnit } from '../../hw/iommu/unit.ts';
+import type { Command } from '../../hw/iommu/commands.ts';
+import { CONTEXT_TABLE_BYTES, type ContextEntrySpec, type PasidEntrySpec } from '../../hw/iommu/device-table.ts';
+import type { FaultRecord, PageRequestRecord } from '../../hw/iommu/records.ts';
+import { FQCSR_FQOF, PQCSR_PQOF, Reg } from '../../hw/iommu/registers.ts';
+import {
+  allocPasidDirectory, clearPasidEntry, contextEntryAddress, enableTranslation, pasidEntryAddress, postCommand,
+  readFaultRecords, readPageRequests, setupQueue, writeContext, writePasidEntry, writeRootEntry,
+} from '../../hw/iommu/setup.ts';
+import type { IommuCaps, PageResponseCode } from '../../hw/iommu/types.ts';
+import type { PhysicalMemory } from '../../hw/memory/physical-memory.ts';
+import { fail, ok, type Result } from '../errno.ts';
+import type { FrameAllocator } from '../mm/frame-allocator.ts';
+import { IoPageTableDomain, StaticDomain, type IommuDomain, type IotlbFlusher, type PagingDomain } from './domain.ts';
+import { TableFrames } from './table-frames.ts';
+
+const FRAME = 4096;
+const QUEUE_LOG2 = 8;
+const IDENTITY_DID = 1;
+const FIRST_DID = 2;
+const MAX_DID = 0xffff;
+const FAULT_LOG_SIZE = 1024;
+
+/** What the core needs of an IOMMU driver: the ioasis driver implements it, a mock driver can too. */
+export interface IommuDriverOps {
+  readonly name: string;
+  /** The IOMMU's PASID limit (dev->iommu->max_pasids is the min of this and the device's). */
+  readonly maxPasids: number;
+  readonly blockedDomain: IommuDomain;
+  readonly identityDomain: IommuDomain;
+  /** domain_alloc_paging: a DMA or UNMANAGED domain. EOPNOTSUPP for dirty tracking the IOMMU lacks. */
+  allocPagingDomain(type: 'dma' | 'unmanaged', opts?: { dirtyTracking?: boolean }): Result<PagingDomain>;
+  /** probe_device: set the requester ID up (blocked) with room for `maxPasids` PASIDs. */
+  probeDevice(rid: number, maxPasids: number): void;
+  /** attach_dev: the RID's domain. */
+  attachDev(rid: number, domain: IommuDomain): Result;
+  /** set_dev_pasid. */
+  setDevPasid(rid: number, pasid: number, domain: IommuDomain): Result;
+  /** remove_dev_pasid (blocking the PASID). */
+  removeDevPasid(rid: number, pasid: number): void;
+  /** Allow page requests from the RID (context PRE). */
+  setPageRequests(rid: number, enabled: boolean): void;
+  /** page_response. */
+  pageResponse(rid: number, pasid: number, prgi: number, code: PageResponseCode, privateData: readonly [number, number] | null): void;
+  /** The interrupt handler: drain fault records into the log, return page requests. */
+  poll(): { faults: FaultRecord[]; pageRequests: PageRequestRecord[]; pageRequestOverflow: boolean };
+  readonly faultLog: readonly FaultRecord[];
+}
+
+interface RidState {
+  readonly pdts: number;
+  readonly dir: number;
+  pri: boolean;
+  ridDomain: IommuDomain;
+  readonly pasids: Map<number, IommuDomain>;
+  /** The context mode last written. */
+  mode: 'blocked' | 'translate';
+}
+
+interface DidUse { readonly did: number; readonly pasids: Map<number, number> }
+
+export interface IoasisIommuDriverOptions {
+  readonly name?: string;
+  /** Runs the unit's command queue (and delivers page responses); default unit.processCommands(). */
+  readonly kick?: () => void;
+}
+
+/** What the hardware holds for one RID, read back from memory (for tests and invariants). */
+export interface RidHwState {
+  readonly contextMode: 'absent' | 'blocked' | 'pass-through' | 'translate' | 'invalid';
+  readonly pri: boolean;
+  /** PASID entry 0 (the RID's domain): null when not present. */
+  readonly ridPasidEntry: { readonly pgtt: number; readonly did: number; readonly ssRoot: number; readonly ssade: boolean } | null;
+}
+
+export class IoasisIommuDriver implements IommuDriverOps, IotlbFlusher {
+  readonly name: string;
+  readonly caps: IommuCaps;
+  readonly maxPasids: number;
+  readonly blockedDomain: IommuDomain;
+  readonly identityDomain: IommuDomain;
+  readonly faultLog: FaultRecord[] = [];
+  readonly root: number;
+  readonly tables: TableFrames;
+  /** Commands posted, fences completed (for tests). */
+  readonly stats = { commands: 0, fences: 0, invalidations: 0, pageResponses: 0, faultsLogged: 0, pageRequestsRead: 0 };
+  private readonly rids = new Map<number, RidState>();
+  private readonly dids = new Map<IommuDomain, DidUse>();
+  private readonly freeDids: number[] = [];
+  private nextDid = FIRST_DID;
+  private readonly fenceStatus: number;
+  private fenceSeq = 0;
+  private readonly kick: () => void;
+  private readonly e = new Uint32Array(2);
+
+  constructor(readonly unit: IommuUnit, readonly memory: PhysicalMemory, frames: FrameAllocator, opts: IoasisIommuDriverOptions = {}) {
+    this.name = opts.name ?? 'ioasis-iommu';
+    this.caps = unit.caps;
+    this.maxPasids = this.caps.pasidWidth === 0 ? 0 : 2 ** this.caps.pasidWidth;
+    this.kick = opts.kick ?? (() => unit.processCommands());
+    this.tables = new TableFrames(frames);
+    this.blockedDomain = new StaticDomain('blocked', this);
+    this.identityDomain = new StaticDomain('identity', this);
+    const root = this.tables.alloc();
+    const cq = this.tables.contiguous(queueFrames());
+    const fq = this.tables.contiguous(queueFrames());
+    const pq = this.tables.contiguous(queueFrames());
+    const status = this.tables.alloc();
+    if (root < 0 || cq < 0 || fq < 0 || pq < 0 || status < 0) throw new RangeError('no memory for the IOMMU root table and queues');
+    this.root = root;
+    this.fenceStatus = status;
+    setupQueue(unit, 'command', cq, QUEUE_LOG2);
+    setupQueue(unit, 'fault', fq, QUEUE_LOG2);
+    setupQueue(unit, 'page-request', pq, QUEUE_LOG2);
+    // Every requester ID without a context entry faults CONTEXT_NOT_PRESENT from here on.
+    enableTranslation(unit, root);
+  }
+
+  // ---- Domains ----
+
+  allocPagingDomain(type: 'dma' | 'unmanaged', opts: { dirtyTracking?: boolean } = {}): Result<PagingDomain> {
+    if (opts.dirtyTracking === true && !this.caps.dirtyTracking) return fail('EOPNOTSUPP', `${this.name} has no second-stage dirty tracking (SSADE)`);
+    if (!this.caps.secondStage) return fail('EOPNOTSUPP', `${this.name} has no second-stage translation`);
+    try {
+      return ok(new IoPageTableDomain({
+        type, owner: this, memory: this.memory, tables: this.tables, addressWidth: this.caps.inputAddressWidth,
+        pageSize2M: this.caps.pageSize2M, pageSize1G: this.caps.pageSize1G, dirtyTracking: opts.dirtyTracking === true,
+      }));
+    } catch {
+      return fail('ENOMEM', 'no memory for a page-table root');
+    }
+  }
+
+  /** The DID `domain` has on this unit, or null when it is not attached here. */
+  didOf(domain: IommuDomain): number | null {
+    if (domain.type === 'identity') return IDENTITY_DID;
+    return this.dids.get(domain)?.did ?? null;
+  }
+
+  private getDid(domain: IommuDomain, pasid: number): number | null {
+    if (domain.type === 'identity') return IDENTITY_DID;
+    let use = this.dids.get(domain);
+    if (use === undefined) {
+      const did = this.freeDids.pop() ?? (this.nextDid <= MAX_DID ? this.nextDid++ : -1);
+      if (did < 0) return null;
+      use = { did, pasids: new Map() };
+      this.dids.set(domain, use);
+      if (domain.isPaging()) domain.addFlusher(this);
+    }
+    use.pasids.set(pasid, (use.pasids.get(pasid) ?? 0) + 1);
+    return use.did;
+  }
+
+  private putDid(domain: IommuDomain, pasid: number): void {
+    const use = this.dids.get(domain);
+    if (use === undefined) return;
+    const n = (use.pasids.get(pasid) ?? 0) - 1;
+    if (n > 0) use.pasids.set(pasid, n);
+    else use.pasids.delete(pasid);
+    if (use.pasids.size === 0) {
+      this.dids.delete(domain);
+      if (domain.isPaging()) domain.removeFlusher(this);
+      // The DID may be reused: nothing of the old domain may stay in the IOTLB under it.
+      this.sync([{ op: 'iotlb-inval', scope: 'domain', did: use.did }]);
+      this.freeDids.push(use.did);
+    }
+  }
+
+  flushRange(domain: IommuDomain, iova: number, size: number): void {
+    const use = this.dids.get(domain);
+    if (use === undefined) return;
+    const first = Math.floor(iova / FRAME) * FRAME;
+    const pages = Math.ceil((iova + size - first) / FRAME);
+    this.sync([...use.pasids.keys()].map((pasid): Command => ({ op: 'iotlb-inval', scope: 'range', did: use.did, pasid, address: first, pages })));
+  }
+
+  // ---- Devices ----
+
+  probeDevice(rid: number, maxPasids: number): void {
+    if (this.rids.has(rid)) return;
+    // 2^pdts directory entries of 64 PASIDs each.
+    const pdts = maxPasids <= 64 ? 0 : Math.ceil(Math.log2(maxPasids / 64));
+    const dir = this.directory(pdts);
+    const st: RidState = { pdts, dir, pri: false, ridDomain: this.blockedDomain, pasids: new Map(), mode: 'blocked' };
+    this.rids.set(rid, st);
+    this.writeContextOf(rid, st);
+    this.sync([{ op: 'context-inval', rid }]);
+  }
+
+  private directory(pdts: number): number {
+    const frames = Math.max(1, Math.ceil((2 ** pdts * 8) / FRAME));
+    const dir = frames === 1 ? allocPasidDirectory(this.tables, pdts) : this.tables.contiguous(frames);
+    if (dir < 0) throw new RangeError('no memory for a PASID directory');
+    return dir;
+  }
+
+  private state(rid: number): RidState {
+    const st = this.rids.get(rid);
+    if (st === undefined) throw new Error(`${this.name}: requester ID ${rid} was never probed`);
+    return st;
+  }
+
+  private writeContextOf(rid: number, st: RidState): void {
+    const mode = st.ridDomain.type === 'blocked' && st.pasids.size === 0 ? 'blocked' : 'translate';
+    st.mode = mode;
+    if (contextEntryAddress(this.memory, this.root, rid) < 0) {
+      const table = this.tables.contiguous(CONTEXT_TABLE_BYTES / FRAME);
+      if (table < 0) throw new RangeError('no memory for a context table');
+      writeRootEntry(this.memory, this.root, rid >>> 8, table);
+    }
+    const spec: ContextEntrySpec = { mode, pri: st.pri, pasidEnable: this.maxPasids > 0, ridPasid: 0, pdts: st.pdts, pasidDir: st.dir };
+    if (writeContext(this.memory, this.tables, this.root, rid, spec) < 0) throw new RangeError('context entry outside memory');
+  }
+
+  private writePasid(st: RidState, pasid: number, domain: IommuDomain, did: number | null): void {
+    if (domain.type === 'blocked' || did === null) {
+      clearPasidEntry(this.memory, st.dir, pasid);
+      return;
+    }
+    let spec: PasidEntrySpec;
+    if (domain.type === 'identity') spec = { pgtt: 'pass-through', did };
+    else {
+      const d = domain as IoPageTableDomain;
+      spec = { pgtt: 'second', did, ssRoot: d.table.root, ssLevels: d.levels, ssade: d.dirtyTracking };
+    }
+    if (writePasidEntry(this.memory, this.tables, st.dir, pasid, spec) < 0) throw new RangeError('no memory for a PASID table');
+  }
+
+  /** Point (rid, pasid) at `domain`; pasid 0 is the RID's own domain. */
+  private program(rid: number, pasid: number, domain: IommuDomain): Result {
+    const st = this.state(rid);
+    if (domain.owner !== this) return fail('EINVAL', `the domain belongs to another IOMMU driver than ${this.name}`);
+    if (domain.type === 'identity' && !this.caps.passThrough) return fail('EOPNOTSUPP', `${this.name} has no pass-through`);
+    const old = pasid === 0 ? st.ridDomain : (st.pasids.get(pasid) ?? this.blockedDomain);
+    if (old === domain) return ok();
+    const oldDid = old.type === 'blocked' ? null : this.didOf(old);
+    let did: number | null = null;
+    if (domain.type !== 'blocked') {
+      did = this.getDid(domain, pasid);
+      if (did === null) return fail('ENOSPC', `${this.name}: no free domain ID`);
+    }
+    const oldMode = st.mode;
+    this.writePasid(st, pasid, domain, did);
+    if (pasid === 0) st.ridDomain = domain;
+    else if (domain.type === 'blocked') st.pasids.delete(pasid);
+    else st.pasids.set(pasid, domain);
+    const wantMode = st.ridDomain.type === 'blocked' && st.pasids.size === 0 ? 'blocked' : 'translate';
+    const cmds: Command[] = [];
+    if (wantMode !== oldMode) {
+      this.writeContextOf(rid, st);
+      cmds.push({ op: 'context-inval', rid });
+    }
+    if (oldDid !== null) {
+      cmds.push({ op: 'pasid-cache-inval', scope: 'pasid', did: oldDid, pasid });
+      cmds.push({ op: 'iotlb-inval', scope: 'pasid', did: oldDid, pasid });
+    } else {
+      cmds.push({ op: 'pasid-cache-inval', scope: 'global' });
+    }
+    this.sync(cmds);
+    if (old.type !== 'blocked' && old.type !== 'identity') this.putDid(old, pasid);
+    return ok();
+  }
+
+  attachDev(rid: number, domain: IommuDomain): Result {
+    return this.program(rid, 0, domain);
+  }
+
+  setDevPasid(rid: number, pasid: number, domain: IommuDomain): Result {
+    const st = this.state(rid);
+    if (pasid <= 0 || pasid >= 2 ** st.pdts * 64 || pasid >= this.maxPasids) return fail('EINVAL', `PASID ${pasid} is outside this device's PASID table`);
+    return this.program(rid, pasid, domain);
+  }
+
+  removeDevPasid(rid: number, pasid: number): void {
+    const st = this.rids.get(rid);
+    if (st === undefined || !st.pasids.has(pasid)) return;
+    this.program(rid, pasid, this.blockedDomain);
+  }
+
+  setPageRequests(rid: number, enabled: boolean): void {
+    const st = this.state(rid);
+    if (st.pri === enabled) return;
+    st.pri = enabled;
+    this.writeContextOf(rid, st);
+    this.sync([{ op: 'context-inval', rid }]);
+  }
+
+  /** The domain programmed for (rid, pasid); pasid 0 is the RID's. */
+  domainAt(rid: number, pasid = 0): IommuDomain | null {
+    const st = this.rids.get(rid);
+    if (st === undefined) return null;
+    return pasid === 0 ? st.ridDomain : (st.pasids.get(pasid) ?? null);
+  }
+
+  /** Read back what memory holds for `rid` (context entry, PASID entry 0). */
+  readRid(rid: number): RidHwState {
+    const at = contextEntryAddress(this.memory, this.root, rid);
+    if (at < 0) return { contextMode: 'absent', pri: false, ridPasidEntry: null };
+    this.memory.read64(at, this.e);
+    const w0 = this.e[0] as number;
+    if ((w0 & 1) === 0) return { contextMode: 'absent', pri: false, ridPasidEntry: null };
+    const modes = ['blocked', 'pass-through', 'translate'] as const;
+    const contextMode = modes[(w0 >>> 1) & 7] ?? 'invalid';
+    const pri = (w0 & (1 << 4)) !== 0;
+    const dir = pageAddress(w0, this.e[1] as number);
+    const pe = pasidEntryAddress(this.memory, dir, 0);
+    if (pe < 0) return { contextMode, pri, ridPasidEntry: null };
+    this.memory.read64(pe, this.e);
+    const p0 = this.e[0] as number;
+    if ((p0 & 1) === 0) return { contextMode, pri, ridPasidEntry: null };
+    const ssRoot = pageAddress(p0, this.e[1] as number);
+    this.memory.read64(pe + 8, this.e);
+    return { contextMode, pri, ridPasidEntry: { pgtt: (p0 >>> 1) & 7, did: (this.e[0] as number) & 0xffff, ssRoot, ssade: (p0 & (1 << 4)) !== 0 } };
+  }
+
+  // ---- Queues ----
+
+  pageResponse(rid: number, pasid: number, prgi: number, code: PageResponseCode, privateData: readonly [number, number] | null): void {
+    this.stats.pageResponses++;
+    this.sync([{ op: 'page-response', rid, pasid, prgi, code, privateData }]);
+  }
+
+  poll(): { faults: FaultRecord[]; pageRequests: PageRequestRecord[]; pageRequestOverflow: boolean } {
+    const faults = readFaultRecords(this.unit, this.memory);
+    const pageRequests = readPageRequests(this.unit, this.memory);
+    if ((this.unit.readReg(Reg.FQCSR) & FQCSR_FQOF) !== 0) this.unit.writeReg(Reg.FQCSR, this.unit.readReg(Reg.FQCSR) | FQCSR_FQOF);
+    const pqcsr = this.unit.readReg(Reg.PQCSR);
+    const pageRequestOverflow = (pqcsr & PQCSR_PQOF) !== 0;
+    if (pageRequestOverflow) this.unit.writeReg(Reg.PQCSR, pqcsr | PQCSR_PQOF);
+    this.faultLog.push(...faults);
+    if (this.faultLog.length > FAULT_LOG_SIZE) this.faultLog.splice(0, this.faultLog.length - FAULT_LOG_SIZE);
+    this.stats.faultsLogged += faults.length;
+    this.stats.pageRequestsRead += pageRequests.length;
+    return { faults, pageRequests, pageRequestOverflow };
+  }
+
+  /** Post `cmds` and a FENCE, run the queue, and check the fence completed (a driver bug otherwise). */
+  private sync(cmds: readonly Command[]): void {
+    const seq = (this.fenceSeq = (this.fenceSeq + 1) >>> 0);
+    for (const c of [...cmds, { op: 'fence', interrupt: false, statusAddress: this.fenceStatus, statusData: seq } as const]) {
+      if (!postCommand(this.unit, this.memory, c)) {
+        this.kick();
+        if (!postCommand(this.unit, this.memory, c)) throw new Error(`${this.name}: command queue stuck`);
+      }
+      this.stats.commands++;
+      if (c.op === 'iotlb-inval' || c.op === 'pasid-cache-inval' || c.op === 'context-inval') this.stats.invalidations++;
+    }
+    this.kick();
+    if (this.memory.read32(this.fenceStatus) !== seq) throw new Error(`${this.name}: FENCE ${seq} did not complete (CQCSR 0x${this.unit.readReg(Reg.CQCSR).toString(16)})`);
+    this.stats.fences++;
+  }
+}
+
+function queueFrames(): number { return Math.max(1, (2 ** QUEUE_LOG2 * 32) / FRAME); }
+
+function pageAddress(lo: number, hi: number): number {
+  return (hi & 0xfffff) * 4294967296 + ((lo & 0xfffff000) >>> 0);
+}
+
