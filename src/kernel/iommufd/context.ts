@@ -1,0 +1,38 @@
+import type { IommuCore } from '../iommu/core.ts';
+import type { KernelFile } from '../process/file.ts';
+import type { Process } from '../process/process.ts';
+import { ObjectTable } from './object-table.ts';
+
+/** How pinned pages are charged (IOMMU_OPTION_RLIMIT_MODE): per user (default) or per mm (VFIO-compatible). */
+export type AccountMode = 'user' | 'mm';
+
+/**
+ * One open /dev/iommu (struct iommufd_ctx): its object table, accounting mode and the IOAS the VFIO
+ * compat layer uses. The file's release destroys every object leaf-first, as closing the fd does.
+ */
+export class IommufdCtx implements KernelFile {
+  readonly kind = 'iommufd';
+  readonly objects = new ObjectTable();
+  /** /dev/iommu opens in USER mode; /dev/vfio/vfio served by iommufd opens in MM mode. */
+  accountMode: AccountMode;
+  /** IOMMU_VFIO_IOAS: the IOAS the VFIO container compat ioctls use (0 when none). */
+  vfioIoasId = 0;
+  private closed = false;
+
+  constructor(readonly core: IommuCore, readonly opener: Process, opts: { vfioCompat?: boolean } = {}) {
+    this.accountMode = opts.vfioCompat === true ? 'mm' : 'user';
+  }
+
+  get isClosed(): boolean { return this.closed; }
+
+  /** Last close of the fd: destroy everything leaf-first (main.c iommufd_fops_release). */
+  release(): void {
+    if (this.closed) return;
+    this.closed = true;
+    const stuck = this.objects.closeAll();
+    if (stuck.length > 0) {
+      // Linux WARNs here: something kept a reference it should not have. Surface it as a bug.
+      throw new Error(`iommufd close left ${stuck.length} object(s) with users: ${stuck.map((o) => `${o.id}:${o.type}`).join(', ')}`);
+    }
+  }
+}

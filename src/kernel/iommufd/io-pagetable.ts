@@ -1,0 +1,565 @@
+// The IOVA space of an IOAS (Linux's struct io_pagetable, drivers/iommu/iommufd/io_pagetable.c): areas
+// (populated IOVA ranges, each a slice of an iopt_pages), reserved ranges (device regions, domain aperture
+// exclusions, test reservations), the allowed ranges for automatic allocation, and iova_alignment.
+//
+// u64 representation: every IOVA, length and alignment here is a `bigint` holding a u64 (0..2^64-1);
+// ranges are inclusive [start, last] as in the kernel, so the whole space [0, ULONG_MAX] needs no 2^64.
+// Byte offsets into an iopt_pages (`startByte`) and user VAs are `number`: they address user memory,
+// which the simulated mm keeps below 2^53 (its task size). See iova-intervals.ts.
+//
+// Domains and accesses are not modelled here: the domain layer passes `fill`/`unfill` callbacks to
+// map() and unmap hooks, and registers its page-size alignment with setAlignmentSource().
+
+import { PAGE_SIZE } from '../../hw/memory/physical-memory.ts';
+import { fail, ok, type ErrnoName, type Result } from '../errno.ts';
+import {
+  alignUp, assertU64, hex64, holes, IntervalList, IntervalMap, lowestSetBit, roundupPowOfTwo, ULONG_MAX, U64_MAX,
+  type IovaRange, type OwnedRange,
+} from './iova-intervals.ts';
+
+export const IOMMU_READ = 1 << 0;
+export const IOMMU_WRITE = 1 << 1;
+export const IOMMU_CACHE = 1 << 2;
+
+const PAGE = BigInt(PAGE_SIZE);
+/** HPAGE_SIZE (PMD size with THP): the largest alignment automatic allocation asks for. */
+export const MAX_AUTO_ALIGNMENT = 2n ** 21n;
+/** iommufd_access_notify_unmap() rounds before unmap gives up with EDEADLOCK. */
+const MAX_NOTIFY_ROUNDS = 100;
+
+/** What an area needs of its PFN storage (IoptPages implements it; tests may stub it). */
+export interface AreaPages {
+  /** Pages in the storage. */
+  readonly npages: number;
+  /** Created for a writeable map: a WRITE area needs it (else EPERM). */
+  readonly writable: boolean;
+  /** pages->uptr (user VA) or the file start, aligned down to a page: byte 0 of page index 0. */
+  readonly base: number;
+  /** kref_get / kref_put (the last put releases the storage). */
+  get(): void;
+  put(): void;
+}
+
+/** Who reserved a range: iopt_remove_reserved_iova() removes by owner identity. */
+export interface ReservedOwner {
+  readonly kind: 'device' | 'domain' | 'test';
+}
+/** The owner of IOMMU_TEST_OP_ADD_RESERVED ranges (NULL in Linux). */
+export const TEST_RESERVATION: ReservedOwner = Object.freeze({ kind: 'test' as const });
+
+/** One populated IOVA range: [iova, last] maps bytes [startByte, startByte + length) of `pages`. */
+export class IoptArea<P extends AreaPages = AreaPages> {
+  /** The storage; null while the map is still in progress (unmap sees EBUSY). */
+  pages: P | null = null;
+  /** iopt_area->num_locks: objects (HW queue, internal access) that forbid unmap (EBUSY). */
+  numLocks = 0;
+  /** iopt_area->num_accesses: access pins inside the area (unmap notifies, split refuses). */
+  numAccesses = 0;
+  /** Set while unmap waits for accesses to unpin: new access pins fail. */
+  preventAccess = false;
+  /** The domain holding the PFNs (set by the domain layer); blocks split with large pages. */
+  storageDomain: unknown = null;
+
+  constructor(
+    readonly iova: bigint,
+    readonly last: bigint,
+    /** The storage, also while `pages` is still null. */
+    readonly storage: P,
+    /** Offset of the first byte from storage.base. */
+    readonly startByte: number,
+    readonly prot: number,
+  ) {}
+
+  get length(): bigint { return this.last - this.iova + 1n; }
+  /** area->page_offset. */
+  get pageOffset(): number { return this.startByte % PAGE_SIZE; }
+  /** First page index of the storage the area uses. */
+  get firstIndex(): number { return Math.floor(this.startByte / PAGE_SIZE); }
+  /** Last page index (inclusive). */
+  get lastIndex(): number { return Math.floor((this.startByte + Number(this.length) - 1) / PAGE_SIZE); }
+  /** iopt_area_start_byte(): the storage byte at `iova`. */
+  startByteAt(iova: bigint): number { return this.startByte + Number(iova - this.iova); }
+  /** The storage page index holding `iova`. */
+  indexAt(iova: bigint): number { return Math.floor(this.startByteAt(iova) / PAGE_SIZE); }
+}
+
+/** One element of a map: bytes [startByte, startByte + length) of `pages`, placed contiguously. */
+export interface PagesSlice<P extends AreaPages = AreaPages> {
+  readonly pages: P;
+  readonly startByte: number;
+  readonly length: bigint;
+}
+
+export interface MapOptions<P extends AreaPages> {
+  /** IOMMU_IOAS_MAP_FIXED_IOVA: map at this IOVA; otherwise it is allocated. */
+  readonly iova?: bigint;
+  /** iopt_area_fill_domains(): runs after the IOVA is reserved, before the pages are published. */
+  readonly fill?: (area: IoptArea<P>) => Result;
+  /** Undo of `fill` for the areas filled before a later one failed. */
+  readonly unfill?: (area: IoptArea<P>) => void;
+}
+
+export interface IoptHooks<P extends AreaPages> {
+  /** iopt_area_unfill_domains(): the area is leaving (pages already unpublished). */
+  unfillArea?(area: IoptArea<P>, pages: P): void;
+  /** iommufd_access_notify_unmap(): accesses must unpin inside [iova, iova + length). */
+  notifyUnmap?(iova: bigint, length: bigint): void;
+}
+
+type AlignmentKind = 'domain' | 'access';
+
+export class IoPagetable<P extends AreaPages = AreaPages> {
+  private readonly areas = new IntervalMap<IoptArea<P>>();
+  private readonly reserved = new IntervalList<ReservedOwner>();
+  private allowed = new IntervalList<null>();
+  private alignment = 1n;
+  private largePagesDisabled = false;
+  private readonly alignmentSources = new Map<object, { alignment: bigint; kind: AlignmentKind }>();
+  hooks: IoptHooks<P> = {};
+
+  /** iopt->iova_alignment. */
+  get iovaAlignment(): bigint { return this.alignment; }
+  /** IOMMU_OPTION_HUGE_PAGES (true unless disabled). */
+  get largePages(): boolean { return !this.largePagesDisabled; }
+  get areaCount(): number { return this.areas.size; }
+
+  /** The areas, ascending. */
+  *areaList(): IterableIterator<IoptArea<P>> {
+    for (const [, , a] of this.areas.entries()) yield a;
+  }
+
+  areaAt(iova: bigint): IoptArea<P> | undefined {
+    const i = this.areas.indexOf(iova);
+    return i < 0 ? undefined : this.areas.value(i);
+  }
+
+  reservedRanges(): readonly OwnedRange<ReservedOwner>[] { return this.reserved.list(); }
+  allowedRanges(): IovaRange[] { return this.allowed.list().map(({ start, last }) => ({ start, last })); }
+
+  /** Bytes of the area index columns (metadata accounting; area objects not included). */
+  get indexBytes(): number { return this.areas.columnBytes; }
+
+  // ---- allocation and checks -------------------------------------------------------------------
+
+  /**
+   * iopt_alloc_iova(): the lowest IOVA where `length` bytes fit in an allowed span (default
+   * [PAGE_SIZE, ULONG_MAX - PAGE_SIZE], so never 0) outside reserved ranges and areas, aligned to
+   * min(roundup_pow_of_two(length), lowest set bit of `uptr`) capped at 2 MiB, with uptr's sub-page offset.
+   * EOVERFLOW for length 0 or >= ULONG_MAX / 2; EINVAL when that alignment is below iova_alignment;
+   * ENOSPC when nothing fits.
+   */
+  allocIova(length: bigint, uptr: bigint): Result<bigint> {
+    assertU64(length, 'length');
+    assertU64(uptr, 'uptr');
+    if (length === 0n || length >= ULONG_MAX / 2n) return fail('EOVERFLOW', `cannot allocate ${length} bytes of IOVA`);
+    let align = roundupPowOfTwo(length);
+    if (uptr !== 0n) {
+      const low = lowestSetBit(uptr);
+      if (low < align) align = low;
+    }
+    if (align > MAX_AUTO_ALIGNMENT) align = MAX_AUTO_ALIGNMENT;
+    if (align < this.alignment) {
+      return fail('EINVAL', `automatic alignment ${hex64(align)} is below the IOAS alignment ${hex64(this.alignment)}`);
+    }
+    const pageOffset = uptr % PAGE;
+    const fit = (r: IovaRange): bigint | undefined => {
+      if (r.last - r.start < length - 1n) return undefined;
+      const s = alignUp(r.start, align) | pageOffset;
+      return s > r.last || r.last - s < length - 1n ? undefined : s;
+    };
+    const lo = PAGE;
+    const hi = ULONG_MAX - PAGE;
+    const spans = this.allowed.size === 0 ? [{ start: lo, last: hi }] : this.allowed.merged(lo, hi);
+    for (const span of spans) {
+      const s = fit(span);
+      if (s === undefined) continue;
+      const at = this.firstFit(s, span.last, length, fit);
+      if (at !== undefined) return ok(at);
+    }
+    return fail('ENOSPC', `no free IOVA range of ${length} bytes aligned to ${hex64(align)}`);
+  }
+
+  // The lowest fit in the free runs of [lo, hi] (outside areas and reserved ranges), in address order.
+  // Gaps between areas smaller than `length` cannot hold a fit and are skipped a block at a time.
+  private firstFit(lo: bigint, hi: bigint, length: bigint, fit: (r: IovaRange) => bigint | undefined): bigint | undefined {
+    const tryHole = (a: bigint, b: bigint): bigint | undefined => {
+      if (a > b || b - a < length - 1n) return undefined;
+      for (const h of holes(this.reserved.merged(a, b), a, b)) {
+        const at = fit(h);
+        if (at !== undefined) return at;
+      }
+      return undefined;
+    };
+    const first = this.areas.firstEndingAtOrAfter(lo);
+    const end = this.areas.firstStartingAfter(hi);
+    if (first >= end) return tryHole(lo, hi);
+    const lead = tryHole(lo, this.areas.start(first) - 1n);
+    if (lead !== undefined) return lead;
+    for (let j = this.areas.nextGapAtLeast(first + 1, length, end); j < end; j = this.areas.nextGapAtLeast(j + 1, length, end)) {
+      const at = tryHole(this.areas.last(j - 1) + 1n, this.areas.start(j) - 1n);
+      if (at !== undefined) return at;
+    }
+    const tail = this.areas.last(end - 1);
+    return tail >= hi ? undefined : tryHole(tail + 1n, hi);
+  }
+
+  /**
+   * iopt_check_iova(): a fixed IOVA. EINVAL unaligned to iova_alignment, EOVERFLOW when iova + length - 1
+   * wraps, EINVAL when it hits a reserved range, EEXIST when it overlaps an area.
+   */
+  checkFixedIova(iova: bigint, length: bigint): Result {
+    assertU64(iova, 'iova');
+    assertU64(length, 'length');
+    if ((iova & (this.alignment - 1n)) !== 0n) return fail('EINVAL', `IOVA ${hex64(iova)} is not aligned to ${hex64(this.alignment)}`);
+    const last = iova + length - 1n;
+    if (last > ULONG_MAX || length === 0n) return fail('EOVERFLOW', `${hex64(iova)}+${hex64(length)} wraps`);
+    const r = this.reserved.anyIntersecting(iova, last);
+    if (r !== undefined) return fail('EINVAL', `${hex64(iova)}..${hex64(last)} hits the reserved range ${hex64(r.start)}..${hex64(r.last)} (${r.owner.kind})`);
+    const a = this.areas.firstIntersecting(iova, last);
+    if (a >= 0) return fail('EEXIST', `${hex64(iova)}..${hex64(last)} overlaps the area at ${hex64(this.areas.start(a))}`);
+    return ok();
+  }
+
+  /**
+   * iopt_insert_area(): put an area with no published pages (pages = null) at [iova, iova + length).
+   * The caller checked the range. EPERM for a WRITE area on read-only storage, EINVAL when the page
+   * offset is not aligned to iova_alignment, EOVERFLOW when it runs past the end of the storage.
+   */
+  insertArea(pages: P, iova: bigint, startByte: number, length: bigint, prot: number): Result<IoptArea<P>> {
+    if ((prot & IOMMU_WRITE) !== 0 && !pages.writable) return fail('EPERM', 'a writeable mapping of read-only pages');
+    if (!Number.isSafeInteger(startByte) || startByte < 0) throw new RangeError(`bad start byte ${startByte}`);
+    if ((BigInt(startByte % PAGE_SIZE) & (this.alignment - 1n)) !== 0n) {
+      return fail('EINVAL', `page offset ${startByte % PAGE_SIZE} is not aligned to ${hex64(this.alignment)}`);
+    }
+    const last = iova + length - 1n;
+    if (length === 0n || last > ULONG_MAX) return fail('EOVERFLOW', `${hex64(iova)}+${hex64(length)} wraps`);
+    const endByte = BigInt(startByte) + length - 1n;
+    if (endByte / PAGE >= BigInt(pages.npages)) throw new Error(`area runs past its ${pages.npages} pages`);
+    const area = new IoptArea(iova, last, pages, startByte, prot);
+    this.areas.insert(iova, last, area);
+    return ok(area);
+  }
+
+  private removeArea(area: IoptArea<P>): void {
+    const i = this.areas.indexOf(area.iova);
+    if (i < 0 || this.areas.value(i) !== area) throw new Error(`area ${hex64(area.iova)} is not in the table`);
+    this.areas.removeAt(i);
+  }
+
+  /**
+   * iopt_map_pages(): map the slices contiguously at a fixed or allocated IOVA, fill (domains), then
+   * publish each area's pages (each area takes a reference). Errors: EINVAL for length 0 or a length not
+   * a multiple of iova_alignment; the errors of allocIova/checkFixedIova/insertArea; whatever `fill`
+   * returns. On failure nothing is left behind. Returns the IOVA and the areas.
+   */
+  map(slices: readonly PagesSlice<P>[], prot: number, opts: MapOptions<P> = {}): Result<{ iova: bigint; areas: IoptArea<P>[] }> {
+    let length = 0n;
+    for (const s of slices) length += s.length;
+    if (length > ULONG_MAX) return fail('EOVERFLOW', 'total length wraps');
+    if (length === 0n || (length & (this.alignment - 1n)) !== 0n) {
+      return fail('EINVAL', `length ${hex64(length)} is 0 or not a multiple of ${hex64(this.alignment)}`);
+    }
+    const first = slices[0] as PagesSlice<P>;
+    let iova: bigint;
+    if (opts.iova === undefined) {
+      const got = this.allocIova(length, BigInt(first.pages.base + first.startByte));
+      if (!got.ok) return got;
+      iova = got.value;
+    } else {
+      const checked = this.checkFixedIova(opts.iova, length);
+      if (!checked.ok) return checked;
+      iova = opts.iova;
+    }
+    const areas: IoptArea<P>[] = [];
+    const abort = (): void => { for (const a of areas) this.removeArea(a); };
+    let at = iova;
+    for (const s of slices) {
+      const inserted = this.insertArea(s.pages, at, s.startByte, s.length, prot);
+      if (!inserted.ok) {
+        abort();
+        return inserted;
+      }
+      areas.push(inserted.value);
+      at += s.length;
+    }
+    if (opts.fill !== undefined) {
+      for (let i = 0; i < areas.length; i++) {
+        const filled = opts.fill(areas[i] as IoptArea<P>);
+        if (!filled.ok) {
+          for (let j = 0; j < i; j++) opts.unfill?.(areas[j] as IoptArea<P>);
+          abort();
+          return filled;
+        }
+      }
+    }
+    for (const a of areas) {
+      a.storage.get();
+      a.pages = a.storage;
+    }
+    return ok({ iova, areas });
+  }
+
+  /**
+   * iopt_get_pages(): the slices covering [iova, iova + length) for IOAS_COPY. They must be covered
+   * contiguously by published areas, else ENOENT. EINVAL for length 0, EOVERFLOW when it wraps.
+   */
+  getPages(iova: bigint, length: bigint): Result<PagesSlice<P>[]> {
+    assertU64(iova, 'iova');
+    assertU64(length, 'length');
+    if (length === 0n) return fail('EINVAL', 'length 0');
+    const last = iova + length - 1n;
+    if (last > ULONG_MAX) return fail('EOVERFLOW', `${hex64(iova)}+${hex64(length)} wraps`);
+    const out: PagesSlice<P>[] = [];
+    let cur = iova;
+    let i = this.areas.indexOf(cur);
+    while (i >= 0 && i < this.areas.size) {
+      const a = this.areas.value(i);
+      if (a.iova > cur || a.pages === null) break;
+      const end = a.last < last ? a.last : last;
+      out.push({ pages: a.pages, startByte: a.startByteAt(cur), length: end - cur + 1n });
+      if (end === last) return ok(out);
+      cur = end + 1n;
+      i++;
+    }
+    return fail('ENOENT', `${hex64(iova)}..${hex64(last)} is not contiguously mapped`);
+  }
+
+  // ---- unmap ------------------------------------------------------------------------------------
+
+  /**
+   * IOMMU_IOAS_UNMAP as the ioctl sees it: iova 0 with length U64_MAX unmaps everything (succeeding on
+   * an empty table with 0); otherwise iova or length >= ULONG_MAX is EOVERFLOW and iopt_unmap_iova()
+   * applies. Returns the bytes unmapped.
+   */
+  unmap(iova: bigint, length: bigint): Result<bigint> {
+    assertU64(iova, 'iova');
+    assertU64(length, 'length');
+    if (iova === 0n && length === U64_MAX) return this.unmapAll();
+    if (iova >= ULONG_MAX || length >= ULONG_MAX) return fail('EOVERFLOW', `${hex64(iova)}+${hex64(length)} is too large`);
+    return this.unmapIova(iova, length);
+  }
+
+  /** iopt_unmap_iova(): EINVAL for length 0, EOVERFLOW when the range wraps; see unmapRange(). */
+  unmapIova(iova: bigint, length: bigint): Result<bigint> {
+    if (length === 0n) return fail('EINVAL', 'unmap of length 0');
+    const last = iova + length - 1n;
+    if (last > ULONG_MAX) return fail('EOVERFLOW', `${hex64(iova)}+${hex64(length)} wraps`);
+    return this.unmapRange(iova, last);
+  }
+
+  /** iopt_unmap_all(): never ENOENT. */
+  unmapAll(): Result<bigint> {
+    const r = this.unmapRange(0n, ULONG_MAX);
+    return !r.ok && r.errno === 'ENOENT' ? ok(0n) : r;
+  }
+
+  /**
+   * iopt_unmap_iova_range(): remove every area inside [start, last], lowest first. Areas are never cut:
+   * an area crossing either end is ENOENT; an area still being mapped or locked is EBUSY; accesses are
+   * notified and must unpin (EDEADLOCK after 100 rounds). ENOENT when nothing was unmapped. As in Linux,
+   * areas removed before an error stay removed.
+   */
+  unmapRange(start: bigint, last: bigint): Result<bigint> {
+    let unmapped = 0n;
+    let rounds = 0;
+    for (;;) {
+      const i = this.areas.firstIntersecting(start, last);
+      if (i < 0) break;
+      const area = this.areas.value(i);
+      const stop = (errno: ErrnoName, why: string): Result<bigint> => fail(errno, `${why} (${unmapped} bytes were unmapped first)`);
+      if (area.pages === null) return stop('EBUSY', `the area at ${hex64(area.iova)} is still being mapped`);
+      if (area.numLocks !== 0) return stop('EBUSY', `the area at ${hex64(area.iova)} is locked by ${area.numLocks} object(s)`);
+      if (area.iova < start || area.last > last) {
+        return stop('ENOENT', `the area ${hex64(area.iova)}..${hex64(area.last)} is not inside ${hex64(start)}..${hex64(last)}`);
+      }
+      if (area.numAccesses !== 0) {
+        if (rounds++ >= MAX_NOTIFY_ROUNDS) {
+          area.preventAccess = false;
+          return stop('EDEADLOCK', `accesses still pin the area at ${hex64(area.iova)}`);
+        }
+        area.preventAccess = true;
+        this.hooks.notifyUnmap?.(area.iova, area.length);
+        continue;
+      }
+      rounds = 0;
+      const pages = area.pages;
+      area.pages = null;
+      this.areas.removeAt(i);
+      this.hooks.unfillArea?.(area, pages);
+      pages.put();
+      unmapped += area.length;
+    }
+    return unmapped === 0n ? fail('ENOENT', `nothing is mapped in ${hex64(start)}..${hex64(last)}`) : ok(unmapped);
+  }
+
+  // ---- reserved and allowed ranges --------------------------------------------------------------
+
+  /** iopt_reserve_iova(): EADDRINUSE when [start, last] intersects an area or an allowed range. */
+  reserve(start: bigint, last: bigint, owner: ReservedOwner): Result {
+    assertU64(start, 'start');
+    assertU64(last, 'last');
+    if (start > last) throw new RangeError(`reserved range ${hex64(start)}..${hex64(last)} is empty`);
+    const a = this.areas.firstIntersecting(start, last);
+    if (a >= 0) return fail('EADDRINUSE', `${hex64(start)}..${hex64(last)} intersects the area at ${hex64(this.areas.start(a))}`);
+    const al = this.allowed.anyIntersecting(start, last);
+    if (al !== undefined) return fail('EADDRINUSE', `${hex64(start)}..${hex64(last)} intersects the allowed range ${hex64(al.start)}..${hex64(al.last)}`);
+    this.reserved.add(start, last, owner);
+    return ok();
+  }
+
+  /** iopt_remove_reserved_iova(): drop every range of `owner`; returns how many. */
+  unreserve(owner: ReservedOwner): number { return this.reserved.removeOwner(owner); }
+
+  /**
+   * IOMMU_IOAS_ALLOW_IOVAS: replace the allowed ranges (empty clears the restriction). EINVAL for a range
+   * with start >= last or overlapping another; EADDRINUSE when one intersects a reserved range, and the
+   * previous list stays.
+   */
+  setAllowed(ranges: readonly IovaRange[]): Result {
+    const next = new IntervalList<null>();
+    for (const r of ranges) {
+      assertU64(r.start, 'start');
+      assertU64(r.last, 'last');
+      if (r.start >= r.last) return fail('EINVAL', `allowed range ${hex64(r.start)}..${hex64(r.last)} is empty or a single point`);
+      if (next.anyIntersecting(r.start, r.last) !== undefined) return fail('EINVAL', `allowed range ${hex64(r.start)}..${hex64(r.last)} overlaps another`);
+      next.add(r.start, r.last, null);
+    }
+    for (const r of next.list()) {
+      const hit = this.reserved.anyIntersecting(r.start, r.last);
+      if (hit !== undefined) {
+        return fail('EADDRINUSE', `allowed range ${hex64(r.start)}..${hex64(r.last)} intersects the reserved ${hex64(hit.start)}..${hex64(hit.last)}`);
+      }
+    }
+    this.allowed = next;
+    return ok();
+  }
+
+  /**
+   * IOMMU_IOAS_IOVA_RANGES: the holes of the reserved set over [0, ULONG_MAX] (as ioas.c reports them;
+   * the allowed ranges are not part of the answer).
+   */
+  iovaRanges(): IovaRange[] {
+    return holes(this.reserved.merged(0n, ULONG_MAX), 0n, ULONG_MAX);
+  }
+
+  // ---- alignment --------------------------------------------------------------------------------
+
+  // iopt_check_iova_alignment(): every area's IOVA, length and page offset must be multiples.
+  private checkAlignment(align: bigint): Result {
+    const mask = align - 1n;
+    for (const a of this.areaList()) {
+      if ((a.iova & mask) !== 0n || (a.length & mask) !== 0n || (BigInt(a.pageOffset) & mask) !== 0n) {
+        return fail('EADDRINUSE', `the area at ${hex64(a.iova)} is not aligned to ${hex64(align)}`);
+      }
+    }
+    return ok();
+  }
+
+  // iopt_calculate_iova_alignment().
+  private recompute(): Result {
+    let next = this.largePagesDisabled ? PAGE : 1n;
+    for (const s of this.alignmentSources.values()) if (s.alignment > next) next = s.alignment;
+    if (next > this.alignment) {
+      const checked = this.checkAlignment(next);
+      if (!checked.ok) return checked;
+    }
+    this.alignment = next;
+    return ok();
+  }
+
+  /**
+   * Register (or change) what `owner` needs: a domain's smallest page size (iopt_table_add_domain: EINVAL
+   * above PAGE_SIZE) or an access's alignment (iopt_add_access). EADDRINUSE when the raised alignment
+   * leaves an existing area misaligned; nothing changes on failure.
+   */
+  setAlignmentSource(owner: object, alignment: bigint, kind: AlignmentKind): Result {
+    if (alignment <= 0n || (alignment & (alignment - 1n)) !== 0n) throw new RangeError(`alignment ${alignment} is not a power of two`);
+    if (kind === 'domain' && (alignment > this.alignment ? alignment : this.alignment) > PAGE) {
+      return fail('EINVAL', `domain page size ${hex64(alignment)} is larger than PAGE_SIZE`);
+    }
+    const old = this.alignmentSources.get(owner);
+    this.alignmentSources.set(owner, { alignment, kind });
+    const r = this.recompute();
+    if (!r.ok) {
+      if (old === undefined) this.alignmentSources.delete(owner);
+      else this.alignmentSources.set(owner, old);
+    }
+    return r;
+  }
+
+  /** iopt_table_remove_domain()/iopt_remove_access(): the alignment can only drop, so this cannot fail. */
+  removeAlignmentSource(owner: object): void {
+    this.alignmentSources.delete(owner);
+    const r = this.recompute();
+    if (!r.ok) throw new Error(`alignment recompute failed on removal: ${r.reason}`);
+  }
+
+  /**
+   * IOMMU_OPTION_HUGE_PAGES = 0 (iopt_disable_large_pages()): EINVAL when domains and areas both exist;
+   * EADDRINUSE (rolled back) when areas are not PAGE_SIZE aligned.
+   */
+  disableLargePages(): Result {
+    if (this.largePagesDisabled) return ok();
+    const hasDomain = [...this.alignmentSources.values()].some((s) => s.kind === 'domain');
+    if (hasDomain && this.areas.size > 0) return fail('EINVAL', 'domains already have pages mapped');
+    this.largePagesDisabled = true;
+    const r = this.recompute();
+    if (!r.ok) this.largePagesDisabled = false;
+    return r;
+  }
+
+  /** IOMMU_OPTION_HUGE_PAGES = 1. */
+  enableLargePages(): void {
+    this.largePagesDisabled = false;
+    const r = this.recompute();
+    if (!r.ok) throw new Error(`alignment recompute failed: ${r.reason}`);
+  }
+
+  // ---- VFIO type1 v0 compat ---------------------------------------------------------------------
+
+  /**
+   * iopt_cut_iova(): split the area holding each IOVA so that the IOVA ends the left part. IOVAs in no
+   * area, or at an area's first or last byte, are skipped. Stops at the first error (earlier cuts stay).
+   */
+  cutIova(iovas: readonly bigint[]): Result {
+    for (const iova of iovas) {
+      assertU64(iova, 'iova');
+      const area = this.areaAt(iova);
+      if (area === undefined) continue;
+      const r = this.split(area, iova);
+      if (!r.ok) return r;
+    }
+    return ok();
+  }
+
+  /**
+   * iopt_area_split(): `iova` becomes the last byte of a left area. EBUSY for an area still being
+   * mapped or being unmapped; EINVAL for a cut not aligned to iova_alignment (IOVA or storage byte), an
+   * area with access pins, or an area whose storage is a domain while large pages are enabled.
+   */
+  split(area: IoptArea<P>, iova: bigint): Result {
+    if (iova === area.iova || iova === area.last) return ok();
+    if (iova < area.iova || iova > area.last) throw new RangeError(`${hex64(iova)} is outside the area`);
+    const pages = area.pages;
+    if (pages === null || area.preventAccess) return fail('EBUSY', `the area at ${hex64(area.iova)} is being mapped or unmapped`);
+    const newStart = iova + 1n;
+    const mask = this.alignment - 1n;
+    if ((newStart & mask) !== 0n || (BigInt(area.startByteAt(newStart)) & mask) !== 0n) {
+      return fail('EINVAL', `a cut after ${hex64(iova)} is not aligned to ${hex64(this.alignment)}`);
+    }
+    if (area.numAccesses !== 0) return fail('EINVAL', 'an access has pages pinned in the area');
+    if (area.storageDomain !== null && !this.largePagesDisabled) return fail('EINVAL', 'a domain may hold the area with large pages');
+    this.removeArea(area);
+    const mk = (start: bigint, last: bigint): IoptArea<P> => {
+      const a = new IoptArea(start, last, pages, area.startByteAt(start), area.prot);
+      a.pages = pages;
+      a.storageDomain = area.storageDomain;
+      this.areas.insert(start, last, a);
+      return a;
+    };
+    mk(area.iova, iova);
+    mk(newStart, area.last);
+    pages.get();
+    return ok();
+  }
+}

@@ -1,0 +1,257 @@
+// Interval structures over the 64-bit IOVA space, the stand-ins for Linux's interval trees in an
+// io_pagetable (area_itree, reserved_itree, allowed_itree).
+//
+// IOVAs are `bigint` everywhere in iommufd: the ABI uses full u64 ranges (iova = 0, length = U64_MAX
+// unmaps everything; the default allocation span ends at ULONG_MAX - PAGE_SIZE; aperture exclusions run
+// to ULONG_MAX), which a double cannot hold past 2^53. Intervals are inclusive [start, last] as in the
+// kernel, so [0, 2^64 - 1] is representable without a 2^64 end. Values outside [0, U64_MAX] are bugs in
+// the caller (uapi decodes u64 fields) and throw.
+//
+// `IntervalMap` keeps non-overlapping intervals sorted by start in two BigUint64Array columns (16 bytes
+// per interval) plus a parallel value array: lookups are binary searches, inserts and removals move the
+// tail (memmove speed). For the allocator it keeps, per block of GAP_BLOCK intervals, the largest gap
+// before an interval of the block (the free-gap augmentation of a tree, over a sorted array): a first-fit
+// search skips whole blocks whose gaps are all too small. Summaries are recomputed lazily, from the lowest
+// block an insert or removal touched, as far as a search reads them. `IntervalList` allows overlaps
+// (reserved ranges of several owners may overlap); it is small and scanned linearly.
+
+export const U64_MAX = (1n << 64n) - 1n;
+/** ULONG_MAX on the 64-bit kernels iommufd runs on. */
+export const ULONG_MAX = U64_MAX;
+
+export interface IovaRange {
+  readonly start: bigint;
+  /** Inclusive. */
+  readonly last: bigint;
+}
+
+export function assertU64(v: bigint, what: string): void {
+  if (typeof v !== 'bigint' || v < 0n || v > U64_MAX) throw new RangeError(`${what} ${String(v)} is not a u64`);
+}
+
+export const hex64 = (v: bigint): string => `0x${v.toString(16)}`;
+
+export function intersects(a: IovaRange, start: bigint, last: bigint): boolean {
+  return a.start <= last && a.last >= start;
+}
+
+/** Sorted, non-overlapping inclusive intervals with a value each. */
+/** Intervals per free-gap summary block. */
+export const GAP_BLOCK = 64;
+
+export class IntervalMap<T> {
+  private starts = new BigUint64Array(16);
+  private lasts = new BigUint64Array(16);
+  private vals: T[] = [];
+  /** Per block: the largest gap(i) of its intervals (gap(0) counts as 0). Valid below `dirtyFrom`. */
+  private gapMax = new BigUint64Array(1);
+  private dirtyFrom = 0;
+
+  get size(): number { return this.vals.length; }
+
+  start(i: number): bigint { return this.starts[i] as bigint; }
+  last(i: number): bigint { return this.lasts[i] as bigint; }
+  value(i: number): T { return this.vals[i] as T; }
+
+  /** Index of the first interval whose last >= `at` (size when none). */
+  firstEndingAtOrAfter(at: bigint): number {
+    let lo = 0;
+    let hi = this.vals.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if ((this.lasts[mid] as bigint) < at) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
+  /** Index of the lowest interval intersecting [start, last], or -1. */
+  firstIntersecting(start: bigint, last: bigint): number {
+    const i = this.firstEndingAtOrAfter(start);
+    return i < this.vals.length && (this.starts[i] as bigint) <= last ? i : -1;
+  }
+
+  /** The index holding `at`, or -1. */
+  indexOf(at: bigint): number { return this.firstIntersecting(at, at); }
+
+  /** Insert; the caller has checked that nothing intersects (a bug otherwise). Returns the index. */
+  insert(start: bigint, last: bigint, value: T): number {
+    if (start > last) throw new RangeError(`interval ${hex64(start)}..${hex64(last)} is empty`);
+    const i = this.firstEndingAtOrAfter(start);
+    if (i < this.vals.length && (this.starts[i] as bigint) <= last) throw new Error(`interval ${hex64(start)}..${hex64(last)} overlaps`);
+    const n = this.vals.length;
+    if (n === this.starts.length) {
+      const s = new BigUint64Array(n * 2);
+      const l = new BigUint64Array(n * 2);
+      s.set(this.starts);
+      l.set(this.lasts);
+      this.starts = s;
+      this.lasts = l;
+    }
+    this.starts.copyWithin(i + 1, i, n);
+    this.lasts.copyWithin(i + 1, i, n);
+    this.starts[i] = start;
+    this.lasts[i] = last;
+    this.vals.splice(i, 0, value);
+    this.touch(i);
+    return i;
+  }
+
+  removeAt(i: number): T {
+    const n = this.vals.length;
+    if (i < 0 || i >= n) throw new RangeError(`no interval ${i}`);
+    this.starts.copyWithin(i, i + 1, n);
+    this.lasts.copyWithin(i, i + 1, n);
+    const [v] = this.vals.splice(i, 1);
+    this.touch(i);
+    return v as T;
+  }
+
+  private touch(i: number): void {
+    this.dirtyFrom = Math.min(this.dirtyFrom, Math.floor(i / GAP_BLOCK));
+    const blocks = Math.ceil(this.vals.length / GAP_BLOCK);
+    if (blocks > this.gapMax.length) {
+      const g = new BigUint64Array(Math.max(blocks, this.gapMax.length * 2));
+      g.set(this.gapMax);
+      this.gapMax = g;
+    }
+  }
+
+  /** Free IOVAs between interval i - 1 and interval i (0 for i = 0). */
+  gapBefore(i: number): bigint {
+    return i === 0 ? 0n : (this.starts[i] as bigint) - (this.lasts[i - 1] as bigint) - 1n;
+  }
+
+  private blockMax(b: number): bigint {
+    while (this.dirtyFrom <= b) {
+      const d = this.dirtyFrom;
+      let max = 0n;
+      const end = Math.min(this.vals.length, (d + 1) * GAP_BLOCK);
+      for (let i = d * GAP_BLOCK; i < end; i++) {
+        const g = this.gapBefore(i);
+        if (g > max) max = g;
+      }
+      this.gapMax[d] = max;
+      this.dirtyFrom = d + 1;
+    }
+    return this.gapMax[b] as bigint;
+  }
+
+  /** The smallest j >= i with gapBefore(j) >= need, or `end` when none is below `end`. */
+  nextGapAtLeast(i: number, need: bigint, end: number): number {
+    let j = i;
+    while (j < end) {
+      if (j % GAP_BLOCK === 0 && j + GAP_BLOCK <= end && this.blockMax(j / GAP_BLOCK) < need) {
+        j += GAP_BLOCK;
+        continue;
+      }
+      if (this.gapBefore(j) >= need) return j;
+      j++;
+    }
+    return end;
+  }
+
+  /** Index of the first interval starting after `at` (size when none). */
+  firstStartingAfter(at: bigint): number {
+    let lo = 0;
+    let hi = this.vals.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if ((this.starts[mid] as bigint) <= at) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
+  /** Bytes of the typed columns actually in use plus their spare capacity (memory accounting). */
+  get columnBytes(): number { return this.starts.byteLength + this.lasts.byteLength + this.gapMax.byteLength; }
+
+  *entries(): IterableIterator<[bigint, bigint, T]> {
+    for (let i = 0; i < this.vals.length; i++) yield [this.starts[i] as bigint, this.lasts[i] as bigint, this.vals[i] as T];
+  }
+}
+
+export interface OwnedRange<O> extends IovaRange {
+  readonly owner: O;
+}
+
+/** Inclusive intervals that may overlap, sorted by start, each with an owner. */
+export class IntervalList<O> {
+  private items: OwnedRange<O>[] = [];
+
+  get size(): number { return this.items.length; }
+  list(): readonly OwnedRange<O>[] { return this.items; }
+
+  anyIntersecting(start: bigint, last: bigint): OwnedRange<O> | undefined {
+    for (const r of this.items) {
+      if (r.start > last) return undefined;
+      if (r.last >= start) return r;
+    }
+    return undefined;
+  }
+
+  add(start: bigint, last: bigint, owner: O): void {
+    let i = 0;
+    while (i < this.items.length && (this.items[i] as OwnedRange<O>).start <= start) i++;
+    this.items.splice(i, 0, { start, last, owner });
+  }
+
+  removeOwner(owner: O): number {
+    const before = this.items.length;
+    this.items = this.items.filter((r) => r.owner !== owner);
+    return before - this.items.length;
+  }
+
+  replaceAll(ranges: readonly OwnedRange<O>[]): void {
+    this.items = [...ranges].sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0));
+  }
+
+  /** The union as disjoint sorted ranges, clipped to [lo, hi]. */
+  merged(lo: bigint, hi: bigint): IovaRange[] {
+    const out: { start: bigint; last: bigint }[] = [];
+    for (const r of this.items) {
+      if (r.last < lo || r.start > hi) continue;
+      const s = r.start < lo ? lo : r.start;
+      const l = r.last > hi ? hi : r.last;
+      const prev = out[out.length - 1];
+      if (prev !== undefined && (prev.last === U64_MAX || s <= prev.last + 1n)) {
+        if (l > prev.last) prev.last = l;
+      } else {
+        out.push({ start: s, last: l });
+      }
+    }
+    return out;
+  }
+}
+
+/** The holes of `used` (disjoint, sorted) inside [lo, hi]. */
+export function holes(used: readonly IovaRange[], lo: bigint, hi: bigint): IovaRange[] {
+  const out: IovaRange[] = [];
+  let at = lo;
+  for (const u of used) {
+    if (u.last < at) continue;
+    if (u.start > hi) break;
+    if (u.start > at) out.push({ start: at, last: u.start - 1n });
+    if (u.last >= hi) return out;
+    at = u.last + 1n;
+  }
+  if (at <= hi) out.push({ start: at, last: hi });
+  return out;
+}
+
+/** roundup_pow_of_two() for 1 <= v <= 2^63. */
+export function roundupPowOfTwo(v: bigint): bigint {
+  let p = 1n;
+  while (p < v) p <<= 1n;
+  return p;
+}
+
+/** 1 << __ffs64(v), v != 0. */
+export function lowestSetBit(v: bigint): bigint {
+  return v & -v;
+}
+
+/** ALIGN(v, a) for a power of two a. */
+export function alignUp(v: bigint, a: bigint): bigint {
+  return (v + a - 1n) & ~(a - 1n);
+}

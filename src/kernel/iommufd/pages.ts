@@ -1,0 +1,283 @@
+// Pin-once PFN storage (Linux's struct iopt_pages, drivers/iommu/iommufd/pages.c): the pages of a user VA
+// range of one process's mm, or of a memfd range, shared by reference between every area (IOAS_COPY
+// included), domain and access that maps them. Each page is pinned exactly once, the first time some user
+// needs its PFN, and unpinned when its last user lets go; accounting follows the pins.
+//
+// Storage, per page of the range: a Uint32Array of PFNs (NO_PFN when not pinned) and a Uint16Array of user
+// counts (a user is one holder of a pfnsFor() range: a domain fill, an access pin). Counts above 65535 spill
+// into a Map. That is 6 bytes per 4 KiB page, allocated once when the pages are created; pinning allocates
+// nothing per page besides the kernel's own frame pin.
+//
+// Accounting (iopt_pages_update_pinned()): mode NONE when the creator had CAP_IPC_LOCK, else USER
+// (user->locked_vm of the source process's user, against its RLIMIT_MEMLOCK: ENOMEM), upgraded to MM
+// (mm->locked_vm, VmLck) for a context in MM mode. mm->pinned_vm (VmPin) of the source mm is charged in
+// every mode. Charges are taken right after each batch is pinned and undone with it on failure.
+
+import { PAGE_SIZE } from '../../hw/memory/physical-memory.ts';
+import { fail, ok, type Result } from '../errno.ts';
+import type { FrameAllocator } from '../mm/frame-allocator.ts';
+import type { MemFile } from '../mm/memfile.ts';
+import type { OpenFile } from '../process/file.ts';
+import type { Process } from '../process/process.ts';
+import type { UserStruct } from '../process/user.ts';
+import type { AreaPages } from './io-pagetable.ts';
+
+/** IOPT_PAGES_ACCOUNT_NONE / _USER / _MM. */
+export type PagesAccountMode = 'none' | 'user' | 'mm';
+
+/** A page with no pinned frame. */
+export const NO_PFN = 0xffff_ffff;
+/** Pages pinned per pin_user_pages() / memfd_pin_folios() call (a batch). */
+const BATCH_PAGES = 512;
+const U16_MAX = 0xffff;
+
+export interface PagesOptions {
+  /** The context's accounting mode: 'mm' upgrades USER pages to MM (the /dev/vfio/vfio default). */
+  readonly contextMode?: 'user' | 'mm';
+}
+
+const hex = (n: number): string => `0x${n.toString(16)}`;
+
+export class IoptPages implements AreaPages {
+  readonly kind: 'user' | 'file';
+  readonly npages: number;
+  readonly writable: boolean;
+  /** User VA (or file offset) of byte 0 of page 0, page aligned. */
+  readonly base: number;
+  readonly accountMode: PagesAccountMode;
+  private readonly fileRef: OpenFile<MemFile> | null;
+  private src: Process;
+  private srcUser: UserStruct;
+  private readonly frames: FrameAllocator;
+  private readonly pfns: Uint32Array;
+  private readonly users: Uint16Array;
+  private readonly spill = new Map<number, number>();
+  private pinned = 0;
+  private refs = 1;
+
+  private constructor(
+    kind: 'user' | 'file', src: Process, base: number, npages: number, writable: boolean,
+    fileRef: OpenFile<MemFile> | null, opts: PagesOptions,
+  ) {
+    this.kind = kind;
+    this.src = src;
+    this.srcUser = src.user.get();
+    this.frames = src.mm.frames;
+    this.base = base;
+    this.npages = npages;
+    this.writable = writable;
+    this.fileRef = fileRef;
+    const mode: PagesAccountMode = src.capable('CAP_IPC_LOCK') ? 'none' : 'user';
+    this.accountMode = mode === 'user' && opts.contextMode === 'mm' ? 'mm' : mode;
+    this.pfns = new Uint32Array(npages).fill(NO_PFN);
+    this.users = new Uint16Array(npages);
+  }
+
+  /**
+   * iopt_alloc_user_pages(): the pages of [uptr, uptr + length) of `proc`'s mm; pins nothing yet.
+   * EINVAL for length 0 (or beyond what the mm can address), EOVERFLOW when uptr + length wraps.
+   */
+  static fromUser(proc: Process, uptr: number, length: number, writable: boolean, opts: PagesOptions = {}): Result<IoptPages> {
+    if (!Number.isSafeInteger(length) || length <= 0) return fail('EINVAL', `length ${length}`);
+    if (!Number.isSafeInteger(uptr) || uptr < 0 || !Number.isSafeInteger(uptr + length)) {
+      return fail('EOVERFLOW', `user address ${uptr} + ${length} wraps`);
+    }
+    const base = uptr - (uptr % PAGE_SIZE);
+    const npages = Math.ceil((length + uptr - base) / PAGE_SIZE);
+    return ok(new IoptPages('user', proc, base, npages, writable, null, opts));
+  }
+
+  /**
+   * iopt_alloc_file_pages(): bytes [start, start + length) of a memfd; holds a file reference. EINVAL for
+   * length 0 or a range past the file size.
+   */
+  static fromFile(proc: Process, file: OpenFile<MemFile>, start: number, length: number, writable: boolean, opts: PagesOptions = {}): Result<IoptPages> {
+    if (!Number.isSafeInteger(length) || length <= 0) return fail('EINVAL', `length ${length}`);
+    if (!Number.isSafeInteger(start) || start < 0 || !Number.isSafeInteger(start + length)) return fail('EOVERFLOW', `${start} + ${length} wraps`);
+    if (start + length > file.file.size) return fail('EINVAL', `${start}+${length} is past the end of ${file.file.name} (${file.file.size} bytes)`);
+    const base = start - (start % PAGE_SIZE);
+    const npages = Math.ceil((length + start - base) / PAGE_SIZE);
+    return ok(new IoptPages('file', proc, base, npages, writable, file.get(), opts));
+  }
+
+  /** The process charged (source_task / source_mm / source_user). */
+  get source(): Process { return this.src; }
+  /** pages->npinned. */
+  get pinnedPages(): number { return this.pinned; }
+  get refCount(): number { return this.refs; }
+  /** Bytes of per-page metadata (PFN and user-count columns). */
+  get metadataBytes(): number { return this.pfns.byteLength + this.users.byteLength; }
+
+  pfnAt(index: number): number { return this.pfns[index] ?? NO_PFN; }
+  userCount(index: number): number { return (this.users[index] ?? 0) + (this.spill.get(index) ?? 0); }
+
+  get(): void {
+    if (this.refs === 0) throw new Error('iopt_pages used after release');
+    this.refs++;
+  }
+
+  /** kref_put: the last reference releases the storage, which must have no users left. */
+  put(): void {
+    if (this.refs === 0) throw new Error('iopt_pages put after release');
+    if (--this.refs !== 0) return;
+    if (this.pinned !== 0) throw new Error(`iopt_pages released with ${this.pinned} pages still pinned`);
+    this.srcUser.put();
+    this.fileRef?.put();
+  }
+
+  private checkRange(first: number, last: number): void {
+    if (!Number.isSafeInteger(first) || !Number.isSafeInteger(last) || first < 0 || last < first || last >= this.npages) {
+      throw new RangeError(`page range ${first}..${last} is outside 0..${this.npages - 1}`);
+    }
+  }
+
+  /**
+   * The PFNs of pages [first, last] (inclusive), for a domain fill or an access. Adds one user to each
+   * page; pages without users are pinned now (FOLL_LONGTERM, FOLL_WRITE when writable) and charged. All or
+   * nothing. EFAULT: unmapped VA, no access, or the source mm is gone; ENOMEM: RLIMIT_MEMLOCK (USER/MM
+   * mode) or no frame; EINVAL: file pages past a truncated end.
+   */
+  pfnsFor(first: number, last: number): Result<Uint32Array> {
+    this.checkRange(first, last);
+    const done: [number, number][] = [];
+    for (let i = first; i <= last;) {
+      if (this.pfns[i] !== NO_PFN) { i++; continue; }
+      let end = i;
+      while (end < last && end - i + 1 < BATCH_PAGES && this.pfns[end + 1] === NO_PFN) end++;
+      const r = this.pinBatch(i, end - i + 1);
+      if (!r.ok) {
+        for (const [s, n] of done) this.unpinBatch(s, n);
+        return r;
+      }
+      done.push([i, end - i + 1]);
+      i = end + 1;
+    }
+    for (let i = first; i <= last; i++) {
+      if (this.users[i] === U16_MAX) this.spill.set(i, (this.spill.get(i) ?? 0) + 1);
+      else (this.users[i] as number)++;
+    }
+    return ok(this.pfns.slice(first, last + 1));
+  }
+
+  /** Drop one user of each page in [first, last]; pages left without users are unpinned and uncharged. */
+  release(first: number, last: number): void {
+    this.checkRange(first, last);
+    for (let i = first; i <= last; i++) if (this.userCount(i) === 0) throw new Error(`page ${i} released without a user`);
+    let run = -1;
+    for (let i = first; i <= last + 1; i++) {
+      let freed = false;
+      if (i <= last) {
+        const s = this.spill.get(i);
+        if (s !== undefined) {
+          if (s === 1) this.spill.delete(i);
+          else this.spill.set(i, s - 1);
+        } else {
+          freed = --(this.users[i] as number) === 0;
+        }
+      }
+      if (freed && run < 0) run = i;
+      if (!freed && run >= 0) {
+        this.unpinBatch(run, i - run);
+        run = -1;
+      }
+    }
+  }
+
+  private pinBatch(index: number, n: number): Result {
+    let got: Result<number[]>;
+    if (this.fileRef !== null) {
+      got = this.fileRef.file.pinPages(this.base / PAGE_SIZE + index, n);
+    } else {
+      const mm = this.src.mm;
+      // pin_user_pages_remote() after mmget_not_zero(): a gone mm is EFAULT.
+      if (!mm.mmgetNotZero()) return fail('EFAULT', `the address space of pid ${this.src.pid} is gone`);
+      got = mm.pinUserPages(this.base + index * PAGE_SIZE, n, this.writable);
+      mm.mmput();
+    }
+    if (!got.ok) return got;
+    const charged = this.charge(this.src, n, 'add');
+    if (!charged.ok) {
+      for (const pfn of got.value) this.frames.unpin(pfn);
+      return charged;
+    }
+    this.pfns.set(got.value, index);
+    this.pinned += n;
+    return ok();
+  }
+
+  private unpinBatch(index: number, n: number): void {
+    for (let i = index; i < index + n; i++) {
+      const pfn = this.pfns[i] as number;
+      if (pfn === NO_PFN) throw new Error(`page ${i} unpinned but not pinned`);
+      this.frames.unpin(pfn);
+      this.pfns[i] = NO_PFN;
+    }
+    this.pinned -= n;
+    const r = this.charge(this.src, n, 'sub');
+    if (!r.ok) throw new Error(`uncharge failed: ${r.reason}`);
+  }
+
+  /** iopt_pages_update_pinned() against `p`: locked_vm by mode, then pinned_vm. */
+  private charge(p: Process, n: number, op: 'add' | 'sub'): Result {
+    return chargeMode(p, this.accountMode, n, op);
+  }
+
+  // need_charge_update(): does moving to `to` change where these pages are charged?
+  private needsCharge(to: Process): boolean {
+    switch (this.accountMode) {
+      case 'none': return false;
+      case 'mm': return this.src.mm !== to.mm;
+      case 'user': return this.src.user !== to.user || this.src.mm !== to.mm;
+    }
+  }
+
+  /** IOMMU_IOAS_CHANGE_PROCESS for this one storage; see IoptPages.changeProcess(). */
+  changeProcess(to: Process): Result { return IoptPages.changeProcess([this], to); }
+
+  /**
+   * IOMMU_IOAS_CHANGE_PROCESS over every storage of a context: EINVAL if any is not file backed (nothing
+   * changes). The pinned pages are charged to `to` first, per mode (ENOMEM changes nothing), then
+   * uncharged from the old process, and `to` becomes the source. NONE-mode storage stays where it is.
+   */
+  static changeProcess(all: Iterable<IoptPages>, to: Process): Result {
+    const set = new Set(all);
+    for (const p of set) if (p.kind !== 'file') return fail('EINVAL', 'only file-backed mappings can change process');
+    const moving = [...set].filter((p) => p.needsCharge(to));
+    const totals = { none: 0, user: 0, mm: 0 };
+    for (const p of moving) totals[p.accountMode] += p.pinned;
+    const charged: PagesAccountMode[] = [];
+    for (const mode of ['none', 'user', 'mm'] as const) {
+      if (totals[mode] === 0) continue;
+      const r = chargeMode(to, mode, totals[mode], 'add');
+      if (!r.ok) {
+        for (const m of charged) void chargeMode(to, m, totals[m], 'sub');
+        return r;
+      }
+      charged.push(mode);
+    }
+    for (const p of moving) {
+      const r = p.charge(p.src, p.pinned, 'sub');
+      if (!r.ok) throw new Error(`uncharge failed: ${r.reason}`);
+      const oldUser = p.srcUser;
+      p.src = to;
+      p.srcUser = to.user.get();
+      oldUser.put();
+    }
+    return ok();
+  }
+
+  /** A one-line description for errors and listings. */
+  describe(): string {
+    return `${this.kind} pages ${hex(this.base)}+${this.npages} (${this.accountMode}, ${this.pinned} pinned)`;
+  }
+}
+
+function chargeMode(p: Process, mode: PagesAccountMode, n: number, op: 'add' | 'sub'): Result {
+  if (n === 0) return ok();
+  if (mode !== 'none') {
+    const r = p.account(mode, n, op, { bypassRlimit: false });
+    if (!r.ok) return r;
+  }
+  p.mm.accountPinnedVm(n, op);
+  return ok();
+}
