@@ -67,19 +67,8 @@ export function decodeFaultRecord(h: Uint32Array, at = 0): FaultRecord {
   };
 }
 
-/** A page-request record as software reads it (the same fields as the message the device sent). */
-export interface PageRequestRecord {
-  readonly rid: number;
-  readonly pasid: number;
-  readonly address: number;
-  readonly read: boolean;
-  readonly write: boolean;
-  readonly exec: boolean;
-  readonly priv: boolean;
-  readonly lastInGroup: boolean;
-  readonly prgi: number;
-  readonly privateData: readonly [number, number] | null;
-}
+/** A page-request record as software reads it: the same fields as the message the device sent. */
+export type PageRequestRecord = PageRequestMessage;
 
 /** Write the page-request record of `msg` into out[0..8). */
 export function encodePageRequestRecord(out: Uint32Array, msg: PageRequestMessage): void {

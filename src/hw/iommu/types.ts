@@ -67,10 +67,9 @@ export interface TranslationRequest {
   ats: boolean;
 }
 
-/** Filled in by translate(); preallocate one and reuse it on hot paths. */
-export interface TranslationResult {
-  ok: boolean;
-  /** Physical address of `iova` (valid when ok). */
+/** What a page walk produced: a translation, or the fault and the stage that raised it. */
+export interface WalkOut {
+  /** Physical address of `iova` (valid on success). */
   pa: number;
   /** Bytes covered by the translation that produced `pa` (4 KiB, 2 MiB, 1 GiB; the whole space when untranslated). */
   pageSize: number;
@@ -81,6 +80,11 @@ export interface TranslationResult {
   stage: 0 | 1 | 2;
   /** Guest physical address being translated when a nested second-stage fault happened. */
   faultGpa: number;
+}
+
+/** Filled in by translate(); preallocate one and reuse it on hot paths. */
+export interface TranslationResult extends WalkOut {
+  ok: boolean;
   /** The request went through untranslated (TE off, pass-through context or PASID entry). */
   untranslated: boolean;
   /** Whether the fault (if any) was written to the fault queue. */

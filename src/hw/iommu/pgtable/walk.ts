@@ -1,20 +1,11 @@
 import type { PhysicalMemory } from '../../memory/physical-memory.ts';
-import { FaultReason, type IommuCaps } from '../types.ts';
+import { FaultReason, type IommuCaps, type WalkOut } from '../types.ts';
 import {
   addressLimit, entryAddress, FS_A, FS_D, FS_P, FS_PS, FS_RW, FS_US, FS_XD_HI, levelIndex, levelSize, PERM_R, PERM_W,
   PERM_X, reservedAddressHi, SS_A, SS_D, SS_PS, SS_R, SS_RSVD_HI, SS_RSVD_LO, SS_W, SS_X,
 } from './format.ts';
 
-/** What a walk produced: a translation, or the fault and the stage that raised it. */
-export interface WalkOut {
-  pa: number;
-  pageSize: number;
-  perms: number;
-  reason: FaultReason;
-  stage: 0 | 1 | 2;
-  /** The guest physical address the second stage failed on, in a nested walk. */
-  faultGpa: number;
-}
+export type { WalkOut };
 
 export function newWalkOut(): WalkOut {
   return { pa: 0, pageSize: 0, perms: 0, reason: FaultReason.None, stage: 0, faultGpa: 0 };
