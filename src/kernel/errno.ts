@@ -21,6 +21,7 @@ export const ERRNO = {
   ENOTTY: { code: 25, message: 'Inappropriate ioctl for device' },
   EFBIG: { code: 27, message: 'File too large' },
   ENOSPC: { code: 28, message: 'No space left on device' },
+  ESPIPE: { code: 29, message: 'Illegal seek' },
   EDEADLOCK: { code: 35, message: 'Resource deadlock avoided' },
   EOVERFLOW: { code: 75, message: 'Value too large for defined data type' },
   EBADFD: { code: 77, message: 'File descriptor in bad state' },

@@ -1,0 +1,157 @@
+// The fault fd ("[iommufd-pgfault]", the eventq file operations of drivers/iommu/iommufd/eventq.c) and
+// IOMMU_FAULT_QUEUE_ALLOC. uAPI reference §6.14 and §12.4:
+//
+//  * read: ppos ≠ 0 or a count that is not a multiple of 40 → ESPIPE. Whole groups only, oldest first; a
+//    group that does not fit in what is left stays queued. Returns the bytes copied, 0 when nothing is
+//    queued (never blocks, O_NONBLOCK or not). A copy fault puts the group back first in line: EFAULT when
+//    nothing was copied before it, else the bytes of the groups copied before it.
+//  * write: ppos ≠ 0 or a count that is not a multiple of 8 → ESPIPE. Responses are consumed in order
+//    until one fails (EINVAL for a bad code or an unknown cookie, EFAULT for an unreadable one): the bytes
+//    consumed, or that error when none was.
+//  * poll: EPOLLOUT always; EPOLLIN | EPOLLRDNORM while a group is queued.
+//  * release: the fd's reference on the FAULT object goes, and so does its reference on the iommufd file
+//    (iommufd_ctx_put). The object stays until IOMMU_DESTROY or the iommufd's close.
+//
+// Where this differs from Linux, on purpose:
+//  * A copy fault in the middle of a group: Linux counts the records of that group copied before the fault
+//    in its return value although the group is requeued and its cookie freed; here the count stops at the
+//    last whole group, so user space never sees records whose cookie is gone.
+//  * An unreadable response: Linux returns copy_from_user's "bytes not copied" (a positive count) when
+//    nothing was consumed; here it is EFAULT.
+
+import { fail, ok, type Result } from '../errno.ts';
+import type { KernelFile, OpenFile } from '../process/file.ts';
+import type { Process } from '../process/process.ts';
+import type { IommufdCtx } from './context.ts';
+import { IommufdFault, PAGE_RESPONSE_SIZE, PGFAULT_RECORD_SIZE, type DevIdOf } from './fault.ts';
+
+export const EPOLLIN = 0x1;
+export const EPOLLOUT = 0x4;
+export const EPOLLRDNORM = 0x40;
+
+/** The fault fd's file. Reads and writes go through the process whose memory holds the buffer. */
+export class FaultFile implements KernelFile {
+  readonly kind = 'iommufd-pgfault';
+  private released = false;
+
+  /**
+   * @param fault the object; the file takes a reference on it here.
+   * @param ctxFile the iommufd's open file, when the caller found one: held until release, so the
+   *   context (and with it this object) outlives the iommufd fd while this fd is open (iommufd_ctx_get).
+   */
+  constructor(readonly fault: IommufdFault, private readonly ctxFile: OpenFile | null) {
+    fault.fdGet();
+    ctxFile?.get();
+  }
+
+  read(proc: Process, userBuf: number, count: number, ppos = 0): Result<number> {
+    const bad = checkCount(count, ppos, PGFAULT_RECORD_SIZE, 'read');
+    if (bad !== null) return bad;
+    let done = 0;
+    let err: Result<number> | null = null;
+    for (;;) {
+      const got = this.fault.fetch(count - done);
+      if (got === null) break;
+      const bytes = this.fault.compose(got.group, got.cookie);
+      const w = proc.mm.write(userBuf + done, bytes);
+      if (!w.ok) {
+        this.fault.restore(got.cookie);
+        err = fail('EFAULT', `cannot copy ${bytes.length} bytes of page request records to 0x${(userBuf + done).toString(16)}`);
+        break;
+      }
+      done += bytes.length;
+    }
+    return done === 0 && err !== null ? err : ok(done);
+  }
+
+  write(proc: Process, userBuf: number, count: number, ppos = 0): Result<number> {
+    const bad = checkCount(count, ppos, PAGE_RESPONSE_SIZE, 'write');
+    if (bad !== null) return bad;
+    let done = 0;
+    let err: Result<number> | null = null;
+    const buf = new Uint8Array(PAGE_RESPONSE_SIZE);
+    const view = new DataView(buf.buffer);
+    while (done < count) {
+      const r = proc.mm.read(userBuf + done, buf);
+      if (!r.ok) {
+        err = fail('EFAULT', `cannot read a page response at 0x${(userBuf + done).toString(16)}`);
+        break;
+      }
+      const res = this.fault.respond(view.getUint32(0, true), view.getUint32(4, true));
+      if (!res.ok) {
+        err = res;
+        break;
+      }
+      done += PAGE_RESPONSE_SIZE;
+    }
+    return done === 0 && err !== null ? err : ok(done);
+  }
+
+  poll(): number {
+    return EPOLLOUT | (this.fault.queued > 0 ? EPOLLIN | EPOLLRDNORM : 0);
+  }
+
+  release(): void {
+    if (this.released) return;
+    this.released = true;
+    this.fault.fdPut();
+    this.ctxFile?.put();
+  }
+}
+
+function checkCount(count: number, ppos: number, unit: number, op: string): Result<number> | null {
+  if (!Number.isSafeInteger(count) || count < 0) return fail('EINVAL', `${op}: count ${count} is not a size`);
+  if (ppos !== 0) return fail('ESPIPE', `${op}: the fault fd is not seekable (ppos ${ppos})`);
+  if (count % unit !== 0) return fail('ESPIPE', `${op}: count ${count} is not a multiple of ${unit}`);
+  return null;
+}
+
+export interface FaultAllocCmd {
+  size: number;
+  flags: number;
+  out_fault_id: number;
+  out_fault_fd: number;
+}
+
+export interface FaultAllocOptions {
+  /** dev_id of the records; the device code will provide it (default: 0 until set on the object). */
+  readonly devIdOf?: DevIdOf;
+}
+
+/**
+ * IOMMU_FAULT_QUEUE_ALLOC. flags ≠ 0 → EOPNOTSUPP; a new FAULT object and its fd (EMFILE past
+ * RLIMIT_NOFILE), the fd holding a reference on the object and on the iommufd file.
+ *
+ * Note for the dispatcher: unlike the other handlers, this one does the object-table calls itself
+ * (reserve, finalize; abort on failure), because the fd must exist before the object is visible. Linux
+ * copies the struct back before finalizing and installs the fd last; here the fd is installed before the
+ * handler returns. If copying `out_fault_id`/`out_fault_fd` back to user space then fails, undo with
+ * `proc.fds.close(out_fault_fd)` followed by `ctx.objects.destroyUser(out_fault_id)` (the object has no
+ * other user at that point), and return EFAULT.
+ */
+export function iommufdFaultAlloc(
+  ctx: IommufdCtx, proc: Process, cmd: FaultAllocCmd, opts: FaultAllocOptions = {},
+): Result<{ out_fault_id: number; out_fault_fd: number }> {
+  if (cmd.flags !== 0) return fail('EOPNOTSUPP', `IOMMU_FAULT_QUEUE_ALLOC flags 0x${(cmd.flags >>> 0).toString(16)} are not supported`);
+  const fault = new IommufdFault(ctx.core, opts.devIdOf ?? (() => 0));
+  const id = ctx.objects.reserve(fault);
+  if (!id.ok) return id;
+  const file = new FaultFile(fault, ctxFileOf(ctx, proc));
+  // install() consumes the file's reference also on failure: release() then drops what the file holds.
+  const fd = proc.fds.install(file);
+  if (!fd.ok) {
+    ctx.objects.abort(fault);
+    return fd;
+  }
+  ctx.objects.finalize(fault);
+  return ok({ out_fault_id: id.value, out_fault_fd: fd.value });
+}
+
+/** The open file of `ctx` in the caller's fd table, if it has one. */
+function ctxFileOf(ctx: IommufdCtx, proc: Process): OpenFile | null {
+  for (const fd of proc.fds.fds()) {
+    const f = proc.fds.get(fd);
+    if (f.ok && f.value.file === ctx) return f.value;
+  }
+  return null;
+}
