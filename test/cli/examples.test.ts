@@ -1,0 +1,16 @@
+import { spawnSync } from 'node:child_process';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+
+// The README's examples run as a user would run them, so they cannot rot.
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+
+describe('examples', () => {
+  it('dma-through-iommu: the DMA lands, and faults after the unmap', () => {
+    const r = spawnSync(process.execPath, [resolve(root, 'bin/run-ts.mjs'), 'examples/dma-through-iommu.ts'], { cwd: root, encoding: 'utf8' });
+    expect(r.status).toBe(0);
+    expect(r.stdout).toContain('DMA write: ok; memory at 0x40000000 now reads "hello from 29:00.0"');
+    expect(r.stdout).toMatch(/after unmap: fault: .*PTE_NOT_PRESENT/);
+  });
+});
