@@ -1,0 +1,210 @@
+// The IOAS object (drivers/iommu/iommufd/ioas.c with the domain half of io_pagetable.c): an IoPagetable
+// plus the paging domains attached to it. Every area is mapped into every attached domain, so a device
+// attached through any of them sees exactly the IOAS's mappings. PFNs come from the area's IoptPages
+// through pfnsFor(): one user per (area, domain) pair, so each page is pinned once however many domains
+// hold it, and unpinned when the last lets go.
+
+import { PAGE_SIZE } from '../../hw/memory/physical-memory.ts';
+import type { PagingDomain } from '../iommu/domain.ts';
+import { fail, ok, type Result } from '../errno.ts';
+import {
+  IOMMU_READ, IOMMU_WRITE, IoPagetable, type IoptArea, type PagesSlice, type ReservedOwner,
+} from './io-pagetable.ts';
+import { hex64, ULONG_MAX, type IovaRange } from './iova-intervals.ts';
+import type { IommufdObject } from './object.ts';
+import type { IoptPages } from './pages.ts';
+
+interface AttachedDomain {
+  readonly domain: PagingDomain;
+  /** Who attached it (the HWPT object). */
+  readonly owner: object;
+  /** The aperture exclusions are reserved under this identity. */
+  readonly resv: ReservedOwner;
+}
+
+/** The u64 last byte of a domain's aperture (a 57-bit aperture's last address is not a safe integer). */
+function apertureLast(d: PagingDomain): bigint {
+  const last = d.aperture.last;
+  return Number.isSafeInteger(last) ? BigInt(last) : BigInt(last) - 1n;
+}
+
+export class Ioas implements IommufdObject {
+  readonly type = 'ioas' as const;
+  id = 0;
+  users = 0;
+  readonly iopt = new IoPagetable<IoptPages>();
+  private readonly attached: AttachedDomain[] = [];
+  private destroyed = false;
+
+  constructor() {
+    this.iopt.hooks = { unfillArea: (area, pages) => { this.unfillAll(area, pages); } };
+  }
+
+  /** The attached paging domains, in attach order. */
+  domains(): PagingDomain[] { return this.attached.map((a) => a.domain); }
+  /** The owner given to addDomain() for `domain`. */
+  domainOwner(domain: PagingDomain): object | undefined { return this.attached.find((a) => a.domain === domain)?.owner; }
+
+  /** Every distinct IoptPages the areas use (IOAS_CHANGE_PROCESS, invariant checks). */
+  pagesList(): IoptPages[] {
+    const set = new Set<IoptPages>();
+    for (const a of this.iopt.areaList()) if (a.pages !== null) set.add(a.pages);
+    return [...set];
+  }
+
+  // ---- domains ----------------------------------------------------------------------------------
+
+  /**
+   * iopt_table_add_domain(): EEXIST if already attached; EINVAL when the domain's smallest page is above
+   * PAGE_SIZE; EADDRINUSE when the raised alignment leaves an area misaligned or an area lies outside the
+   * aperture; then every area is mapped into the domain, pinning on first use (ENOMEM for RLIMIT_MEMLOCK,
+   * EFAULT for a gone mm or an unmapped VA). Nothing changes on failure.
+   */
+  addDomain(domain: PagingDomain, owner: object): Result {
+    if (this.attached.some((a) => a.domain === domain)) return fail('EEXIST', `domain ${domain.id} is already attached`);
+    const bitmap = domain.pgsizeBitmap;
+    if (bitmap <= 0) return fail('EINVAL', `domain ${domain.id} has no page sizes`);
+    const smallest = BigInt(bitmap & -bitmap);
+    const aligned = this.iopt.setAlignmentSource(domain, smallest, 'domain');
+    if (!aligned.ok) return aligned;
+    const resv: ReservedOwner = { kind: 'domain' };
+    const undoResv = (): void => { this.iopt.unreserve(resv); this.iopt.removeAlignmentSource(domain); };
+    const start = BigInt(domain.aperture.start);
+    const last = apertureLast(domain);
+    if (start > 0n) {
+      const r = this.iopt.reserve(0n, start - 1n, resv);
+      if (!r.ok) { undoResv(); return r; }
+    }
+    if (last < ULONG_MAX) {
+      const r = this.iopt.reserve(last + 1n, ULONG_MAX, resv);
+      if (!r.ok) { undoResv(); return r; }
+    }
+    const filled: IoptArea<IoptPages>[] = [];
+    for (const area of this.iopt.areaList()) {
+      if (area.pages === null) continue;
+      const r = this.fillOne(area, area.pages, domain);
+      if (!r.ok) {
+        for (const a of filled) this.unfillOne(a, a.storage, domain);
+        undoResv();
+        return r;
+      }
+      filled.push(area);
+    }
+    this.attached.push({ domain, owner, resv });
+    return ok();
+  }
+
+  /** iopt_table_remove_domain(): unmap every area from the domain; PFNs other users hold stay pinned. */
+  removeDomain(domain: PagingDomain): Result {
+    const i = this.attached.findIndex((a) => a.domain === domain);
+    if (i < 0) return fail('ENOENT', `domain ${domain.id} is not attached to IOAS ${this.id}`);
+    const entry = this.attached[i] as AttachedDomain;
+    this.attached.splice(i, 1);
+    for (const area of this.iopt.areaList()) if (area.pages !== null) this.unfillOne(area, area.pages, domain);
+    this.iopt.unreserve(entry.resv);
+    this.iopt.removeAlignmentSource(domain);
+    return ok();
+  }
+
+  /** iopt_reserve_iova() for each range under `owner` (all or nothing): EADDRINUSE over an area or allowed range. */
+  addReserved(owner: ReservedOwner, ranges: readonly IovaRange[]): Result {
+    for (const r of ranges) {
+      const got = this.iopt.reserve(r.start, r.last, owner);
+      if (!got.ok) { this.iopt.unreserve(owner); return got; }
+    }
+    return ok();
+  }
+
+  /** iopt_remove_reserved_iova(): drop every range of `owner`. */
+  removeReserved(owner: ReservedOwner): number { return this.iopt.unreserve(owner); }
+
+  // ---- map / unmap / copy -------------------------------------------------------------------------
+
+  /** iopt_map_pages() with every attached domain filled; see IoPagetable.map(). */
+  map(slices: readonly PagesSlice<IoptPages>[], prot: number, iova?: bigint): Result<bigint> {
+    const r = this.iopt.map(slices, prot, {
+      ...(iova === undefined ? {} : { iova }),
+      fill: (area) => this.fillAll(area),
+      unfill: (area) => { this.unfillAll(area, area.storage); },
+    });
+    return r.ok ? ok(r.value.iova) : r;
+  }
+
+  /** IOMMU_IOAS_UNMAP semantics (IoPagetable.unmap); domains are unfilled through the hook. */
+  unmap(iova: bigint, length: bigint): Result<bigint> { return this.iopt.unmap(iova, length); }
+
+  /** IOMMU_IOAS_COPY: map the pages behind [srcIova, +length) of `src` into this IOAS. */
+  copyFrom(src: Ioas, srcIova: bigint, length: bigint, prot: number, dstIova?: bigint): Result<bigint> {
+    const slices = src.iopt.getPages(srcIova, length);
+    if (!slices.ok) return slices;
+    return this.map(slices.value, prot, dstIova);
+  }
+
+  // ---- domain fill --------------------------------------------------------------------------------
+
+  private fillAll(area: IoptArea<IoptPages>): Result {
+    for (let i = 0; i < this.attached.length; i++) {
+      const r = this.fillOne(area, area.storage, (this.attached[i] as AttachedDomain).domain);
+      if (!r.ok) {
+        for (let j = 0; j < i; j++) this.unfillOne(area, area.storage, (this.attached[j] as AttachedDomain).domain);
+        return r;
+      }
+    }
+    return ok();
+  }
+
+  private unfillAll(area: IoptArea<IoptPages>, pages: IoptPages): void {
+    for (const a of this.attached) this.unfillOne(area, pages, a.domain);
+  }
+
+  // iopt_area_fill_domain(): pin (or reuse) the area's PFNs and map them, coalescing contiguous runs.
+  private fillOne(area: IoptArea<IoptPages>, pages: IoptPages, domain: PagingDomain): Result {
+    const first = area.firstIndex;
+    const last = area.lastIndex;
+    const pfns = pages.pfnsFor(first, last);
+    if (!pfns.ok) return pfns;
+    const base = area.iova - BigInt(area.pageOffset);
+    if (base + BigInt((last - first + 1) * PAGE_SIZE) - 1n > Number.MAX_SAFE_INTEGER) {
+      pages.release(first, last);
+      return fail('EINVAL', `area ${hex64(area.iova)} is beyond what the domain can address`);
+    }
+    const prot = { read: (area.prot & IOMMU_READ) !== 0, write: (area.prot & IOMMU_WRITE) !== 0 };
+    const v = pfns.value;
+    const iova0 = Number(base);
+    let runStart = 0;
+    for (let k = 1; k <= v.length; k++) {
+      if (k < v.length && (v[k] as number) === (v[k - 1] as number) + 1) continue;
+      const r = domain.map(iova0 + runStart * PAGE_SIZE, (v[runStart] as number) * PAGE_SIZE, (k - runStart) * PAGE_SIZE, prot);
+      if (!r.ok) {
+        if (runStart > 0) domain.unmap(iova0, runStart * PAGE_SIZE);
+        pages.release(first, last);
+        return r;
+      }
+      runStart = k;
+    }
+    // The storage domain (iopt_area->storage_domain): splitting it is refused while large pages may be used.
+    if (area.storageDomain === null) area.storageDomain = domain;
+    return ok();
+  }
+
+  private unfillOne(area: IoptArea<IoptPages>, pages: IoptPages, domain: PagingDomain): void {
+    const first = area.firstIndex;
+    const last = area.lastIndex;
+    domain.unmap(Number(area.iova - BigInt(area.pageOffset)), (last - first + 1) * PAGE_SIZE);
+    pages.release(first, last);
+    if (area.storageDomain === domain) {
+      area.storageDomain = this.attached.find((a) => a.domain !== domain && this.iopt.areaAt(area.iova) === area)?.domain ?? null;
+    }
+  }
+
+  // ---- object lifetime ----------------------------------------------------------------------------
+
+  /** iommufd_ioas_destroy(): unmap everything (releasing pins and accounting), detach what is left. */
+  destroy(): void {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    const r = this.iopt.unmapAll();
+    if (!r.ok) throw new Error(`IOAS ${this.id}: unmap all failed at destroy: ${r.reason}`);
+    for (const a of [...this.attached]) void this.removeDomain(a.domain);
+  }
+}
