@@ -64,16 +64,6 @@ export const IOMMU_VIOMMU_INVALIDATE_DATA_ARM_SMMUV3 = 1;
 // enum iommu_hwpt_vtd_s1_invalidate_flags
 export const IOMMU_VTD_INV_FLAGS_LEAF = 1 << 0;
 
-// enum iommu_hwpt_pgfault_flags / iommu_hwpt_pgfault_perm / iommufd_page_response_code
-export const IOMMU_PGFAULT_FLAGS_PASID_VALID = 1 << 0;
-export const IOMMU_PGFAULT_FLAGS_LAST_PAGE = 1 << 1;
-export const IOMMU_PGFAULT_PERM_READ = 1 << 0;
-export const IOMMU_PGFAULT_PERM_WRITE = 1 << 1;
-export const IOMMU_PGFAULT_PERM_EXEC = 1 << 2;
-export const IOMMU_PGFAULT_PERM_PRIV = 1 << 3;
-export const IOMMUFD_PAGE_RESP_SUCCESS = 0;
-export const IOMMUFD_PAGE_RESP_INVALID = 1;
-
 // enum iommu_viommu_type / iommu_veventq_type / iommu_hw_queue_type
 export const IOMMU_VIOMMU_TYPE_DEFAULT = 0;
 export const IOMMU_VIOMMU_TYPE_ARM_SMMUV3 = 1;
@@ -86,3 +76,10 @@ export const IOMMU_HW_QUEUE_TYPE_TEGRA241_CMDQV = 1;
 
 // enum iommu_veventq_flag
 export const IOMMU_VEVENTQ_FLAG_LOST_EVENTS = 1 << 0;
+
+// enum iommu_hwpt_pgfault_flags, iommu_hwpt_pgfault_perm, iommufd_page_response_code: defined once, by
+// the kernel code that produces the records.
+export {
+  IOMMU_PGFAULT_FLAGS_LAST_PAGE, IOMMU_PGFAULT_FLAGS_PASID_VALID, IOMMU_PGFAULT_PERM_EXEC, IOMMU_PGFAULT_PERM_PRIV,
+  IOMMU_PGFAULT_PERM_READ, IOMMU_PGFAULT_PERM_WRITE, IOMMUFD_PAGE_RESP_INVALID, IOMMUFD_PAGE_RESP_SUCCESS,
+} from '../kernel/iommufd/fault.ts';

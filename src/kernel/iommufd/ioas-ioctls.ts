@@ -212,12 +212,7 @@ export const iommufdIoasMap = handler<IoasMapCmd>((ctx, proc, cmd) => {
   }
   const uva = Number(cmd.user_va);
   const pages = IoptPages.fromUser(proc, uva, Number(cmd.length), (cmd.flags & IOMMU_IOAS_MAP_WRITEABLE) !== 0, { contextMode: ctx.accountMode });
-  if (!pages.ok) return pages;
-  const mapped = ioas.value.map(
-    [{ pages: pages.value, startByte: uva - pages.value.base, length: cmd.length }], convProt(cmd.flags), fixedIova(cmd.flags, cmd.iova),
-  );
-  pages.value.put();
-  return mapped.ok ? ok({ iova: mapped.value }) : mapped;
+  return mapNewPages(ioas.value, pages, uva, cmd);
 });
 
 // ---- IOMMU_IOAS_MAP_FILE ----------------------------------------------------------------------------
@@ -240,13 +235,16 @@ export const iommufdIoasMapFile = handler<IoasMapFileCmd>((ctx, proc, cmd) => {
   }
   const start = Number(cmd.start);
   const pages = IoptPages.fromFile(proc, file.value, start, Number(cmd.length), (cmd.flags & IOMMU_IOAS_MAP_WRITEABLE) !== 0, { contextMode: ctx.accountMode });
+  return mapNewPages(ioas.value, pages, start, cmd);
+});
+
+/** MAP and MAP_FILE: insert freshly made pages as one area; the area keeps its own reference. */
+function mapNewPages(ioas: Ioas, pages: Result<IoptPages>, start: number, cmd: { flags: number; length: bigint; iova: bigint }): Result<{ iova: bigint }> {
   if (!pages.ok) return pages;
-  const mapped = ioas.value.map(
-    [{ pages: pages.value, startByte: start - pages.value.base, length: cmd.length }], convProt(cmd.flags), fixedIova(cmd.flags, cmd.iova),
-  );
+  const mapped = ioas.map([{ pages: pages.value, startByte: start - pages.value.base, length: cmd.length }], convProt(cmd.flags), fixedIova(cmd.flags, cmd.iova));
   pages.value.put();
   return mapped.ok ? ok({ iova: mapped.value }) : mapped;
-});
+}
 
 // ---- IOMMU_IOAS_COPY --------------------------------------------------------------------------------
 
