@@ -25,11 +25,9 @@ export interface IotlbFlusher {
   flushRange(domain: IommuDomain, iova: number, size: number): void;
 }
 
-let nextDomainId = 1;
-
 /** The driver-independent view of a domain. */
 export interface IommuDomain {
-  /** Unique over the process (for logs and tests). */
+  /** Unique among the domains of one driver (for logs and tests); the driver numbers them. */
   readonly id: number;
   readonly type: DomainType;
   /** The driver that owns it: a domain may only be attached to devices of that driver (else EINVAL). */
@@ -60,16 +58,17 @@ export interface PagingDomain extends IommuDomain {
 
 /** A domain without a page table (BLOCKED, IDENTITY). */
 export class StaticDomain implements IommuDomain {
-  readonly id = nextDomainId++;
   readonly aperture = { start: 0, last: -1 };
   readonly pgsizeBitmap = 0;
   readonly dirtyTracking = false;
   iopfHandler: IopfHandler | null = null;
-  constructor(readonly type: 'blocked' | 'identity', readonly owner: unknown) {}
+  constructor(readonly id: number, readonly type: 'blocked' | 'identity', readonly owner: unknown) {}
   isPaging(): this is PagingDomain { return false; }
 }
 
 export interface PagingDomainOptions {
+  /** The number the owning driver gives the domain. */
+  readonly id: number;
   readonly type: 'dma' | 'unmanaged';
   readonly owner: unknown;
   readonly memory: PhysicalMemory;
@@ -83,7 +82,7 @@ export interface PagingDomainOptions {
 
 /** A paging domain over a second-stage IoPageTable in simulated memory. */
 export class IoPageTableDomain implements PagingDomain {
-  readonly id = nextDomainId++;
+  readonly id: number;
   readonly type: 'dma' | 'unmanaged';
   readonly owner: unknown;
   readonly aperture: { readonly start: number; readonly last: number };
@@ -96,6 +95,7 @@ export class IoPageTableDomain implements PagingDomain {
   private readonly limit: number;
 
   constructor(o: PagingDomainOptions) {
+    this.id = o.id;
     this.type = o.type;
     this.owner = o.owner;
     this.levels = o.addressWidth === 57 ? 5 : 4;

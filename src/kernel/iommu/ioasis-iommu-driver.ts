@@ -112,14 +112,17 @@ export class IoasisIommuDriver implements IommuDriverOps, IotlbFlusher {
   private readonly kick: () => void;
   private readonly e = new Uint32Array(2);
 
+  /** Domain numbers, for logs and tests. */
+  private nextDomainId = 1;
+
   constructor(readonly unit: IommuUnit, readonly memory: PhysicalMemory, frames: FrameAllocator, opts: IoasisIommuDriverOptions = {}) {
     this.name = opts.name ?? 'ioasis-iommu';
     this.caps = unit.caps;
     this.maxPasids = this.caps.pasidWidth === 0 ? 0 : 2 ** this.caps.pasidWidth;
     this.kick = opts.kick ?? (() => unit.processCommands());
     this.tables = new TableFrames(frames);
-    this.blockedDomain = new StaticDomain('blocked', this);
-    this.identityDomain = new StaticDomain('identity', this);
+    this.blockedDomain = new StaticDomain(this.nextDomainId++, 'blocked', this);
+    this.identityDomain = new StaticDomain(this.nextDomainId++, 'identity', this);
     const root = this.tables.alloc();
     const cq = this.tables.contiguous(queueFrames());
     const fq = this.tables.contiguous(queueFrames());
@@ -142,7 +145,7 @@ export class IoasisIommuDriver implements IommuDriverOps, IotlbFlusher {
     if (!this.caps.secondStage) return fail('EOPNOTSUPP', `${this.name} has no second-stage translation`);
     try {
       return ok(new IoPageTableDomain({
-        type, owner: this, memory: this.memory, tables: this.tables, addressWidth: this.caps.inputAddressWidth,
+        id: this.nextDomainId++, type, owner: this, memory: this.memory, tables: this.tables, addressWidth: this.caps.inputAddressWidth,
         pageSize2M: this.caps.pageSize2M, pageSize1G: this.caps.pageSize1G, dirtyTracking: opts.dirtyTracking === true,
       }));
     } catch {
