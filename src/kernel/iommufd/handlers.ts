@@ -4,6 +4,8 @@
 
 import { ok } from '../errno.ts';
 import { iommufdFaultAlloc, type FaultAllocCmd } from './fault-fd.ts';
+import { iommufdGetHwInfo } from './hw-info.ts';
+import { iommufdHwptAlloc } from './hwpt-ioctls.ts';
 import {
   handler, iommufdDestroy, iommufdIoasAlloc, iommufdIoasAllowIovas, iommufdIoasChangeProcess, iommufdIoasCopy,
   iommufdIoasIovaRanges, iommufdIoasMap, iommufdIoasMapFile, iommufdIoasUnmap, iommufdVfioIoas, onWriteBackFailure,
@@ -41,4 +43,6 @@ export const IOMMUFD_HANDLERS: Readonly<Record<string, IoctlHandler | undefined>
   IOMMU_FAULT_QUEUE_ALLOC: faultQueueAlloc,
   IOMMU_IOAS_MAP_FILE: iommufdIoasMapFile,
   IOMMU_IOAS_CHANGE_PROCESS: iommufdIoasChangeProcess,
+  IOMMU_HWPT_ALLOC: iommufdHwptAlloc,
+  IOMMU_GET_HW_INFO: iommufdGetHwInfo,
 };
