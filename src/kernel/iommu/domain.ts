@@ -5,6 +5,7 @@
 
 import type { PhysicalMemory } from '../../hw/memory/physical-memory.ts';
 import { IoPageTable, type TableAllocator } from '../../hw/iommu/pgtable/builder.ts';
+import { entryAddress, levelIndex, levelSize, SS_PS, SS_R, SS_W } from '../../hw/iommu/pgtable/format.ts';
 import { fail, ok, type Result } from '../errno.ts';
 import type { IopfGroup } from './io-pgfault.ts';
 
@@ -93,6 +94,8 @@ export class IoPageTableDomain implements PagingDomain {
   iopfHandler: IopfHandler | null = null;
   private readonly flushers = new Set<IotlbFlusher>();
   private readonly limit: number;
+  private readonly memory: PhysicalMemory;
+  private readonly entry = new Uint32Array(2);
 
   constructor(o: PagingDomainOptions) {
     this.id = o.id;
@@ -104,6 +107,7 @@ export class IoPageTableDomain implements PagingDomain {
     this.aperture = { start: 0, last: this.limit - 1 };
     this.pgsizeBitmap = SZ_4K | (o.pageSize2M ? SZ_2M : 0) | (o.pageSize1G ? SZ_1G : 0);
     this.dirtyTracking = o.dirtyTracking === true;
+    this.memory = o.memory;
     this.table = new IoPageTable(o.memory, o.tables, { format: 'second', levels: this.levels, pageSize2M: o.pageSize2M, pageSize1G: o.pageSize1G });
   }
 
@@ -117,15 +121,36 @@ export class IoPageTableDomain implements PagingDomain {
     if (iova % SZ_4K !== 0 || pa % SZ_4K !== 0 || size % SZ_4K !== 0) return fail('EINVAL', 'unaligned to the minimum page size (4 KiB)');
     if (iova + size > this.limit) return fail('EINVAL', `[${iova}, ${iova + size}) is outside the aperture`);
     if (!prot.read && !prot.write) return fail('EINVAL', 'a mapping needs read or write permission');
-    for (let at = iova; at < iova + size; at += SZ_4K) {
-      if (this.table.lookup(at) !== null) return fail('EEXIST', `IOVA 0x${at.toString(16)} is already mapped`);
-    }
+    const mapped = this.firstMapped(this.table.root, this.levels, iova, iova + size);
+    if (mapped !== null) return fail('EEXIST', `IOVA 0x${mapped.toString(16)} is already mapped`);
     if (!this.table.map(iova, pa, size, { read: prot.read, write: prot.write })) {
       // iommu_map() undoes a partial mapping on failure.
       this.table.unmap(iova, size);
       return fail('ENOMEM', 'no memory for page tables');
     }
     return ok();
+  }
+
+  /**
+   * The lowest address in [start, end) that a leaf of the table at `level` maps, or null: one walk over
+   * the tables the range touches (rather than a full walk per 4 KiB page).
+   */
+  private firstMapped(table: number, level: number, start: number, end: number): number | null {
+    const span = levelSize(level);
+    const e = this.entry;
+    for (let at = start; at < end;) {
+      const base = Math.floor(at / span) * span;
+      const next = Math.min(base + span, end);
+      this.memory.read64(table + levelIndex(at, level) * 8, e);
+      const lo = e[0] as number;
+      if ((lo & (SS_R | SS_W)) !== 0) {
+        if (level === 1 || (lo & SS_PS) !== 0) return at;
+        const found = this.firstMapped(entryAddress(lo, e[1] as number), level - 1, at, next);
+        if (found !== null) return found;
+      }
+      at = next;
+    }
+    return null;
   }
 
   unmap(iova: number, size: number): number {
