@@ -167,7 +167,16 @@ export class IommuUnit {
       const need = (req.write ? PERM_W | TLB_DIRTY_OK : PERM_R) | (req.exec ? PERM_X : 0) | (req.priv ? 0 : TLB_USER_OK);
       if ((rights & need) === need) {
         this.stats.iotlbHits++;
-        return translated(out, (tlb.paBase[slot] as number) + (iova - (tlb.iovaBase[slot] as number)), tlb.pageSize[slot] as number, rights & TLB_PERMS, false);
+        out.ok = true;
+        out.pa = (tlb.paBase[slot] as number) + (iova - (tlb.iovaBase[slot] as number));
+        out.pageSize = tlb.pageSize[slot] as number;
+        out.perms = rights & TLB_PERMS;
+        out.reason = FaultReason.None;
+        out.stage = 0;
+        out.faultGpa = 0;
+        out.untranslated = false;
+        out.recorded = false;
+        return true;
       }
     }
     this.stats.iotlbMisses++;
@@ -270,7 +279,16 @@ export class IommuUnit {
     if (stale >= 0) this.iotlb.remove(stale);
     // IOTLB: translations by (DID, PASID, IOVA page, page size).
     this.iotlb.insert(pc.tag[pe] as number, pc.tagMix[pe] as number, pc.did[pe] as number, pc.pasid[pe] as number, iova, w.pa, w.pageSize, rights);
-    return translated(out, w.pa, w.pageSize, w.perms, false);
+    out.ok = true;
+    out.pa = w.pa;
+    out.pageSize = w.pageSize;
+    out.perms = w.perms;
+    out.reason = FaultReason.None;
+    out.stage = 0;
+    out.faultGpa = 0;
+    out.untranslated = false;
+    out.recorded = false;
+    return true;
   }
 
   private faultAndStop(req: TranslationRequest, out: TranslationResult, reason: FaultReason): number {
@@ -448,19 +466,14 @@ export class IommuUnit {
 }
 
 function untranslated(iova: number, out: TranslationResult): true {
-  return translated(out, iova, UNTRANSLATED_PAGE_SIZE, PERM_R | PERM_W | PERM_X, true);
-}
-
-/** Fill `out` with a successful translation (small enough for V8 to inline on the IOTLB-hit path). */
-function translated(out: TranslationResult, pa: number, pageSize: number, perms: number, untranslated: boolean): true {
   out.ok = true;
-  out.pa = pa;
-  out.pageSize = pageSize;
-  out.perms = perms;
+  out.pa = iova;
+  out.pageSize = UNTRANSLATED_PAGE_SIZE;
+  out.perms = PERM_R | PERM_W | PERM_X;
   out.reason = FaultReason.None;
   out.stage = 0;
   out.faultGpa = 0;
-  out.untranslated = untranslated;
+  out.untranslated = true;
   out.recorded = false;
   return true;
 }
