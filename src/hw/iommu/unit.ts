@@ -167,6 +167,8 @@ export class IommuUnit {
       const need = (req.write ? PERM_W | TLB_DIRTY_OK : PERM_R) | (req.exec ? PERM_X : 0) | (req.priv ? 0 : TLB_USER_OK);
       if ((rights & need) === need) {
         this.stats.iotlbHits++;
+        // Written out in full, not through a helper: passing these doubles to a call V8 does not inline
+        // boxes them, and this path must not allocate (test/hw/iommu-alloc.test.ts caught exactly that).
         out.ok = true;
         out.pa = (tlb.paBase[slot] as number) + (iova - (tlb.iovaBase[slot] as number));
         out.pageSize = tlb.pageSize[slot] as number;
