@@ -2,7 +2,7 @@
 // bypasses RLIMIT_MEMLOCK, CAP_SYS_RESOURCE guards iommufd's RLIMIT_MODE and raising hard limits,
 // CAP_SYS_ADMIN guards privileged VFIO/iommufd paths), with Linux's names and defaults.
 
-export const CAPABILITIES = ['CAP_IPC_LOCK', 'CAP_SYS_RESOURCE', 'CAP_SYS_ADMIN', 'CAP_SYS_RAWIO'] as const;
+export const CAPABILITIES = ['CAP_IPC_LOCK', 'CAP_SYS_RESOURCE', 'CAP_SYS_ADMIN', 'CAP_SYS_RAWIO', 'CAP_DAC_OVERRIDE'] as const;
 export type Capability = (typeof CAPABILITIES)[number];
 
 /** RLIM_INFINITY. */

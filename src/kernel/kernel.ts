@@ -1,0 +1,87 @@
+// One booted system: the composition root of the kernel layer. It owns the simulated machine (PCI
+// topology, memory, IOMMU units), the IOMMU core with its groups, the process table, the PCI driver core
+// with the host drivers of the host file, and /dev. Subsystems that register device nodes (iommufd here;
+// VFIO and mdev) hang off it. Nothing is global: two Kernels are two machines.
+
+import { Machine } from '../hw/machine.ts';
+import { PhysicalMemory } from '../hw/memory/physical-memory.ts';
+import type { IommuUnit } from '../hw/iommu/unit.ts';
+import { bootHost, type BootedHost } from '../pci/boot.ts';
+import { computeGroups } from '../pci/groups/compute.ts';
+import type { Algorithm } from '../pci/groups/types.ts';
+import type { KernelOptions } from '../pci/kernel-options.ts';
+import type { HostSpec, HostSpecInput } from '../pci/spec.ts';
+import type { PciDev } from '../pci/dev.ts';
+import { DriverCore } from './drivers/driver-core.ts';
+import type { IopfOptions } from './iommu/io-pgfault.ts';
+import { IommuCore } from './iommu/core.ts';
+import { IommufdCtx } from './iommufd/context.ts';
+import { FrameAllocator } from './mm/frame-allocator.ts';
+import { ProcessTable } from './process/process-table.ts';
+import { DevFs } from './vfs/devfs.ts';
+import { VfioCore, type VfioOptions } from './vfio/vfio.ts';
+import { ok } from './errno.ts';
+
+/** MISC_MAJOR: /dev/iommu and /dev/vfio/vfio are misc devices. */
+export const MISC_MAJOR = 10;
+/** VFIO_MINOR, fixed for /dev/vfio/vfio. */
+export const VFIO_MINOR = 196;
+
+export interface KernelBootOptions {
+  /** The kernel command line (intel_iommu=on, iommu=pt, pcie_acs_override=...). */
+  readonly cmdline?: string | KernelOptions;
+  /** Bytes of simulated physical memory (sparse: only touched frames cost). Default 16 GiB. */
+  readonly memSize?: number;
+  readonly iopf?: IopfOptions;
+  /** Group algorithm (default 'linux'). */
+  readonly algorithm?: Algorithm;
+  /** VFIO module parameters. */
+  readonly vfio?: VfioOptions;
+}
+
+export class Kernel {
+  readonly booted: BootedHost;
+  readonly memory: PhysicalMemory;
+  readonly machine: Machine<IommuUnit>;
+  readonly core: IommuCore;
+  /** Frames for processes (user memory, page cache). The IOMMU drivers' tables come from the upper half. */
+  readonly frames: FrameAllocator;
+  readonly processes: ProcessTable;
+  readonly drivers: DriverCore;
+  readonly devfs = new DevFs();
+  readonly vfio: VfioCore;
+  private nextMiscMinor = 127;
+
+  constructor(booted: BootedHost, opts: KernelBootOptions = {}) {
+    this.booted = booted;
+    this.memory = new PhysicalMemory({ size: opts.memSize ?? 16 * 2 ** 30 });
+    this.machine = new Machine(booted, { memory: this.memory });
+    const half = Math.floor(this.memory.frameCount / 2);
+    // Frames below 16 stay unused, as the first pages of a PC are (real-mode IVT, BIOS data).
+    this.frames = new FrameAllocator(this.memory, { firstPfn: 16, count: half - 16 });
+    const tableFrames = new FrameAllocator(this.memory, { firstPfn: half });
+    this.core = new IommuCore(this.machine, computeGroups(booted, opts.algorithm ?? 'linux'), {
+      frames: tableFrames, ...(opts.iopf !== undefined ? { iopf: opts.iopf } : {}),
+    });
+    this.processes = new ProcessTable({ frames: this.frames });
+    this.drivers = new DriverCore(this.core, booted.host.topology.devices());
+    this.drivers.probeHostDrivers();
+    this.vfio = new VfioCore({ core: this.core, devfs: this.devfs, drivers: this.drivers }, opts.vfio);
+    if (this.core.groups.length > 0) {
+      // iommufd_init(): /dev/iommu, mode 0660 root in upstream udev rules; root opens it.
+      this.devfs.register('/dev/iommu', { mode: 0o660, uid: 0, gid: 0, major: MISC_MAJOR, minor: this.miscMinor() },
+        (proc) => ok(new IommufdCtx(this.core, proc)));
+    }
+  }
+
+  /** Boot a host file (or built-in host spec) with a kernel command line. */
+  static boot(spec: HostSpec | HostSpecInput, opts: KernelBootOptions = {}): Kernel {
+    return new Kernel(bootHost(spec, opts.cmdline), opts);
+  }
+
+  /** A dynamic misc minor (misc_register with MISC_DYNAMIC_MINOR). */
+  miscMinor(): number { return this.nextMiscMinor--; }
+
+  /** The function at a BDF ("0000:39:00.0" or "39:00.0"), or undefined. */
+  device(bdf: string): PciDev | undefined { return this.machine.device(bdf); }
+}
