@@ -23,6 +23,8 @@ export interface PciDriver {
    * cannot wait.
    */
   remove(dev: PciDev): Result;
+  /** new_id: "vvvv:dddd" pairs added at run time; absent when the driver takes none. */
+  readonly dynamicIds?: Set<string>;
 }
 
 /** Drivers the kernel marks driver_managed_dma (pci-stub, pci-pf-stub, pcieport; VFIO's own drivers). */
