@@ -5,6 +5,7 @@ import { WHATIF_SYNTAX } from '../pci/whatif/parse.ts';
 import { checkCommand } from './commands/check.ts';
 import { groupsCommand } from './commands/groups.ts';
 import { planCommand } from './commands/plan.ts';
+import { sysfsCommand } from './commands/sysfs.ts';
 import { EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, reportError, reportLines, UsageError } from './errors.ts';
 import { resolveIo, type CliIo } from './io.ts';
 
@@ -23,6 +24,7 @@ Examples:
   $ ioasis groups host.txt --algorithm proposed-2025
   $ ioasis groups --check dumps/*.txt               compare with the dumps' own IOMMU group lines
   $ ioasis plan 01:00.0 host.txt                    what passing 01:00.0 through takes
+  $ ioasis sysfs /sys/kernel/iommu_groups           the sysfs tree Linux would show for the host
 
 Exit status: 0 fine, 1 bad input or a disagreement, 2 bad usage, 70 internal error.`;
 
@@ -140,6 +142,28 @@ Example:
       setStatus(await planCommand(device, file, {
         host: o.host, cmdline: o.cmdline, json: o.json === true, algorithm: o.algorithm, color: o.color,
       }, io));
+    });
+
+  program.command('sysfs')
+    .description('boot the host and print /sys as Linux shows it: IOMMU groups, devices, drivers, VFIO nodes')
+    .argument('[PATH]', 'a directory (printed as a tree) or an attribute (printed as is)', '/sys/kernel/iommu_groups')
+    .argument('[FILE]', 'lspci -vvnn output, a host file, or - (default: --host)')
+    .option('--host <name>', 'a built-in host (when no FILE is given)')
+    .option('--cmdline <options>', 'kernel command line to model, e.g. "iommu=pt"')
+    .option('--depth <n>', 'levels of a directory to show', (v) => {
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < 1) throw new UsageError(`--depth wants a positive whole number, got "${v}"`);
+      return n;
+    })
+    .option('--json', 'print JSON')
+    .addHelpText('after', `
+Examples:
+  $ ioasis sysfs                                           every IOMMU group and its devices
+  $ ioasis sysfs /sys/bus/pci/devices/0000:16:00.0/iommu_group/type
+  $ ioasis sysfs /sys/bus/pci/drivers --depth 2 host.txt`)
+    .action(async (path: string, file: string | undefined, _opts: unknown, cmd: Command) => {
+      const o = cmd.opts<{ host?: string; cmdline?: string; depth?: number; json?: boolean }>();
+      setStatus(await sysfsCommand(path, file, { host: o.host, cmdline: o.cmdline, depth: o.depth, json: o.json === true }, io));
     });
 
   return program;
