@@ -88,7 +88,10 @@ export interface NicState {
 export class SimpleNic implements DeviceModel {
   readonly bars: readonly number[] = [0];
   readonly state: NicState = { regs: new Uint32Array(REG_WORDS), wire: [], lastError: null, irqs: [] };
+  // Scratch buffers reused for every descriptor (TX, RX) and write-back dword.
   private readonly desc = new Uint8Array(NIC_DESC_BYTES);
+  private readonly rxDesc = new Uint8Array(NIC_DESC_BYTES);
+  private readonly wb = new Uint8Array(4);
   private busy = false;
 
   constructor(private readonly opts: SimpleNicOptions) {
@@ -185,7 +188,7 @@ export class SimpleNic implements DeviceModel {
       if (this.state.wire.length > (this.opts.wireLog ?? 64)) this.state.wire.shift();
     }
     // Descriptor write-back: DD set in the flags word.
-    const wb = new Uint8Array(4);
+    const wb = this.wb;
     put32(wb, 0, (len | ((flags | NIC_DESC_DD) << 16)) >>> 0);
     if (!this.dmaWrite(at + 8, wb)) return false;
     this.bump(NicReg.TX_PACKETS, 1);
@@ -204,12 +207,12 @@ export class SimpleNic implements DeviceModel {
       return true;
     }
     const at = this.ringBase(NicReg.RX_BASE_LO) + head * NIC_DESC_BYTES;
-    const d = new Uint8Array(NIC_DESC_BYTES);
+    const d = this.rxDesc;
     if (!this.dmaRead(at, d)) return false;
     const room = le32(d, 8) & 0xffff;
     const n = Math.min(room, packet.length);
     if (n > 0 && !this.dmaWrite(le64(d, 0), packet.subarray(0, n))) return false;
-    const wb = new Uint8Array(4);
+    const wb = this.wb;
     put32(wb, 0, (n | ((NIC_DESC_DD | (n < packet.length ? NIC_DESC_TRUNCATED : 0)) << 16)) >>> 0);
     if (!this.dmaWrite(at + 8, wb)) return false;
     this.state.regs[NicReg.RX_HEAD >>> 2] = (head + 1) % size;
