@@ -23,6 +23,16 @@ interface AttachedDomain {
 }
 
 /** The u64 last byte of a domain's aperture (a 57-bit aperture's last address is not a safe integer). */
+/** An in-kernel access on this IOAS (an entry of iopt->access_list; access.ts implements it). */
+export interface IoasAccess {
+  /** Internal accesses (HW queue, VFIO compat) are skipped by unmap notification. */
+  readonly internal: boolean;
+  /** ops->unmap(): the access must unpin everything it pinned in [iova, iova + length) before returning. */
+  notifyUnmap(iova: bigint, length: bigint): void;
+  /** WARN_ON() through the access's context (the IOAS itself has no way to log). */
+  warn(line: string): void;
+}
+
 function apertureLast(d: PagingDomain): bigint {
   const last = d.aperture.last;
   return Number.isSafeInteger(last) ? BigInt(last) : BigInt(last) - 1n;
@@ -33,11 +43,17 @@ export class Ioas implements IommufdObject {
   id = 0;
   users = 0;
   readonly iopt = new IoPagetable<IoptPages>();
+  /** iopt->access_list: attached accesses, in attach order. */
+  readonly accessList = new Set<IoasAccess>();
   private readonly attached: AttachedDomain[] = [];
   private destroyed = false;
 
   constructor() {
-    this.iopt.hooks = { unfillArea: (area, pages) => { this.unfillAll(area, pages); } };
+    this.iopt.hooks = {
+      unfillArea: (area, pages) => { this.unfillAll(area, pages); },
+      // iommufd_access_notify_unmap(): every non-internal access, pins in range or not.
+      notifyUnmap: (iova, length) => { for (const a of [...this.accessList]) if (!a.internal) a.notifyUnmap(iova, length); },
+    };
   }
 
   /** The attached paging domains, in attach order. */
@@ -131,7 +147,12 @@ export class Ioas implements IommufdObject {
   }
 
   /** IOMMU_IOAS_UNMAP semantics (IoPagetable.unmap); domains are unfilled through the hook. */
-  unmap(iova: bigint, length: bigint): Result<bigint> { return this.iopt.unmap(iova, length); }
+  unmap(iova: bigint, length: bigint): Result<bigint> {
+    const r = this.iopt.unmap(iova, length);
+    // iopt_unmap_iova_range() WARNs when accesses never unpin; only an attached access can cause it.
+    if (!r.ok && r.errno === 'EDEADLOCK') for (const a of this.accessList) { a.warn(`IOAS ${this.id}: unmap: ${r.reason}`); break; }
+    return r;
+  }
 
   /** IOMMU_IOAS_COPY: map the pages behind [srcIova, +length) of `src` into this IOAS. */
   copyFrom(src: Ioas, srcIova: bigint, length: bigint, prot: number, dstIova?: bigint): Result<bigint> {
