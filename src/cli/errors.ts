@@ -1,7 +1,7 @@
 import { ZodError } from 'zod';
 import { CmdlineError } from '../pci/kernel-options.ts';
 import { LspciError } from '../pci/lspci/errors.ts';
-import { HostFileError } from '../pci/host-file.ts';
+import { LocatedFileError } from '../pci/located-yaml.ts';
 import { PlanError } from '../pci/plan/types.ts';
 import { ConfigLayoutError } from '../pci/synth.ts';
 import { WhatIfError } from '../pci/whatif/types.ts';
@@ -68,7 +68,8 @@ export function reportError(err: unknown, source?: string): ErrorReport | null {
     return { message: located(where, text), exitCode: EXIT_INPUT };
   }
   // Its message already says file:line:column for every issue (one per line).
-  if (err instanceof HostFileError) return { message: err.message, exitCode: EXIT_INPUT };
+  // Host files and scenario files: the message already names file:line:column.
+  if (err instanceof LocatedFileError) return { message: err.message, exitCode: EXIT_INPUT };
   if (err instanceof WhatIfError) {
     const [first = '', ...rest] = err.message.split('\n');
     return { message: `--what-if: ${first}`, exitCode: EXIT_INPUT, detail: rest };

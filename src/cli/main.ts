@@ -6,6 +6,7 @@ import { checkCommand } from './commands/check.ts';
 import { groupsCommand } from './commands/groups.ts';
 import { planCommand } from './commands/plan.ts';
 import { sysfsCommand } from './commands/sysfs.ts';
+import { runCommand } from './commands/run.ts';
 import { EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, reportError, reportLines, UsageError } from './errors.ts';
 import { resolveIo, type CliIo } from './io.ts';
 
@@ -25,6 +26,7 @@ Examples:
   $ ioasis groups --check dumps/*.txt               compare with the dumps' own IOMMU group lines
   $ ioasis plan 01:00.0 host.txt                    what passing 01:00.0 through takes
   $ ioasis sysfs /sys/kernel/iommu_groups           the sysfs tree Linux would show for the host
+  $ ioasis run scenarios/seed-000-pasid.yaml        play a scenario: each step, its result, the errno reasons
 
 Exit status: 0 fine, 1 bad input or a disagreement, 2 bad usage, 70 internal error.`;
 
@@ -142,6 +144,20 @@ Example:
       setStatus(await planCommand(device, file, {
         host: o.host, cmdline: o.cmdline, json: o.json === true, algorithm: o.algorithm, color: o.color,
       }, io));
+    });
+
+  colorOptions(program.command('run')
+    .description('play a scenario file: every step through the kernel model, its outcome and expectations')
+    .argument('<FILE>', 'a scenario (.yaml/.yml/.json), or - for stdin')
+    .option('--json', 'one JSON line per step, then a summary line (a trace for tools)')
+    .addHelpText('after', `
+Exit status: 0 when every expectation is met and no invariant breaks, 1 otherwise (or for a bad file).
+
+Example:
+  $ ioasis run scenarios/seed-001-mdev-group.yaml`))
+    .action(async (file: string, _opts: unknown, cmd: Command) => {
+      const o = cmd.opts<{ json?: boolean; color?: boolean }>();
+      setStatus(await runCommand(file, { json: o.json === true, color: o.color }, io));
     });
 
   program.command('sysfs')

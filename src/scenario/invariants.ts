@@ -1,0 +1,31 @@
+// Invariants checked after every step of a scenario, each a one-line breach when violated:
+//  * pins balanced: every long-term pin of a user frame is charged to some process's mm->pinned_vm
+//    (iommufd charges every pin-once page there, whatever its accounting mode), and no more;
+//  * no group used by two owners: a group owned for user-space DMA has no device bound to a host driver
+//    that uses the kernel's DMA API (only driver_managed_dma drivers, or none).
+
+import type { Kernel } from '../kernel/kernel.ts';
+
+export interface InvariantOptions {
+  /** Pins held by something that charges locked_vm only (VFIO type1), counted separately. */
+  readonly extraPins?: () => number;
+}
+
+export function checkInvariants(k: Kernel, processes: Iterable<{ readonly proc: { readonly mm: { readonly pinnedVm: number } } }>, opts: InvariantOptions = {}): string[] {
+  const out: string[] = [];
+  let pinned = 0;
+  k.frames.forEachAllocated((pfn) => { pinned += k.memory.pinCount(pfn); });
+  let charged = opts.extraPins?.() ?? 0;
+  for (const p of processes) charged += p.proc.mm.pinnedVm;
+  if (pinned !== charged) out.push(`pins unbalanced: ${pinned} user frame pin(s) held, ${charged} charged to processes`);
+  for (const g of k.core.groups) {
+    if (g.owner === null) continue;
+    for (const dev of g.devices) {
+      const drv = k.drivers.boundDriver(dev);
+      if (drv !== null && !drv.driverManagedDma) {
+        out.push(`group ${g.id} is owned for user-space DMA but ${dev.bdf} is bound to host driver ${drv.name}`);
+      }
+    }
+  }
+  return out;
+}

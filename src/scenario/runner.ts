@@ -1,0 +1,150 @@
+// Running a scenario: boot its host, spawn its processes with their memory, run each step, compare the
+// outcome with what the step expects, and check the invariants after every step. Nothing is skipped: a
+// step whose expectation fails is recorded and the run goes on, so the narrative shows everything.
+
+import { extname, resolve } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { Kernel } from '../kernel/kernel.ts';
+import { MAP_ANONYMOUS, MAP_POPULATE, MAP_PRIVATE, PROT_READ, PROT_WRITE } from '../kernel/mm/mman.ts';
+import { CAPABILITIES, type Capability } from '../kernel/process/cred.ts';
+import { loadBuiltinHost } from '../pci/builtin-hosts.ts';
+import { loadHostFile } from '../pci/host-file.ts';
+import { parseLspci } from '../pci/lspci/index.ts';
+import type { HostSpec } from '../pci/spec.ts';
+import { checkInvariants } from './invariants.ts';
+import { RunState, StepError } from './run-state.ts';
+import type { Scenario, ScenarioStep } from './schema.ts';
+import type { Expect, StepKind, StepOutcome } from './step-kind.ts';
+import { STEP_KINDS } from './steps/index.ts';
+import { formatSize } from './values.ts';
+
+export interface StepRecord {
+  readonly index: number;
+  readonly do: string;
+  readonly note?: string;
+  readonly outcome: StepOutcome;
+  /** What was expected, in words ("ok", "EBUSY", "data \"hi\""). */
+  readonly expected: string;
+  readonly met: boolean;
+  /** Why the expectation was not met. */
+  readonly unmet?: string;
+  readonly breaches: readonly string[];
+}
+
+export interface ScenarioRun {
+  readonly scenario: Scenario;
+  readonly kernel: Kernel;
+  readonly state: RunState;
+  readonly setup: readonly string[];
+  readonly steps: readonly StepRecord[];
+  /** Every expectation met and no invariant broken. */
+  readonly ok: boolean;
+}
+
+export interface RunOptions {
+  /** Directory host-file paths are relative to (the scenario file's). */
+  readonly baseDir?: string;
+  /** Called after each step (progress, JSONL tracing). */
+  readonly onStep?: (r: StepRecord) => void;
+}
+
+const KINDS = new Map(STEP_KINDS.map((k) => [k.name, k]));
+
+export function runScenario(s: Scenario, opts: RunOptions = {}): ScenarioRun {
+  const spec = hostOf(s, opts.baseDir ?? '.');
+  const kernel = Kernel.boot(spec, {
+    ...(s.cmdline !== undefined ? { cmdline: s.cmdline } : spec.kernel.cmdline !== undefined ? { cmdline: spec.kernel.cmdline } : {}),
+    vfio: s.options.vfio, iopf: s.options.iopf,
+  });
+  const state = new RunState(kernel);
+  const setup = [`host ${spec.name}: ${kernel.booted.host.topology.devices().length} functions, ${kernel.core.groups.length} IOMMU groups; cmdline "${kernel.booted.options.cmdline}"`];
+  for (const [name, p] of Object.entries(s.processes)) setup.push(spawn(state, name, p));
+  const steps: StepRecord[] = [];
+  s.steps.forEach((step, index) => {
+    const rec = runStep(state, step, index);
+    steps.push(rec);
+    opts.onStep?.(rec);
+  });
+  return { scenario: s, kernel, state, setup, steps, ok: steps.every((r) => r.met && r.breaches.length === 0) };
+}
+
+function runStep(state: RunState, step: ScenarioStep, index: number): StepRecord {
+  const kind = KINDS.get(step.do) as StepKind;
+  let outcome: StepOutcome;
+  try {
+    outcome = kind.run(state, step);
+  } catch (err) {
+    if (!(err instanceof StepError)) throw err;
+    outcome = { ok: false, summary: `step cannot run: ${err.message}` };
+  }
+  const expect = (step as { expect?: Expect }).expect;
+  const verdict = judge(outcome, expect, (v) => {
+    try { return state.value(v); } catch (err) { if (err instanceof StepError) return undefined; throw err; }
+  });
+  const breaches = checkInvariants(state.kernel, state.processes.values());
+  const note = (step as { note?: string }).note;
+  return { index, do: step.do, ...(note !== undefined ? { note } : {}), outcome, ...verdict, breaches };
+}
+
+function judge(o: StepOutcome, e: Expect | undefined, value: (v: number | string) => bigint | undefined): { expected: string; met: boolean; unmet?: string } {
+  if (e === undefined || e === 'ok') {
+    return o.ok ? { expected: 'ok', met: true } : { expected: 'ok', met: false, unmet: o.errno !== undefined ? `failed with ${o.errno}` : 'failed' };
+  }
+  if (typeof e === 'string') {
+    if (o.ok) return { expected: e, met: false, unmet: `succeeded, ${e} was expected` };
+    return o.errno === e ? { expected: e, met: true } : { expected: e, met: false, unmet: `failed with ${o.errno ?? 'no errno'}, ${e} was expected` };
+  }
+  const parts: string[] = [];
+  const problems: string[] = [];
+  if (e.errno !== undefined) {
+    parts.push(e.errno);
+    if (o.errno !== e.errno) problems.push(o.ok ? `succeeded, ${e.errno} was expected` : `failed with ${o.errno ?? 'no errno'}, ${e.errno} was expected`);
+  } else if (e.status === undefined && !o.ok) {
+    problems.push(`failed with ${o.errno ?? 'no errno'}`);
+  }
+  if (e.status !== undefined) {
+    parts.push(`status ${e.status}`);
+    if (o.status !== e.status) problems.push(`status ${o.status ?? 'none'}, ${e.status} was expected`);
+  }
+  if (e.data !== undefined) {
+    const want = typeof e.data === 'string' ? new TextEncoder().encode(e.data) : Uint8Array.from(e.data);
+    parts.push(`data ${typeof e.data === 'string' ? JSON.stringify(e.data) : `[${e.data.join(', ')}]`}`);
+    const got = o.data;
+    if (got === undefined || got.length < want.length || want.some((b, i) => got[i] !== b)) problems.push('the bytes read differ from the expected data');
+  }
+  if (e.value !== undefined) {
+    parts.push(`value ${e.value}`);
+    const want = value(e.value);
+    if (want === undefined) problems.push(`expect.value ${e.value} is not a number or a known $name`);
+    else if (o.value !== want) problems.push(`value ${o.value ?? 'none'}, ${e.value} was expected`);
+  }
+  return problems.length === 0 ? { expected: parts.join(', '), met: true } : { expected: parts.join(', '), met: false, unmet: problems.join('; ') };
+}
+
+function hostOf(s: Scenario, baseDir: string): HostSpec {
+  if (typeof s.host === 'string') return loadBuiltinHost(s.host);
+  const path = resolve(baseDir, s.host.file);
+  if (['.yaml', '.yml', '.json'].includes(extname(path).toLowerCase())) return loadHostFile(path);
+  return parseLspci(readFileSync(path, 'utf8'), path).spec;
+}
+
+function spawn(state: RunState, name: string, p: Scenario['processes'][string]): string {
+  const caps: readonly Capability[] = p.caps ?? (p.uid === 0 ? CAPABILITIES : []);
+  const memlock = p.memlock === undefined ? undefined : state.value(p.memlock);
+  const proc = state.kernel.processes.spawn({
+    comm: p.comm ?? name, uid: p.uid, caps,
+    ...(memlock !== undefined ? { rlimits: { RLIMIT_MEMLOCK: { soft: Number(memlock), hard: Number(memlock) } } } : {}),
+  });
+  const sp = { name, proc, fds: new Map<string, number>(), regions: new Map<string, { va: bigint; size: bigint }>() };
+  state.processes.set(name, sp);
+  const regions: string[] = [];
+  for (const [rname, r] of Object.entries(p.memory)) {
+    const size = state.value(r.size);
+    const va = proc.mmap(0, Number(size), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | (r.populate ? MAP_POPULATE : 0), -1, 0);
+    if (!va.ok) throw new StepError(`${name}: cannot map region ${rname} (${formatSize(size)}): ${va.reason}`);
+    sp.regions.set(rname, { va: BigInt(va.value), size });
+    regions.push(`${rname} ${formatSize(size)} at 0x${va.value.toString(16)}`);
+  }
+  return `process ${name}: pid ${proc.pid}, uid ${p.uid}${caps.length > 0 ? `, ${caps.join(' ')}` : ''}${memlock !== undefined ? `, memlock ${formatSize(memlock)}` : ''}${regions.length > 0 ? `; ${regions.join(', ')}` : ''}`;
+}
+
