@@ -41,7 +41,7 @@ const optionsSchema = z.object({
   }).strict().default({}),
 }).strict();
 
-const stepObject = (k: (typeof STEP_KINDS)[number]) => z.object({ do: z.literal(k.name), ...k.fields }).strict();
+const stepObject = (k: (typeof STEP_KINDS)[number]) => z.object({ do: z.literal(k.name), ...k.fields }).strict().describe(k.summary);
 type StepObject = ReturnType<typeof stepObject>;
 
 function stepSchemas(): [StepObject, StepObject, ...StepObject[]] {
