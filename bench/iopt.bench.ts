@@ -15,7 +15,7 @@ export const benches: BenchDef[] = [
   {
     name: 'meta-per-4k',
     unit: 'B/page',
-    description: 'bytes of iommufd metadata per pinned 4 KiB page for one 256 MiB mapping pinned in full: the IoptPages PFN and user-count columns plus the IoPagetable area index columns (excludes the kernel mm, frame allocator and PhysicalMemory pin counts, and the fixed-size area/pages objects); target <= 16',
+    description: 'bytes of iommufd metadata per pinned 4 KiB page for one 256 MiB mapping pinned in full (THP at its default, always): the IoptPages PFN runs and user-count segments plus the IoPagetable area index columns (excludes the kernel mm, frame allocator and PhysicalMemory pin counts, and the fixed-size area/pages objects); target <= 16',
     samples: 1,
     setup: () => {
       const memory = new PhysicalMemory({ size: SIZE + 64 * MiB });

@@ -174,6 +174,25 @@ export class PhysicalMemory {
   refCount(pfn: number): number { return this.counter(this.refs, pfn, false)?.[pfn & (DIR_SIZE - 1)] ?? 0; }
   pinCount(pfn: number): number { return this.counter(this.pins, pfn, false)?.[pfn & (DIR_SIZE - 1)] ?? 0; }
 
+  /** Whether frames [pfn, pfn + count) all have reference count 0 (a scan of the counter chunks). */
+  refsZero(pfn: number, count: number): boolean {
+    for (let at = pfn; at < pfn + count;) {
+      const chunk = this.refs[at >>> DIR_SHIFT];
+      const end = Math.min(pfn + count, ((at >>> DIR_SHIFT) + 1) * DIR_SIZE);
+      if (chunk !== undefined) {
+        for (let i = at; i < end; i++) if (chunk[i & (DIR_SIZE - 1)] !== 0) return false;
+      }
+      at = end;
+    }
+    return true;
+  }
+
+  /** addRef(pfn, refDelta) and addPin(pfn, pinDelta) in one step. */
+  addCounts(pfn: number, refDelta: number, pinDelta: number): void {
+    this.adjust(this.refs, pfn, refDelta, 'reference');
+    this.adjust(this.pins, pfn, pinDelta, 'pin');
+  }
+
   /** Adjust a frame's reference count by `delta`; returns the new count. Going below zero is a bug: RangeError. */
   addRef(pfn: number, delta: number): number { return this.adjust(this.refs, pfn, delta, 'reference'); }
   /** Adjust a frame's pin count by `delta`; returns the new count. */

@@ -178,30 +178,27 @@ export class Ioas implements IommufdObject {
     for (const a of this.attached) this.unfillOne(area, pages, a.domain);
   }
 
-  // iopt_area_fill_domain(): pin (or reuse) the area's PFNs and map them, coalescing contiguous runs.
+  // iopt_area_fill_domain(): pin (or reuse) the area's PFNs and map them a run at a time; the domain picks
+  // 2 MiB / 1 GiB leaves where IOVA and PA are both aligned and its page sizes allow.
   private fillOne(area: IoptArea<IoptPages>, pages: IoptPages, domain: PagingDomain): Result {
     const first = area.firstIndex;
     const last = area.lastIndex;
-    const pfns = pages.pfnsFor(first, last);
-    if (!pfns.ok) return pfns;
+    const runs = pages.pfnsFor(first, last);
+    if (!runs.ok) return runs;
     const base = area.iova - BigInt(area.pageOffset);
     if (base + BigInt((last - first + 1) * PAGE_SIZE) - 1n > Number.MAX_SAFE_INTEGER) {
       pages.release(first, last);
       return fail('EINVAL', `area ${hex64(area.iova)} is beyond what the domain can address`);
     }
     const prot = { read: (area.prot & IOMMU_READ) !== 0, write: (area.prot & IOMMU_WRITE) !== 0 };
-    const v = pfns.value;
     const iova0 = Number(base);
-    let runStart = 0;
-    for (let k = 1; k <= v.length; k++) {
-      if (k < v.length && (v[k] as number) === (v[k - 1] as number) + 1) continue;
-      const r = domain.map(iova0 + runStart * PAGE_SIZE, (v[runStart] as number) * PAGE_SIZE, (k - runStart) * PAGE_SIZE, prot);
+    for (const run of runs.value) {
+      const r = domain.map(iova0 + (run.index - first) * PAGE_SIZE, run.pfn * PAGE_SIZE, run.count * PAGE_SIZE, prot);
       if (!r.ok) {
-        if (runStart > 0) domain.unmap(iova0, runStart * PAGE_SIZE);
+        if (run.index > first) domain.unmap(iova0, (run.index - first) * PAGE_SIZE);
         pages.release(first, last);
         return r;
       }
-      runStart = k;
     }
     // The storage domain (iopt_area->storage_domain): splitting it is refused while large pages may be used.
     if (area.storageDomain === null) area.storageDomain = domain;

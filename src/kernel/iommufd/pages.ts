@@ -3,10 +3,10 @@
 // included), domain and access that maps them. Each page is pinned exactly once, the first time some user
 // needs its PFN, and unpinned when its last user lets go; accounting follows the pins.
 //
-// Storage, per page of the range: a Uint32Array of PFNs (NO_PFN when not pinned) and a Uint16Array of user
-// counts (a user is one holder of a pfnsFor() range: a domain fill, an access pin). Counts above 65535 spill
-// into a Map. That is 6 bytes per 4 KiB page, allocated once when the pages are created; pinning allocates
-// nothing per page besides the kernel's own frame pin.
+// Storage is per range, not per page: the pinned PFNs as sorted runs of contiguous frames (pfn-runs.ts)
+// and the user counts as a step function over the page indexes (range-users.ts; a user is one holder of a
+// pfnsFor() range: a domain fill, an access pin). Both start empty. Pinning goes through GUP's runs in
+// batches, so a range backed by 2 MiB folios costs per folio and per run, never per 4 KiB page.
 //
 // Accounting (iopt_pages_update_pinned()): mode NONE when the creator had CAP_IPC_LOCK, else USER
 // (user->locked_vm of the source process's user, against its RLIMIT_MEMLOCK: ENOMEM), upgraded to MM
@@ -16,20 +16,25 @@
 import { PAGE_SIZE } from '../../hw/memory/physical-memory.ts';
 import { fail, ok, type Result } from '../errno.ts';
 import type { FrameAllocator } from '../mm/frame-allocator.ts';
+import { PfnRuns } from '../mm/gup.ts';
 import type { MemFile } from '../mm/memfile.ts';
 import type { OpenFile } from '../process/file.ts';
 import type { Process } from '../process/process.ts';
 import type { UserStruct } from '../process/user.ts';
 import type { AreaPages } from './io-pagetable.ts';
+import { PinnedRuns, type PagesRun } from './pfn-runs.ts';
+import { RangeUsers } from './range-users.ts';
+
+export { NO_PFN, type PagesRun } from './pfn-runs.ts';
 
 /** IOPT_PAGES_ACCOUNT_NONE / _USER / _MM. */
 export type PagesAccountMode = 'none' | 'user' | 'mm';
 
-/** A page with no pinned frame. */
-export const NO_PFN = 0xffff_ffff;
-/** Pages pinned per pin_user_pages() / memfd_pin_folios() call (a batch). */
-const BATCH_PAGES = 512;
-const U16_MAX = 0xffff;
+/**
+ * Pages pinned per GUP / memfd_pin_folios() call (a batch). Linux's batch is bounded by the runs it can
+ * hold rather than pages; ioasis gets runs back, so a batch may be large.
+ */
+const BATCH_PAGES = 1 << 18;
 
 export interface PagesOptions {
   /** The context's accounting mode: 'mm' upgrades USER pages to MM (the /dev/vfio/vfio default). */
@@ -49,9 +54,8 @@ export class IoptPages implements AreaPages {
   private src: Process;
   private srcUser: UserStruct;
   private readonly frames: FrameAllocator;
-  private readonly pfns: Uint32Array;
-  private readonly users: Uint16Array;
-  private readonly spill = new Map<number, number>();
+  private readonly runs = new PinnedRuns();
+  private readonly users: RangeUsers;
   private pinned = 0;
   private refs = 1;
 
@@ -69,8 +73,7 @@ export class IoptPages implements AreaPages {
     this.fileRef = fileRef;
     const mode: PagesAccountMode = src.capable('CAP_IPC_LOCK') ? 'none' : 'user';
     this.accountMode = mode === 'user' && opts.contextMode === 'mm' ? 'mm' : mode;
-    this.pfns = new Uint32Array(npages).fill(NO_PFN);
-    this.users = new Uint16Array(npages);
+    this.users = new RangeUsers(npages);
   }
 
   /**
@@ -105,11 +108,13 @@ export class IoptPages implements AreaPages {
   /** pages->npinned. */
   get pinnedPages(): number { return this.pinned; }
   get refCount(): number { return this.refs; }
-  /** Bytes of per-page metadata (PFN and user-count columns). */
-  get metadataBytes(): number { return this.pfns.byteLength + this.users.byteLength; }
+  /** Bytes of the PFN runs and user-count segments as allocated. */
+  get metadataBytes(): number { return this.runs.byteLength + this.users.byteLength; }
+  /** Runs of pinned PFNs held. */
+  get runCount(): number { return this.runs.runCount; }
 
-  pfnAt(index: number): number { return this.pfns[index] ?? NO_PFN; }
-  userCount(index: number): number { return (this.users[index] ?? 0) + (this.spill.get(index) ?? 0); }
+  pfnAt(index: number): number { return this.runs.pfnAt(index); }
+  userCount(index: number): number { return this.users.count(index); }
 
   get(): void {
     if (this.refs === 0) throw new Error('iopt_pages used after release');
@@ -132,86 +137,74 @@ export class IoptPages implements AreaPages {
   }
 
   /**
-   * The PFNs of pages [first, last] (inclusive), for a domain fill or an access. Adds one user to each
-   * page; pages without users are pinned now (FOLL_LONGTERM, FOLL_WRITE when writable) and charged. All or
-   * nothing. EFAULT: unmapped VA, no access, or the source mm is gone; ENOMEM: RLIMIT_MEMLOCK (USER/MM
-   * mode) or no frame; EINVAL: file pages past a truncated end.
+   * The PFNs of pages [first, last] (inclusive) as runs in index order, for a domain fill or an access.
+   * Adds one user to each page; pages without users are pinned now (FOLL_LONGTERM, FOLL_WRITE when
+   * writable) and charged. All or nothing. EFAULT: unmapped VA, no access, or the source mm is gone;
+   * ENOMEM: RLIMIT_MEMLOCK (USER/MM mode) or no frame; EINVAL: file pages past a truncated end.
    */
-  pfnsFor(first: number, last: number): Result<Uint32Array> {
+  pfnsFor(first: number, last: number): Result<PagesRun[]> {
     this.checkRange(first, last);
     const done: [number, number][] = [];
-    for (let i = first; i <= last;) {
-      if (this.pfns[i] !== NO_PFN) { i++; continue; }
-      let end = i;
-      while (end < last && end - i + 1 < BATCH_PAGES && this.pfns[end + 1] === NO_PFN) end++;
-      const r = this.pinBatch(i, end - i + 1);
-      if (!r.ok) {
-        for (const [s, n] of done) this.unpinBatch(s, n);
-        return r;
+    for (const [s, e] of this.users.unused(first, last)) {
+      for (let i = s; i < e; i += BATCH_PAGES) {
+        const n = Math.min(BATCH_PAGES, e - i);
+        const r = this.pinBatch(i, n);
+        if (!r.ok) {
+          for (const [ds, dn] of done) this.unpinBatch(ds, dn);
+          return r;
+        }
+        done.push([i, n]);
       }
-      done.push([i, end - i + 1]);
-      i = end + 1;
     }
-    for (let i = first; i <= last; i++) {
-      if (this.users[i] === U16_MAX) this.spill.set(i, (this.spill.get(i) ?? 0) + 1);
-      else (this.users[i] as number)++;
-    }
-    return ok(this.pfns.slice(first, last + 1));
+    this.users.add(first, last, 1);
+    return ok(this.runs.slice(first, last));
   }
 
-  /** Drop one user of each page in [first, last]; pages left without users are unpinned and uncharged. */
+  /** Drop one user of each page in [first, last]; ranges left without users are unpinned and uncharged. */
   release(first: number, last: number): void {
     this.checkRange(first, last);
-    for (let i = first; i <= last; i++) if (this.userCount(i) === 0) throw new Error(`page ${i} released without a user`);
-    let run = -1;
-    for (let i = first; i <= last + 1; i++) {
-      let freed = false;
-      if (i <= last) {
-        const s = this.spill.get(i);
-        if (s !== undefined) {
-          if (s === 1) this.spill.delete(i);
-          else this.spill.set(i, s - 1);
-        } else {
-          freed = --(this.users[i] as number) === 0;
-        }
-      }
-      if (freed && run < 0) run = i;
-      if (!freed && run >= 0) {
-        this.unpinBatch(run, i - run);
-        run = -1;
-      }
-    }
+    if (this.users.minUsers(first, last) === 0) throw new Error(`pages ${first}..${last} released without a user`);
+    for (const [s, e] of this.users.add(first, last, -1)) this.unpinBatch(s, e - s);
   }
 
   private pinBatch(index: number, n: number): Result {
-    let got: Result<number[]>;
+    let got: PfnRuns;
     if (this.fileRef !== null) {
-      got = this.fileRef.file.pinPages(this.base / PAGE_SIZE + index, n);
+      const pfns = this.fileRef.file.pinPages(this.base / PAGE_SIZE + index, n);
+      if (!pfns.ok) return pfns;
+      got = new PfnRuns();
+      for (const pfn of pfns.value) got.push(pfn, 1);
     } else {
       const mm = this.src.mm;
       // pin_user_pages_remote() after mmget_not_zero(): a gone mm is EFAULT.
       if (!mm.mmgetNotZero()) return fail('EFAULT', `the address space of pid ${this.src.pid} is gone`);
-      got = mm.pinUserPages(this.base + index * PAGE_SIZE, n, this.writable);
+      const r = mm.pinUserPageRuns(this.base + index * PAGE_SIZE, n, this.writable);
       mm.mmput();
+      if (!r.ok) return r;
+      got = r.value;
     }
-    if (!got.ok) return got;
     const charged = this.charge(this.src, n, 'add');
     if (!charged.ok) {
-      for (const pfn of got.value) this.frames.unpin(pfn);
+      for (let k = 0; k < got.length; k++) this.frames.unpinRange(got.pfns[k] as number, got.counts[k] as number);
       return charged;
     }
-    this.pfns.set(got.value, index);
+    let at = index;
+    for (let k = 0; k < got.length; k++) {
+      const c = got.counts[k] as number;
+      this.runs.insert(at, got.pfns[k] as number, c);
+      at += c;
+    }
     this.pinned += n;
     return ok();
   }
 
   private unpinBatch(index: number, n: number): void {
-    for (let i = index; i < index + n; i++) {
-      const pfn = this.pfns[i] as number;
-      if (pfn === NO_PFN) throw new Error(`page ${i} unpinned but not pinned`);
-      this.frames.unpin(pfn);
-      this.pfns[i] = NO_PFN;
+    let seen = 0;
+    for (const run of this.runs.remove(index, n)) {
+      this.frames.unpinRange(run.pfn, run.count);
+      seen += run.count;
     }
+    if (seen !== n) throw new Error(`pages ${index}+${n} unpinned but only ${seen} were pinned`);
     this.pinned -= n;
     const r = this.charge(this.src, n, 'sub');
     if (!r.ok) throw new Error(`uncharge failed: ${r.reason}`);

@@ -1,9 +1,11 @@
 // The page fault handler (handle_mm_fault() for one page): fills a VMA's page table on first touch and
 // breaks copy-on-write. The caller has found the VMA and checked the access against its protection.
+// A first write to an empty 2 MiB slot of a THP-eligible VMA maps a whole order-9 folio with one PMD entry.
 
 import { PAGE_SIZE } from '../../hw/memory/physical-memory.ts';
 import { fail, ok, type Result } from '../errno.ts';
 import { NO_FRAME } from './frame-allocator.ts';
+import { PMD_PAGES, pmdIndex, thpAllowed } from './thp.ts';
 import { entryFlags, entryPfn, PTE_ANON, PTE_EXCLUSIVE, type Vma } from './vma.ts';
 
 /**
@@ -29,13 +31,14 @@ export function beyondEof(vma: Vma, vpn: number): boolean {
 export function handleFault(vma: Vma, vpn: number, kind: FaultKind): Result<number> {
   if (beyondEof(vma, vpn)) return fail('EFAULT', `page ${vpn} is past the end of ${vma.file?.file.name} (SIGBUS)`);
   const entry = vma.pages.get(vpn);
+  if (entry === undefined && vma.huge.size > 0 && vma.huge.has(pmdIndex(vpn))) return hugeFault(vma, vpn, kind);
   if (vma.shared) return entry !== undefined ? ok(entryPfn(entry)) : mapFilePage(vma, vpn);
   if (entry !== undefined) {
     const pfn = entryPfn(entry);
     const flags = entryFlags(entry);
     if (kind === 'read' || flags & PTE_EXCLUSIVE) return ok(pfn);
     // wp_can_reuse_anon_folio(): an anonymous page nobody else references any more is taken over as is.
-    if (flags & PTE_ANON && vma.frames.memory.refCount(pfn) === 1) {
+    if (flags & PTE_ANON && vma.frames.refCount(pfn) === 1) {
       vma.updateFlags(vpn, PTE_ANON | PTE_EXCLUSIVE);
       return ok(pfn);
     }
@@ -44,6 +47,10 @@ export function handleFault(vma: Vma, vpn: number, kind: FaultKind): Result<numb
   }
   if (vma.file === null) {
     if (kind === 'read') return ok(ZERO_PAGE);
+    if (thpAllowed(vma, vpn) && vma.pmdNone(vpn)) {
+      const huge = newAnonFolio(vma, vpn);
+      if (huge !== NO_FRAME) return ok(huge);
+    }
     return newAnonPage(vma, vpn);
   }
   if (kind === 'read') return mapFilePage(vma, vpn);
@@ -51,6 +58,42 @@ export function handleFault(vma: Vma, vpn: number, kind: FaultKind): Result<numb
   const page = vma.file.file.getPage(vma.fileIndex(vpn));
   if (!page.ok) return page;
   return copyInto(vma, vpn, page.value);
+}
+
+/**
+ * do_huge_pmd_wp_page() and friends: a read, or any access to an exclusive folio, uses the PMD entry as
+ * is; a write or unshare of a shared (after fork) folio takes it over when nothing else references it,
+ * else splits the PMD and copies the one page (Linux's fallback to PTEs).
+ */
+function hugeFault(vma: Vma, vpn: number, kind: FaultKind): Result<number> {
+  const pmd = pmdIndex(vpn);
+  const e = vma.huge.get(pmd) as number;
+  const pfn = entryPfn(e) + (vpn % PMD_PAGES);
+  if (kind === 'read' || entryFlags(e) & PTE_EXCLUSIVE) return ok(pfn);
+  if (vma.frames.refCount(pfn) === 1) {
+    vma.updateHugeFlags(pmd, PTE_ANON | PTE_EXCLUSIVE);
+    return ok(pfn);
+  }
+  vma.splitPmd(pmd);
+  return handleFault(vma, vpn, kind);
+}
+
+/**
+ * The THP write fault alone (for GUP's walk, which needs no Result per folio): when the slot of `vpn` is
+ * empty and THP-eligible, map a new folio there and return the frame of `vpn`; else NO_FRAME (the caller
+ * takes the general path).
+ */
+export function hugeAnonFault(vma: Vma, vpn: number): number {
+  if (vma.file !== null || !thpAllowed(vma, vpn) || !vma.pmdNone(vpn)) return NO_FRAME;
+  return newAnonFolio(vma, vpn);
+}
+
+/** do_huge_pmd_anonymous_page(): a zeroed exclusive folio for the slot of `vpn`; NO_FRAME to fall back. */
+function newAnonFolio(vma: Vma, vpn: number): number {
+  const head = vma.frames.allocFolio();
+  if (head === NO_FRAME) return NO_FRAME;
+  vma.setHuge(pmdIndex(vpn), head, PTE_ANON | PTE_EXCLUSIVE);
+  return head + (vpn % PMD_PAGES);
 }
 
 /** do_read_fault()/do_shared_fault(): map the page-cache page, filling a hole. */

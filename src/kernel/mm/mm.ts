@@ -6,15 +6,16 @@ import { fail, ok, type Result } from '../errno.ts';
 import { OpenFile } from '../process/file.ts';
 import { handleFault } from './fault.ts';
 import { NO_FRAME, type FrameAllocator } from './frame-allocator.ts';
-import { pinUserPages, unpinAll } from './gup.ts';
+import { pinUserPageRuns, pinUserPages, unpinAll, unpinRuns, type PfnRuns } from './gup.ts';
 import { MemFile } from './memfile.ts';
 import {
-  DEFAULT_MM_LAYOUT, MAP_ANONYMOUS, MAP_FIXED, MAP_KNOWN_FLAGS, MAP_POPULATE, MAP_PRIVATE, MAP_SHARED,
+  DEFAULT_MM_LAYOUT, MADV_HUGEPAGE, MADV_NOHUGEPAGE, MAP_ANONYMOUS, MAP_FIXED, MAP_KNOWN_FLAGS, MAP_POPULATE, MAP_PRIVATE, MAP_SHARED,
   MAP_SHARED_VALIDATE, MAP_TYPE, PROT_EXEC, PROT_READ, PROT_WRITE, type MmLayout,
 } from './mman.ts';
 import { copyFromUser, copyToUser } from './uaccess.ts';
 import { getUnmappedArea } from './unmapped-area.ts';
-import { entryFlags, entryPfn, firstEndingAfter, PTE_ANON, PTE_EXCLUSIVE, Vma } from './vma.ts';
+import { defaultThpSettings, type ThpSettings } from './thp.ts';
+import { entryPfn, firstEndingAfter, PTE_ANON, PTE_EXCLUSIVE, Vma } from './vma.ts';
 
 const PROT_ALL = PROT_READ | PROT_WRITE | PROT_EXEC;
 const pageAlign = (n: number): number => Math.ceil(n / PAGE_SIZE) * PAGE_SIZE;
@@ -41,10 +42,13 @@ export class Mm {
   private locked = 0;
   /** mm_users: the process and any mmget() holder (a remote pinner). At 0 the mappings go. */
   private users = 1;
+  /** /sys/kernel/mm/transparent_hugepage/enabled: system-wide, so shared with every mm of the machine. */
+  readonly thp: ThpSettings;
 
-  constructor(frames: FrameAllocator, layout: Partial<MmLayout> = {}) {
+  constructor(frames: FrameAllocator, layout: Partial<MmLayout> = {}, thp: ThpSettings = defaultThpSettings()) {
     this.frames = frames;
     this.layout = { ...DEFAULT_MM_LAYOUT, ...layout };
+    this.thp = thp;
   }
 
   get memory(): PhysicalMemory { return this.frames.memory; }
@@ -125,7 +129,7 @@ export class Mm {
     if (!anon) backing = (file as OpenFile<MemFile>).get();
     // shmem_zero_setup(): shared anonymous memory is a new shmem file of the mapping's size.
     else if (shared) backing = new OpenFile(new MemFile(this.frames, 'dev/zero (deleted)', len));
-    const vma = new Vma(this.frames, this.rss, start, start + len, prot, shared, backing, anon ? 0 : offset / PAGE_SIZE);
+    const vma = new Vma(this.frames, this.rss, this.thp, start, start + len, prot, shared, backing, anon ? 0 : offset / PAGE_SIZE);
     this.vmas.splice(firstEndingAfter(this.vmas, start), 0, vma);
     if (flags & MAP_POPULATE) this.populate(vma);
     return ok(start);
@@ -203,6 +207,31 @@ export class Mm {
     return ok();
   }
 
+  /**
+   * madvise(MADV_HUGEPAGE | MADV_NOHUGEPAGE) (hugepage_madvise()): set the THP advice of [addr, addr +
+   * length), splitting VMAs at the edges; pages already mapped stay as they are. EINVAL for an unaligned
+   * address or other advice, ENOMEM when part of the range is not mapped (nothing changes then).
+   */
+  madvise(addr: number, length: number, advice: number): Result {
+    if (!Number.isSafeInteger(addr) || addr < 0 || addr % PAGE_SIZE !== 0) return fail('EINVAL', `madvise at unaligned ${hex(addr)}`);
+    if (advice !== MADV_HUGEPAGE && advice !== MADV_NOHUGEPAGE) return fail('EINVAL', `advice ${advice} is not modelled`);
+    if (!Number.isSafeInteger(length) || length < 0) return fail('EINVAL', `length ${length}`);
+    if (length === 0) return ok();
+    const end = addr + pageAlign(length);
+    if (end > this.layout.taskSize) return fail('ENOMEM', `${hex(addr)}+${length} leaves user space`);
+    for (let at = addr; at < end;) {
+      const vma = this.findVma(at);
+      if (vma === undefined) return fail('ENOMEM', `${hex(at)} is not mapped`);
+      at = vma.end;
+    }
+    const split = this.splitEdges(addr, end);
+    if (!split.ok) return split;
+    for (let i = firstEndingAfter(this.vmas, addr); i < this.vmas.length && (this.vmas[i] as Vma).start < end; i++) {
+      (this.vmas[i] as Vma).thpAdvice = advice === MADV_HUGEPAGE ? 'huge' : 'nohuge';
+    }
+    return ok();
+  }
+
   /** copy_from_user(): EFAULT for an unmapped page, PROT_NONE, or a file page past EOF. */
   read(addr: number, dest: Uint8Array): Result { return copyFromUser(this, addr, dest); }
 
@@ -214,13 +243,21 @@ export class Mm {
     return pinUserPages(this, addr, npages, write);
   }
 
+  /** pin_user_pages() returning runs of contiguous frames (a folio at a time); see gup.ts. */
+  pinUserPageRuns(addr: number, npages: number, write: boolean): Result<PfnRuns> {
+    return pinUserPageRuns(this, addr, npages, write);
+  }
+
   /** unpin_user_pages(): works after the mm is gone too, as pins outlive it. */
   unpinUserPages(pfns: readonly number[]): void { unpinAll(this.frames, pfns); }
+
+  /** unpin_user_pages() for runs from pinUserPageRuns(). */
+  unpinUserPageRuns(runs: PfnRuns): void { unpinRuns(this.frames, runs); }
 
   /** The frame mapped at `addr` without faulting (follow_page()), or NO_FRAME (unmapped or zero page). */
   lookupPfn(addr: number): number {
     const vma = this.findVma(addr);
-    const entry = vma?.pages.get(Math.floor(addr / PAGE_SIZE));
+    const entry = vma?.entryAt(Math.floor(addr / PAGE_SIZE));
     return entry === undefined ? NO_FRAME : entryPfn(entry);
   }
 
@@ -259,27 +296,42 @@ export class Mm {
    */
   fork(): Result<Mm> {
     if (!this.alive) throw new Error('fork of an exited mm');
-    const child = new Mm(this.frames, this.layout);
+    const child = new Mm(this.frames, this.layout, this.thp);
     for (const vma of this.vmas) {
       const copy = vma.cloneEmpty(this.frames, child.rss);
       child.vmas.push(copy);
       if (vma.shared) continue;
-      for (const [vpn, entry] of vma.pages) {
-        const pfn = entryPfn(entry);
-        const flags = entryFlags(entry);
-        if (flags & PTE_ANON && this.memory.pinCount(pfn) > 0) {
+      // copy_huge_pmd(): a maybe-pinned THP is split and handled page by page below; others are shared.
+      for (const [pmd, entry] of [...vma.huge]) {
+        const head = entryPfn(entry);
+        if (this.frames.pinCount(head) > 0) {
+          vma.splitPmd(pmd);
+          continue;
+        }
+        this.frames.get(head);
+        vma.updateHugeFlags(pmd, PTE_ANON);
+        copy.setHuge(pmd, head, PTE_ANON);
+      }
+      let failed: number | null = null;
+      vma.forEachEntry((vpn, pfn, flags, pages) => {
+        if (pages !== 1 || failed !== null) return;
+        if (flags & PTE_ANON && this.frames.pinCount(pfn) > 0) {
           const fresh = this.frames.alloc();
           if (fresh === NO_FRAME) {
-            child.mmput();
-            return fail('ENOMEM', `no free frame to copy pinned page ${hex(vpn * PAGE_SIZE)} at fork`);
+            failed = vpn;
+            return;
           }
           this.memory.copy(fresh * PAGE_SIZE, pfn * PAGE_SIZE, PAGE_SIZE);
           copy.setEntry(vpn, fresh, PTE_ANON | PTE_EXCLUSIVE);
-          continue;
+          return;
         }
         this.frames.get(pfn);
         if (flags & PTE_ANON) vma.updateFlags(vpn, PTE_ANON);
         copy.setEntry(vpn, pfn, flags & PTE_ANON);
+      });
+      if (failed !== null) {
+        child.mmput();
+        return fail('ENOMEM', `no free frame to copy pinned page ${hex(failed * PAGE_SIZE)} at fork`);
       }
     }
     return ok(child);
@@ -305,10 +357,11 @@ export class Mm {
     for (const vma of this.vmas.splice(0)) vma.release();
   }
 
-  /** Calls `fn` for every page-table entry (leak checks). `anon` is false for page-cache pages. */
-  forEachPage(fn: (vpn: number, pfn: number, anon: boolean) => void): void {
-    for (const vma of this.vmas) {
-      for (const [vpn, entry] of vma.pages) fn(vpn, entryPfn(entry), (entryFlags(entry) & PTE_ANON) !== 0);
-    }
+  /**
+   * Calls `fn` for every page-table entry (leak checks). `anon` is false for page-cache pages; `pages` is
+   * 512 for a PMD entry mapping a THP from `pfn` (it holds one folio reference), else 1.
+   */
+  forEachPage(fn: (vpn: number, pfn: number, anon: boolean, pages: number) => void): void {
+    for (const vma of this.vmas) vma.forEachEntry((vpn, pfn, flags, pages) => fn(vpn, pfn, (flags & PTE_ANON) !== 0, pages));
   }
 }

@@ -15,6 +15,10 @@ export const MAP_ANONYMOUS = 0x20;
 export const MAP_POPULATE = 0x8000;
 export const MAP_FIXED_NOREPLACE = 0x100000;
 
+/** madvise() advice (include/uapi/asm-generic/mman-common.h). */
+export const MADV_HUGEPAGE = 14;
+export const MADV_NOHUGEPAGE = 15;
+
 /** The flags this model implements; MAP_SHARED_VALIDATE rejects any other with EOPNOTSUPP. */
 export const MAP_KNOWN_FLAGS = MAP_TYPE | MAP_FIXED | MAP_ANONYMOUS | MAP_POPULATE | MAP_FIXED_NOREPLACE;
 

@@ -5,7 +5,7 @@
 
 import { PAGE_SIZE, type PhysicalMemory } from '../../hw/memory/physical-memory.ts';
 import { fail, ok, type Result } from '../errno.ts';
-import { beyondEof, handleFault, ZERO_PAGE } from './fault.ts';
+import { handleFault, ZERO_PAGE } from './fault.ts';
 import type { Vma } from './vma.ts';
 
 /** What uaccess needs of an address space. */
@@ -18,22 +18,30 @@ export interface UserSpace {
 
 const hex = (n: number): string => `0x${n.toString(16)}`;
 
-/** access_ok() plus the VMA checks for every page of [addr, addr + length). */
+/** access_ok() plus the VMA checks for every page of [addr, addr + length), a VMA at a time. */
 export function checkRange(mm: UserSpace, addr: number, length: number, write: boolean): Result {
   if (!mm.alive) return fail('EFAULT', 'the address space is gone (the process exited)');
   if (!Number.isSafeInteger(addr) || addr < 0 || addr + length > mm.taskSize) {
     return fail('EFAULT', `${hex(addr)}+${length} is outside user space`);
   }
   if (length === 0) return ok();
-  const last = Math.floor((addr + length - 1) / PAGE_SIZE);
-  for (let vpn = Math.floor(addr / PAGE_SIZE); vpn <= last; vpn++) {
-    const at = vpn * PAGE_SIZE;
+  const end = addr + length;
+  for (let at = Math.floor(addr / PAGE_SIZE) * PAGE_SIZE; at < end;) {
     const vma = mm.findVma(at);
     if (vma === undefined) return fail('EFAULT', `${hex(Math.max(at, addr))} is not mapped`);
     if (write ? !vma.writable : !vma.readable) {
       return fail('EFAULT', `${hex(Math.max(at, addr))} is mapped ${vma.perms}: no ${write ? 'write' : 'read'} access`);
     }
-    if (beyondEof(vma, vpn)) return fail('EFAULT', `${hex(Math.max(at, addr))} is past the end of the mapped file (SIGBUS)`);
+    if (vma.file !== null) {
+      // The first page at or past EOF, if the range reaches it inside this VMA.
+      const eofVpn = vma.startVpn + vma.file.file.pageCount - vma.pgoff;
+      const lastVpn = Math.min(vma.endVpn, Math.ceil(end / PAGE_SIZE)) - 1;
+      if (lastVpn >= eofVpn) {
+        const bad = Math.max(eofVpn, at / PAGE_SIZE);
+        return fail('EFAULT', `${hex(Math.max(bad * PAGE_SIZE, addr))} is past the end of the mapped file (SIGBUS)`);
+      }
+    }
+    at = vma.end;
   }
   return ok();
 }

@@ -1,13 +1,16 @@
 // A virtual memory area (Linux's vm_area_struct): a page-aligned range with one protection, one kind of
-// backing, and its own page table, a Map from virtual page number to an entry (frame number and two bits).
-// Only touched pages have entries; a private anonymous page read before any write has none and reads as
-// the zero page.
+// backing, and its own page table: a Map from virtual page number to a PTE-level entry (frame number and
+// two bits), and a Map from PMD index to a PMD-level entry mapping a whole order-9 folio (a THP). Only
+// touched pages have entries; a private anonymous page read before any write has none and reads as the
+// zero page. A PMD entry holds one folio reference; splitting it (__split_huge_pmd()) turns it into 512
+// PTE entries holding one reference each, the folio itself staying whole.
 
 import { PAGE_SIZE } from '../../hw/memory/physical-memory.ts';
 import type { OpenFile } from '../process/file.ts';
 import type { FrameAllocator } from './frame-allocator.ts';
 import type { FileMapping, MemFile } from './memfile.ts';
 import { PROT_EXEC, PROT_READ, PROT_WRITE } from './mman.ts';
+import { PMD_PAGES, pmdIndex, type ThpAdvice, type ThpSettings, type ThpVma } from './thp.ts';
 
 /** The frame is an anonymous page owned by this mapping (possibly shared copy-on-write), not page cache. */
 export const PTE_ANON = 1;
@@ -42,13 +45,20 @@ export interface RssCounters {
   rssShmem: number;
 }
 
-export class Vma implements FileMapping {
+export class Vma implements FileMapping, ThpVma {
   /** Virtual page number -> entry (pfn * 4 + PTE_* bits). */
   readonly pages = new Map<number, number>();
+  /** PMD index -> PMD entry (head pfn * 4 + PTE_* bits) mapping a whole THP. */
+  readonly huge = new Map<number, number>();
+  /** PMD index -> PTE entries under it (a PTE table exists there: pmd_none() is false). */
+  private readonly ptes = new Map<number, number>();
+  /** MADV_HUGEPAGE / MADV_NOHUGEPAGE advice. */
+  thpAdvice: ThpAdvice = 'none';
 
   constructor(
     readonly frames: FrameAllocator,
     readonly rss: RssCounters,
+    readonly thp: ThpSettings,
     public start: number,
     public end: number,
     public prot: number,
@@ -76,13 +86,73 @@ export class Vma implements FileMapping {
   /** File page mapped at `vpn` (linear_page_index()). */
   fileIndex(vpn: number): number { return this.pgoff + (vpn - this.startVpn); }
 
+  /** The entry mapping `vpn` at either level (a PMD entry gives the subpage's frame), or undefined. */
+  entryAt(vpn: number): number | undefined {
+    const e = this.pages.get(vpn);
+    if (e !== undefined || this.huge.size === 0) return e;
+    const h = this.huge.get(pmdIndex(vpn));
+    return h === undefined ? undefined : h + (vpn % PMD_PAGES) * FLAG_BITS;
+  }
+
+  /** Pages from `vpn` that the same PMD entry maps (1 for a PTE or nothing). */
+  mappedSpan(vpn: number): number {
+    // No PTE lives under a PMD entry, so the PMD map alone decides.
+    if (this.huge.size === 0 || !this.huge.has(pmdIndex(vpn))) return 1;
+    return PMD_PAGES - (vpn % PMD_PAGES);
+  }
+
+  /** Whether the PMD slot of `vpn` is empty (pmd_none(): no PMD entry and no PTE table). */
+  pmdNone(vpn: number): boolean {
+    const pmd = pmdIndex(vpn);
+    return !this.ptes.has(pmd) && !this.huge.has(pmd);
+  }
+
+  /** Install a PMD entry for the folio at `head` (do_huge_pmd_anonymous_page()); the reference is passed in. */
+  setHuge(pmd: number, head: number, flags: number): void {
+    if (this.huge.has(pmd) || this.ptes.has(pmd)) throw new Error(`PMD ${pmd} is not empty`);
+    this.huge.set(pmd, head * FLAG_BITS + flags);
+    if (flags & PTE_ANON) this.rss.rssAnon += PMD_PAGES;
+    else this.rss.rssShmem += PMD_PAGES;
+  }
+
+  /** Change a PMD entry's PTE_* bits. */
+  updateHugeFlags(pmd: number, flags: number): void {
+    const old = this.huge.get(pmd);
+    if (old === undefined) throw new Error(`no PMD entry at ${pmd}`);
+    this.huge.set(pmd, entryPfn(old) * FLAG_BITS + flags);
+  }
+
+  /**
+   * __split_huge_pmd(): replace the PMD entry by 512 PTE entries with the same bits. Each takes a folio
+   * reference (the PMD's one is reused by the first); RSS does not change.
+   */
+  splitPmd(pmd: number): void {
+    const e = this.huge.get(pmd);
+    if (e === undefined) return;
+    this.huge.delete(pmd);
+    const head = entryPfn(e);
+    const flags = entryFlags(e);
+    for (let i = 0; i < PMD_PAGES; i++) this.pages.set(pmd * PMD_PAGES + i, (head + i) * FLAG_BITS + flags);
+    this.ptes.set(pmd, PMD_PAGES);
+    this.frames.get(head, PMD_PAGES - 1);
+  }
+
   /** Install an entry; the frame reference it stands for is the caller's, passed to the VMA. */
   setEntry(vpn: number, pfn: number, flags: number): void {
+    if (this.huge.size > 0 && this.huge.has(pmdIndex(vpn))) throw new Error(`page ${vpn} is under a PMD entry`);
     const old = this.pages.get(vpn);
     if (old !== undefined) this.dropEntry(vpn, old);
     this.pages.set(vpn, pfn * FLAG_BITS + flags);
+    this.countPte(vpn, 1);
     if (flags & PTE_ANON) this.rss.rssAnon++;
     else this.rss.rssShmem++;
+  }
+
+  private countPte(vpn: number, delta: number): void {
+    const pmd = pmdIndex(vpn);
+    const n = (this.ptes.get(pmd) ?? 0) + delta;
+    if (n === 0) this.ptes.delete(pmd);
+    else this.ptes.set(pmd, n);
   }
 
   /** Change an entry's PTE_* bits (same frame, same reference). */
@@ -94,12 +164,14 @@ export class Vma implements FileMapping {
 
   /** zap_pte_range() for one page: unmap it and drop its frame reference. */
   clearEntry(vpn: number): void {
+    if (this.huge.size > 0) this.splitPmd(pmdIndex(vpn));
     const old = this.pages.get(vpn);
     if (old !== undefined) this.dropEntry(vpn, old);
   }
 
   private dropEntry(vpn: number, entry: number): void {
     this.pages.delete(vpn);
+    this.countPte(vpn, -1);
     if (entry & PTE_ANON) this.rss.rssAnon--;
     else this.rss.rssShmem--;
     this.frames.put(entryPfn(entry));
@@ -116,25 +188,49 @@ export class Vma implements FileMapping {
    */
   splitAt(addr: number): Vma {
     if (addr <= this.start || addr >= this.end || addr % PAGE_SIZE !== 0) throw new Error(`bad split at ${addr}`);
-    const upper = new Vma(this.frames, this.rss, addr, this.end, this.prot, this.shared, this.file?.get() ?? null,
+    const upper = new Vma(this.frames, this.rss, this.thp, addr, this.end, this.prot, this.shared, this.file?.get() ?? null,
       this.pgoff + (addr - this.start) / PAGE_SIZE);
+    upper.thpAdvice = this.thpAdvice;
     const cut = addr / PAGE_SIZE;
+    // vma_adjust_trans_huge(): a PMD entry straddling the cut is split first.
+    if (cut % PMD_PAGES !== 0) this.splitPmd(pmdIndex(cut));
+    for (const [pmd, entry] of this.huge) {
+      if (pmd * PMD_PAGES < cut) continue;
+      upper.huge.set(pmd, entry);
+      this.huge.delete(pmd);
+    }
     for (const [vpn, entry] of this.pages) {
       if (vpn < cut) continue;
       upper.pages.set(vpn, entry);
+      upper.countPte(vpn, 1);
       this.pages.delete(vpn);
+      this.countPte(vpn, -1);
     }
     this.end = addr;
     return upper;
   }
 
-  /** A copy for a forked child: same range and backing, a new file reference, no pages yet. */
+  /** A copy for a forked child: same range, backing and advice, a new file reference, no pages yet. */
   cloneEmpty(frames: FrameAllocator, rss: RssCounters): Vma {
-    return new Vma(frames, rss, this.start, this.end, this.prot, this.shared, this.file?.get() ?? null, this.pgoff);
+    const copy = new Vma(frames, rss, this.thp, this.start, this.end, this.prot, this.shared, this.file?.get() ?? null, this.pgoff);
+    copy.thpAdvice = this.thpAdvice;
+    return copy;
+  }
+
+  /** Calls `fn` for each entry: `pages` is 512 for a PMD entry (one reference for the whole folio), else 1. */
+  forEachEntry(fn: (vpn: number, pfn: number, flags: number, pages: number) => void): void {
+    for (const [pmd, e] of this.huge) fn(pmd * PMD_PAGES, entryPfn(e), entryFlags(e), PMD_PAGES);
+    for (const [vpn, e] of this.pages) fn(vpn, entryPfn(e), entryFlags(e), 1);
   }
 
   /** remove_vma(): drop every page and the file reference. */
   release(): void {
+    for (const [pmd, entry] of [...this.huge]) {
+      this.huge.delete(pmd);
+      if (entry & PTE_ANON) this.rss.rssAnon -= PMD_PAGES;
+      else this.rss.rssShmem -= PMD_PAGES;
+      this.frames.put(entryPfn(entry));
+    }
     for (const [vpn, entry] of [...this.pages]) this.dropEntry(vpn, entry);
     if (this.file !== null) {
       this.file.file.removeMapping(this);

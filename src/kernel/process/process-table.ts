@@ -4,6 +4,7 @@
 import { Mm } from '../mm/mm.ts';
 import type { FrameAllocator } from '../mm/frame-allocator.ts';
 import type { MmLayout } from '../mm/mman.ts';
+import { defaultThpSettings, type ThpMode, type ThpSettings } from '../mm/thp.ts';
 import { CAPABILITIES, DEFAULT_RLIMITS, type Capability, type Rlimit, type RlimitResource } from './cred.ts';
 import { FdTable } from './fd-table.ts';
 import { OpenFile, StdioFile } from './file.ts';
@@ -19,6 +20,8 @@ export interface ProcessTableOptions {
   readonly pidMax?: number;
   /** Address-space layout of every process. */
   readonly mmLayout?: Partial<MmLayout>;
+  /** /sys/kernel/mm/transparent_hugepage/enabled at boot. Default 'always' (see thp.ts). */
+  readonly thp?: ThpMode;
 }
 
 export interface SpawnOptions {
@@ -39,6 +42,8 @@ export class ProcessTable implements ProcessHost {
   readonly users = new UserTable();
   readonly pidMax: number;
   private readonly mmLayout: Partial<MmLayout>;
+  /** The machine's THP setting, shared by every process's mm (writable, as the sysfs file is). */
+  readonly thp: ThpSettings;
   private readonly live = new Map<number, Process>();
   private lastPid = 0;
 
@@ -46,6 +51,8 @@ export class ProcessTable implements ProcessHost {
     this.frames = opts.frames;
     this.pidMax = opts.pidMax ?? 4_194_304;
     this.mmLayout = opts.mmLayout ?? {};
+    this.thp = defaultThpSettings();
+    if (opts.thp !== undefined) this.thp.enabled = opts.thp;
   }
 
   /** A new process with an empty address space (as after execve() of a static binary with no segments). */
@@ -60,7 +67,7 @@ export class ProcessTable implements ProcessHost {
       caps: opts.caps ?? (euid === 0 ? CAPABILITIES : []),
       rlimits: { ...DEFAULT_RLIMITS, ...opts.rlimits },
       user: this.users.get(uid),
-      mm: new Mm(this.frames, this.mmLayout),
+      mm: new Mm(this.frames, this.mmLayout, this.thp),
       fds: (limit) => {
         const fds = new FdTable({ limit });
         if (stdio) {

@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { IOMMU_READ, IOMMU_WRITE, IoPagetable } from '../../../src/kernel/iommufd/io-pagetable.ts';
 import { U64_MAX } from '../../../src/kernel/iommufd/iova-intervals.ts';
 import { IoptPages, NO_PFN } from '../../../src/kernel/iommufd/pages.ts';
+import { runPfns } from '../../../src/kernel/iommufd/pfn-runs.ts';
 import { MAP_ANONYMOUS, MAP_PRIVATE, MAP_SHARED, PROT_READ, PROT_WRITE } from '../../../src/kernel/mm/mman.ts';
 import type { Process } from '../../../src/kernel/process/process.ts';
 import { checkFrames, errno, machine, P, value, type Machine } from '../mm/helpers.ts';
@@ -37,8 +38,8 @@ describe('pin once, lazily', () => {
     // Lazy: nothing pinned, nothing charged, nothing even faulted in.
     expect(pages.pinnedPages).toBe(0);
     expect(p.status()).toMatchObject({ VmPin: 0, VmRSS: 0 });
-    const pa = value(pages.pfnsFor(a.firstIndex, a.lastIndex));
-    const pb = value(pages.pfnsFor(b.firstIndex, b.lastIndex));
+    const pa = runPfns(value(pages.pfnsFor(a.firstIndex, a.lastIndex)));
+    const pb = runPfns(value(pages.pfnsFor(b.firstIndex, b.lastIndex)));
     expect([...pb]).toEqual([...pa]);
     for (const pfn of pa) expect(m.memory.pinCount(pfn)).toBe(1);
     expect(pages.pinnedPages).toBe(4);
@@ -63,7 +64,7 @@ describe('pin once, lazily', () => {
     const pages = value(IoptPages.fromUser(p, va + 100, 4 * P, true));
     expect(pages.npages).toBe(5);
     expect(pages.base).toBe(va);
-    value(pages.pfnsFor(2, 3));
+    runPfns(value(pages.pfnsFor(2, 3)));
     expect([0, 1, 4].map((i) => pages.pfnAt(i))).toEqual([NO_PFN, NO_PFN, NO_PFN]);
     expect(pages.pfnAt(2)).toBe(p.mm.lookupPfn(va + 2 * P));
     expect(pages.pinnedPages).toBe(2);
@@ -77,7 +78,7 @@ describe('pin once, lazily', () => {
     const m = machine();
     const p = m.table.spawn();
     const pages = value(IoptPages.fromUser(p, anon(p, 1), P, true));
-    for (let i = 0; i < 70_000; i++) value(pages.pfnsFor(0, 0));
+    for (let i = 0; i < 70_000; i++) runPfns(value(pages.pfnsFor(0, 0)));
     expect(pages.userCount(0)).toBe(70_000);
     expect(m.memory.pinCount(pages.pfnAt(0))).toBe(1);
     for (let i = 0; i < 70_000; i++) pages.release(0, 0);
@@ -94,14 +95,14 @@ describe('accounting modes', () => {
     const va = anon(p, 8);
     const pages = value(IoptPages.fromUser(p, va, 8 * P, true));
     expect(pages.accountMode).toBe('user');
-    value(pages.pfnsFor(0, 2));
+    runPfns(value(pages.pfnsFor(0, 2)));
     const over = pages.pfnsFor(2, 4);
     expect(errno(over)).toBe('ENOMEM');
     expect(pages.pfnAt(3)).toBe(NO_PFN);
     expect(pages.userCount(2)).toBe(1);
     expect(p.user.lockedVm).toBe(3);
     expect(p.status()).toMatchObject({ VmPin: 12, VmLck: 0 });
-    value(pages.pfnsFor(3, 3));
+    runPfns(value(pages.pfnsFor(3, 3)));
     expect(p.user.lockedVm).toBe(4);
     pages.release(0, 3);
     expect(p.user.lockedVm).toBe(0);
@@ -115,7 +116,7 @@ describe('accounting modes', () => {
     const p = spawnUser(m, 2);
     const pages = value(IoptPages.fromUser(p, anon(p, 4), 4 * P, true, { contextMode: 'mm' }));
     expect(pages.accountMode).toBe('mm');
-    value(pages.pfnsFor(0, 1));
+    runPfns(value(pages.pfnsFor(0, 1)));
     expect(p.status()).toMatchObject({ VmPin: 8, VmLck: 8 });
     expect(p.user.lockedVm).toBe(0);
     expect(errno(pages.pfnsFor(2, 2))).toBe('ENOMEM');
@@ -130,7 +131,7 @@ describe('accounting modes', () => {
     const p = m.table.spawn({ rlimits: memlock(0) });
     const pages = value(IoptPages.fromUser(p, anon(p, 4), 4 * P, true, { contextMode: 'mm' }));
     expect(pages.accountMode).toBe('none');
-    value(pages.pfnsFor(0, 3));
+    runPfns(value(pages.pfnsFor(0, 3)));
     expect(p.status()).toMatchObject({ VmPin: 16, VmLck: 0 });
     expect(p.user.lockedVm).toBe(0);
     pages.release(0, 3);
@@ -143,7 +144,7 @@ describe('accounting modes', () => {
     const p = m.table.spawn({ rlimits: memlock(0) });
     const pages = value(IoptPages.fromUser(p, anon(p, 1), P, true));
     p.dropCapability('CAP_IPC_LOCK');
-    value(pages.pfnsFor(0, 0));
+    runPfns(value(pages.pfnsFor(0, 0)));
     const later = value(IoptPages.fromUser(p, anon(p, 1), P, true));
     expect(later.accountMode).toBe('user');
     expect(errno(later.pfnsFor(0, 0))).toBe('ENOMEM');
@@ -163,7 +164,7 @@ describe('errors', () => {
     const iopt = new IoPagetable<IoptPages>();
     expect(errno(iopt.map([{ pages: ro, startByte: 0, length: BigInt(2 * P) }], RW))).toBe('EPERM');
     value(iopt.map([{ pages: ro, startByte: 0, length: BigInt(2 * P) }], IOMMU_READ));
-    value(ro.pfnsFor(0, 1));
+    runPfns(value(ro.pfnsFor(0, 1)));
     ro.release(0, 1);
     const rw = value(IoptPages.fromUser(p, va, 2 * P, true));
     expect(errno(rw.pfnsFor(0, 1))).toBe('EFAULT');
@@ -204,12 +205,12 @@ describe('errors', () => {
     const gone = value(IoptPages.fromUser(child, va, 2 * P, true));
     const kept = value(IoptPages.fromUser(child, va, 2 * P, true));
     // With a domain the pages were pinned before the exit.
-    const pfns = value(kept.pfnsFor(0, 1));
+    const pfns = runPfns(value(kept.pfnsFor(0, 1)));
     const childMm = child.mm;
     child.exit();
     expect(errno(gone.pfnsFor(0, 1))).toBe('EFAULT');
     // The pinned frame outlives the mm, with its data, and a second user shares it.
-    const again = value(kept.pfnsFor(0, 1));
+    const again = runPfns(value(kept.pfnsFor(0, 1)));
     expect([...again]).toEqual([...pfns]);
     const byte = new Uint8Array(1);
     m.memory.read(pfns[0]! * P, byte);
@@ -238,7 +239,7 @@ describe('memfd pages and IOAS_CHANGE_PROCESS', () => {
     expect(errno(IoptPages.fromFile(p, file, P, 4 * P, true))).toBe('EINVAL');
     const pages = value(IoptPages.fromFile(p, file, P, 2 * P, true));
     expect(pages.kind).toBe('file');
-    const pfns = value(pages.pfnsFor(0, 1));
+    const pfns = runPfns(value(pages.pfnsFor(0, 1)));
     value(p.mm.write(va + P, new Uint8Array([1])));
     expect(p.mm.lookupPfn(va + P)).toBe(pfns[0]);
     expect(m.memory.pinCount(pfns[0]!)).toBe(1);
@@ -267,7 +268,7 @@ describe('memfd pages and IOAS_CHANGE_PROCESS', () => {
     const pages = value(IoptPages.fromFile(parent, file, 0, P, true, { contextMode: mode === 'mm' ? 'mm' : 'user' }));
     expect(pages.accountMode).toBe(mode);
     const user = value(IoptPages.fromUser(parent, anon(parent, 1), P, true));
-    value(pages.pfnsFor(0, 0));
+    runPfns(value(pages.pfnsFor(0, 0)));
     expect(errno(IoptPages.changeProcess([pages, user], parent))).toBe('EINVAL');
     user.put();
     const child = value(parent.fork());
@@ -295,7 +296,7 @@ describe('memfd pages and IOAS_CHANGE_PROCESS', () => {
     const parent = spawnUser(m);
     const { file } = memfd(parent, 2 * P);
     const pages = value(IoptPages.fromFile(parent, file, 0, 2 * P, true));
-    value(pages.pfnsFor(0, 1));
+    runPfns(value(pages.pfnsFor(0, 1)));
     const other = m.table.spawn({ uid: 2000, rlimits: memlock(1) });
     expect(errno(pages.changeProcess(other))).toBe('ENOMEM');
     expect(pages.source).toBe(parent);

@@ -25,6 +25,9 @@ export interface PageTableOptions {
 export interface Mapping { pa: number; pageSize: number; read: boolean; write: boolean; exec: boolean; accessed: boolean; dirty: boolean }
 
 const SIZE_4K = 1 << PAGE_SHIFT;
+const SIZE_2M = 0x20_0000;
+const SIZE_1G = 0x4000_0000;
+const TWO_32 = 2 ** 32;
 
 /**
  * Software that edits a page table living in simulated memory: the reference for the format, used by
@@ -53,25 +56,39 @@ export class IoPageTable {
   map(iova: number, pa: number, size: number, perms: MapPerms): boolean {
     if (size <= 0 || iova % SIZE_4K !== 0 || pa % SIZE_4K !== 0 || size % SIZE_4K !== 0) return false;
     if (iova + size > 2 ** addressBits(this.opts.levels)) return false;
+    // Consecutive leaves of one size mostly land in the same table: remember the last one walked to.
+    let cachedLevel = 0;
+    let cachedBase = -1;
+    let cachedTable = 0;
     let done = 0;
     while (done < size) {
-      const level = this.leafLevelFor(iova + done, pa + done, size - done);
-      if (!this.setLeaf(iova + done, pa + done, level, perms)) return false;
+      const at = iova + done;
+      const level = this.leafLevelFor(at, pa + done, size - done);
+      const span = levelSize(level + 1);
+      const base = Math.floor(at / span) * span;
+      let table = cachedTable;
+      if (level !== cachedLevel || base !== cachedBase) {
+        table = this.tableFor(at, level);
+        if (table < 0) return false;
+        cachedLevel = level;
+        cachedBase = base;
+        cachedTable = table;
+      }
+      if (!this.writeLeaf(table, at, pa + done, level, perms)) return false;
       done += levelSize(level);
     }
     return true;
   }
 
   private leafLevelFor(iova: number, pa: number, remaining: number): number {
-    for (const level of [3, 2]) {
-      const allowed = level === 3 ? this.opts.pageSize1G === true : this.opts.pageSize2M === true;
-      const size = levelSize(level);
-      if (allowed && iova % size === 0 && pa % size === 0 && remaining >= size) return level;
-    }
+    if (this.opts.pageSize1G === true && remaining >= SIZE_1G && iova % SIZE_1G === 0 && pa % SIZE_1G === 0) return 3;
+    if (this.opts.pageSize2M === true && remaining >= SIZE_2M && iova % SIZE_2M === 0 && pa % SIZE_2M === 0) return 2;
     return 1;
   }
 
-  private setLeaf(iova: number, pa: number, leafLevel: number, perms: MapPerms): boolean {
+  // The table holding the level-`leafLevel` entry for `iova`, allocating the missing ones; -1 when a
+  // larger leaf already covers it or out of memory.
+  private tableFor(iova: number, leafLevel: number): number {
     let table = this.root;
     for (let level = this.opts.levels; level > leafLevel; level--) {
       const at = table + levelIndex(iova, level) * 8;
@@ -79,23 +96,25 @@ export class IoPageTable {
       const lo = this.e[0] as number;
       const hi = this.e[1] as number;
       if (this.present(lo)) {
-        if (this.isLeafEntry(lo, level)) return false; // a larger page already covers it
+        if (this.isLeafEntry(lo, level)) return -1; // a larger page already covers it
         table = entryAddress(lo, hi);
         continue;
       }
       const next = this.alloc.alloc();
-      if (next < 0) return false;
+      if (next < 0) return -1;
       this.tables++;
       const [alo, ahi] = addressHalves(next);
       this.mem.write64(at, (alo | this.tableBits()) >>> 0, ahi);
       table = next;
     }
+    return table;
+  }
+
+  private writeLeaf(table: number, iova: number, pa: number, leafLevel: number, perms: MapPerms): boolean {
     const at = table + levelIndex(iova, leafLevel) * 8;
     this.mem.read64(at, this.e);
     if (this.present(this.e[0] as number)) return false;
-    const [alo, ahi] = addressHalves(pa);
-    const [bitsLo, bitsHi] = this.leafBits(perms, leafLevel);
-    this.mem.write64(at, (alo | bitsLo) >>> 0, (ahi | bitsHi) >>> 0);
+    this.mem.write64(at, ((pa % TWO_32) | this.leafLo(perms, leafLevel)) >>> 0, ((Math.floor(pa / TWO_32) & 0xfffff) | this.leafHi(perms)) >>> 0);
     return true;
   }
 
@@ -243,12 +262,14 @@ export class IoPageTable {
     return this.opts.format === 'second' ? SS_R | SS_W | SS_X : FS_P | FS_RW | FS_US;
   }
 
-  private leafBits(perms: MapPerms, level: number): [number, number] {
+  private leafLo(perms: MapPerms, level: number): number {
     if (this.opts.format === 'second') {
-      const lo = (perms.read ? SS_R : 0) | (perms.write ? SS_W : 0) | (perms.exec === true ? SS_X : 0) | (level > 1 ? SS_PS : 0);
-      return [lo, 0];
+      return (perms.read ? SS_R : 0) | (perms.write ? SS_W : 0) | (perms.exec === true ? SS_X : 0) | (level > 1 ? SS_PS : 0);
     }
-    const lo = FS_P | (perms.write ? FS_RW : 0) | (perms.user === false ? 0 : FS_US) | (level > 1 ? FS_PS : 0);
-    return [lo, perms.exec === false ? FS_XD_HI : 0];
+    return FS_P | (perms.write ? FS_RW : 0) | (perms.user === false ? 0 : FS_US) | (level > 1 ? FS_PS : 0);
+  }
+
+  private leafHi(perms: MapPerms): number {
+    return this.opts.format === 'second' || perms.exec !== false ? 0 : FS_XD_HI;
   }
 }

@@ -1,0 +1,144 @@
+// The pinned PFNs of an iopt_pages as sorted runs (Linux keeps them in an xarray and in the domains, and
+// its pfn_batch holds runs of contiguous PFNs): run k maps page indexes [index, index + length) to frames
+// [pfn, pfn + length). Contiguous pages on contiguous frames share one run, so a range backed by large
+// folios costs one run however many 4 KiB pages it has; the worst case (no two frames adjacent) is one
+// run, 16 bytes, per page.
+
+/** A page with no pinned frame. */
+export const NO_PFN = 0xffff_ffff;
+const MAX_RUN = 0xffff_ffff;
+
+/** Pages [index, index + count) on frames [pfn, pfn + count). */
+export interface PagesRun {
+  readonly index: number;
+  readonly pfn: number;
+  readonly count: number;
+}
+
+export class PinnedRuns {
+  private index = new Float64Array(4);
+  private pfn = new Uint32Array(4);
+  private len = new Uint32Array(4);
+  private n = 0;
+
+  get runCount(): number { return this.n; }
+  /** Bytes of the three columns as allocated. */
+  get byteLength(): number { return this.index.byteLength + this.pfn.byteLength + this.len.byteLength; }
+
+  /** The first run ending after `at` (binary search); n when none. */
+  private find(at: number): number {
+    let lo = 0;
+    let hi = this.n;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if ((this.index[mid] as number) + (this.len[mid] as number) > at) hi = mid;
+      else lo = mid + 1;
+    }
+    return lo;
+  }
+
+  /** The frame of page `at`, or NO_PFN. */
+  pfnAt(at: number): number {
+    const k = this.find(at);
+    if (k >= this.n || (this.index[k] as number) > at) return NO_PFN;
+    return (this.pfn[k] as number) + (at - (this.index[k] as number));
+  }
+
+  /** Record pages [at, at + count) on frames from `pfn`; none of them may be recorded already. */
+  insert(at: number, pfn: number, count: number): void {
+    if (count <= 0) return;
+    const k = this.find(at);
+    if (k < this.n && (this.index[k] as number) < at + count) throw new Error(`page ${at} is already pinned`);
+    const p = k - 1;
+    if (p >= 0 && (this.index[p] as number) + (this.len[p] as number) === at &&
+      (this.pfn[p] as number) + (this.len[p] as number) === pfn && (this.len[p] as number) + count <= MAX_RUN) {
+      this.len[p] = (this.len[p] as number) + count;
+      if (k < this.n && at + count === this.index[k] && pfn + count === this.pfn[k] &&
+        (this.len[p]) + (this.len[k] as number) <= MAX_RUN) {
+        this.len[p] = (this.len[p]) + (this.len[k] as number);
+        this.removeAt(k, 1);
+      }
+      return;
+    }
+    if (k < this.n && at + count === this.index[k] && pfn + count === this.pfn[k] && (this.len[k] as number) + count <= MAX_RUN) {
+      this.index[k] = at;
+      this.pfn[k] = pfn;
+      this.len[k] = (this.len[k] as number) + count;
+      return;
+    }
+    this.insertAt(k, at, pfn, count);
+  }
+
+  /** The runs covering [first, last] clipped to it (pages without a frame are left out). */
+  slice(first: number, last: number): PagesRun[] {
+    const out: PagesRun[] = [];
+    for (let k = this.find(first); k < this.n && (this.index[k] as number) <= last; k++) {
+      const s = Math.max(first, this.index[k] as number);
+      const e = Math.min(last + 1, (this.index[k] as number) + (this.len[k] as number));
+      out.push({ index: s, pfn: (this.pfn[k] as number) + (s - (this.index[k] as number)), count: e - s });
+    }
+    return out;
+  }
+
+  /** Forget pages [first, first + count): the runs that held them, clipped (for unpinning). */
+  remove(first: number, count: number): PagesRun[] {
+    const end = first + count;
+    const out: PagesRun[] = [];
+    const k0 = this.find(first);
+    let k1 = k0;
+    while (k1 < this.n && (this.index[k1] as number) < end) {
+      const s0 = this.index[k1] as number;
+      const s = Math.max(first, s0);
+      const e = Math.min(end, s0 + (this.len[k1] as number));
+      out.push({ index: s, pfn: (this.pfn[k1] as number) + (s - s0), count: e - s });
+      k1++;
+    }
+    if (k0 === k1) return out;
+    // Runs k0..k1-1 overlap: keep the part of the first before `first` and of the last after `end`.
+    const headS = this.index[k0] as number;
+    const headP = this.pfn[k0] as number;
+    const lastK = k1 - 1;
+    const tailS = this.index[lastK] as number;
+    const tailE = tailS + (this.len[lastK] as number);
+    const tailP = this.pfn[lastK] as number;
+    this.removeAt(k0, k1 - k0);
+    let at = k0;
+    if (headS < first) this.insertAt(at++, headS, headP, first - headS);
+    if (tailE > end) this.insertAt(at, end, tailP + (end - tailS), tailE - end);
+    return out;
+  }
+
+  private insertAt(k: number, at: number, pfn: number, count: number): void {
+    if (this.n === this.index.length) {
+      const grow = <T extends Float64Array | Uint32Array>(a: T, make: (n: number) => T): T => {
+        const b = make(a.length * 2);
+        b.set(a);
+        return b;
+      };
+      this.index = grow(this.index, (n) => new Float64Array(n));
+      this.pfn = grow(this.pfn, (n) => new Uint32Array(n));
+      this.len = grow(this.len, (n) => new Uint32Array(n));
+    }
+    this.index.copyWithin(k + 1, k, this.n);
+    this.pfn.copyWithin(k + 1, k, this.n);
+    this.len.copyWithin(k + 1, k, this.n);
+    this.index[k] = at;
+    this.pfn[k] = pfn;
+    this.len[k] = count;
+    this.n++;
+  }
+
+  private removeAt(k: number, count: number): void {
+    this.index.copyWithin(k, k + count, this.n);
+    this.pfn.copyWithin(k, k + count, this.n);
+    this.len.copyWithin(k, k + count, this.n);
+    this.n -= count;
+  }
+}
+
+/** One frame per page of `runs`, in order (the exact per-page view, for tests and small callers). */
+export function runPfns(runs: readonly PagesRun[]): number[] {
+  const out: number[] = [];
+  for (const r of runs) for (let k = 0; k < r.count; k++) out.push(r.pfn + k);
+  return out;
+}
