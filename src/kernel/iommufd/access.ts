@@ -30,6 +30,7 @@ import type { Ioas, IoasAccess } from './ioas.ts';
 import { hex64, ULONG_MAX } from './iova-intervals.ts';
 import type { IommufdObject } from './object.ts';
 import type { IoptPages } from './pages.ts';
+import type { PagesRun } from './pfn-runs.ts';
 
 const PAGE = BigInt(PAGE_SIZE);
 
@@ -305,7 +306,7 @@ export function iommufdAccessPinPages(
     if (!pfns.ok) return pfns;
     area.numAccesses++;
     segs.push({ area, pages, first, last: lastIndex });
-    got.push(pfns.value);
+    got.push(runsToPfns(pfns.value, first, lastIndex - first + 1));
     return ok();
   });
   if (!done.ok || !done.value) {
@@ -398,7 +399,7 @@ function copyPages(pages: IoptPages, byte: number, buf: Uint8Array, write: boole
   let done = 0;
   while (done < buf.length) {
     const off = (byte + done) % PAGE_SIZE;
-    const pfn = pfns.value[Math.floor((byte + done) / PAGE_SIZE) - first] as number;
+    const pfn = pfnOf(pfns.value, Math.floor((byte + done) / PAGE_SIZE));
     const n = Math.min(PAGE_SIZE - off, buf.length - done);
     const chunk = buf.subarray(done, done + n);
     const pa = pfn * PAGE_SIZE + off;
@@ -408,4 +409,17 @@ function copyPages(pages: IoptPages, byte: number, buf: Uint8Array, write: boole
   }
   pages.release(first, lastIndex);
   return ok();
+}
+
+/** One PFN per page of [first, first + n) from the runs pfnsFor() returns (iommufd_access_pin_pages' out). */
+function runsToPfns(runs: readonly PagesRun[], first: number, n: number): Uint32Array {
+  const out = new Uint32Array(n);
+  for (const r of runs) for (let i = 0; i < r.count; i++) out[r.index - first + i] = r.pfn + i;
+  return out;
+}
+
+/** The PFN of page `index` in the runs. */
+function pfnOf(runs: readonly PagesRun[], index: number): number {
+  for (const r of runs) if (index >= r.index && index < r.index + r.count) return r.pfn + (index - r.index);
+  throw new Error(`page ${index} is not in the pinned runs`);
 }
