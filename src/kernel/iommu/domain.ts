@@ -16,7 +16,12 @@ export const SZ_2M = 0x20_0000;
 export const SZ_1G = 0x4000_0000;
 
 /** IOMMU_READ / IOMMU_WRITE. */
-export interface MapProt { readonly read: boolean; readonly write: boolean }
+export interface MapProt {
+  readonly read: boolean;
+  readonly write: boolean;
+  /** IOMMU_OPTION_HUGE_PAGES = 0 on the IOAS: iommufd limits the domain to PAGE_SIZE leaves. */
+  readonly smallPagesOnly?: boolean;
+}
 
 /** Called with a page request group routed to the domain (Linux: domain->iopf_handler). */
 export type IopfHandler = (group: IopfGroup) => void;
@@ -123,7 +128,7 @@ export class IoPageTableDomain implements PagingDomain {
     if (!prot.read && !prot.write) return fail('EINVAL', 'a mapping needs read or write permission');
     const mapped = this.firstMapped(this.table.root, this.levels, iova, iova + size);
     if (mapped !== null) return fail('EEXIST', `IOVA 0x${mapped.toString(16)} is already mapped`);
-    if (!this.table.map(iova, pa, size, { read: prot.read, write: prot.write })) {
+    if (!this.table.map(iova, pa, size, { read: prot.read, write: prot.write, smallPagesOnly: prot.smallPagesOnly === true })) {
       // iommu_map() undoes a partial mapping on failure.
       this.table.unmap(iova, size);
       return fail('ENOMEM', 'no memory for page tables');

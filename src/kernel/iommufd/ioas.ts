@@ -190,7 +190,8 @@ export class Ioas implements IommufdObject {
       pages.release(first, last);
       return fail('EINVAL', `area ${hex64(area.iova)} is beyond what the domain can address`);
     }
-    const prot = { read: (area.prot & IOMMU_READ) !== 0, write: (area.prot & IOMMU_WRITE) !== 0 };
+    // iopt_disable_large_pages(): with HUGE_PAGES=0 the domains map PAGE_SIZE leaves only, so areas can be cut.
+    const prot = { read: (area.prot & IOMMU_READ) !== 0, write: (area.prot & IOMMU_WRITE) !== 0, smallPagesOnly: !this.iopt.largePages };
     const iova0 = Number(base);
     for (const run of runs.value) {
       const r = domain.map(iova0 + (run.index - first) * PAGE_SIZE, run.pfn * PAGE_SIZE, run.count * PAGE_SIZE, prot);

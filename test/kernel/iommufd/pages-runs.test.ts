@@ -116,4 +116,22 @@ describe('domain fill per run', () => {
     value(ioas.unmap(0n, (1n << 64n) - 1n));
     expect([p.mm.pinnedVm, d.table.lookup(0x4000_0000)]).toEqual([0, null]);
   });
+
+  it('with IOMMU_OPTION_HUGE_PAGES = 0 the domain gets 4 KiB leaves even for aligned folios', () => {
+    const w = world();
+    const p = w.table.spawn();
+    const ioas = new Ioas();
+    value(ioas.iopt.disableLargePages());
+    const d = value(w.core.allocPagingDomain(w.dev('39:00.0'), 'unmanaged'));
+    if (!(d instanceof IoPageTableDomain)) throw new Error('not an IoPageTableDomain');
+    value(ioas.addDomain(d, {}));
+    const va = aligned(p, 2 * HP);
+    const pages = value(IoptPages.fromUser(p, va, 2 * HP, true));
+    value(ioas.map([{ pages, startByte: 0, length: BigInt(2 * HP) }], RW, 0x4000_0000n));
+    pages.put();
+    const leaf = d.table.lookup(0x4000_0000 + HP + 5 * PAGE);
+    expect(leaf?.pageSize).toBe(PAGE);
+    expect(leaf?.pa).toBe(p.mm.lookupPfn(va + HP + 5 * PAGE) * PAGE);
+    value(ioas.unmap(0n, (1n << 64n) - 1n));
+  });
 });

@@ -12,7 +12,11 @@ export interface TableAllocator {
 
 export type PageTableFormat = 'first' | 'second';
 
-export interface MapPerms { read: boolean; write: boolean; exec?: boolean; user?: boolean }
+export interface MapPerms {
+  read: boolean; write: boolean; exec?: boolean; user?: boolean;
+  /** Map with 4 KiB leaves only, whatever the alignment (a domain whose user turned large pages off). */
+  smallPagesOnly?: boolean;
+}
 
 export interface PageTableOptions {
   readonly format: PageTableFormat;
@@ -63,7 +67,7 @@ export class IoPageTable {
     let done = 0;
     while (done < size) {
       const at = iova + done;
-      const level = this.leafLevelFor(at, pa + done, size - done);
+      const level = perms.smallPagesOnly === true ? 1 : this.leafLevelFor(at, pa + done, size - done);
       const span = levelSize(level + 1);
       const base = Math.floor(at / span) * span;
       let table = cachedTable;
