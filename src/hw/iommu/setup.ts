@@ -149,10 +149,14 @@ export function setupQueue(port: RegisterPort, which: QueueName, base: number, l
   port.writeReg(r.csr, QCSR_EN);
 }
 
+/** 2^0 .. 2^31: the entry counts a base register can select. */
+const POW2: readonly number[] = Array.from({ length: 32 }, (_, i) => 2 ** i);
+
 function queueState(port: RegisterPort, which: QueueName): { base: number; entries: number; head: number; tail: number } {
   const r = QUEUE_REGS[which];
   const b = port.readReg(r.base);
-  return { base: b - (b % FRAME), entries: 2 ** (b % 32), head: port.readReg(r.head), tail: port.readReg(r.tail) };
+  const log2 = b % 32;
+  return { base: b - (b % FRAME), entries: POW2[log2] ?? 2 ** log2, head: port.readReg(r.head), tail: port.readReg(r.tail) };
 }
 
 /** Write `cmd` at the command queue's tail and ring it (CQT). False when the queue is full or outside memory. */
@@ -186,10 +190,10 @@ function consume<T>(port: RegisterPort, mem: PhysicalMemory, which: QueueName, m
 
 /** Read and consume (advance FQH past) up to `max` fault records. */
 export function readFaultRecords(port: RegisterPort, mem: PhysicalMemory, max = Infinity): FaultRecord[] {
-  return consume(port, mem, 'fault', max, (h) => decodeFaultRecord(h));
+  return consume(port, mem, 'fault', max, decodeFaultRecord);
 }
 
 /** Read and consume (advance PQH past) up to `max` page-request records. */
 export function readPageRequests(port: RegisterPort, mem: PhysicalMemory, max = Infinity): PageRequestRecord[] {
-  return consume(port, mem, 'page-request', max, (h) => decodePageRequestRecord(h));
+  return consume(port, mem, 'page-request', max, decodePageRequestRecord);
 }
