@@ -38,7 +38,8 @@ export function readUserSize(mm: UserMemory, userPtr: number): Result<number> {
   const b = new Uint8Array(4);
   const r = mm.read(userPtr, b);
   if (!r.ok) return fail('EFAULT', `cannot read the size field at 0x${userPtr.toString(16)}`);
-  return ok(new DataView(b.buffer).getUint32(0, true));
+  // Little-endian, from the bytes (a DataView would move the small array off the heap).
+  return ok(((b[0] as number) | ((b[1] as number) << 8) | ((b[2] as number) << 16) | ((b[3] as number) << 24)) >>> 0);
 }
 
 /**

@@ -102,19 +102,57 @@ function writeScalar(view: DataView, off: number, kind: ScalarKind, v: unknown, 
 
 const viewOf = (b: Uint8Array): DataView => new DataView(b.buffer, b.byteOffset, b.byteLength);
 
+// The codecs' scalar fast path works on the bytes directly: a DataView over a small on-heap Uint8Array
+// costs far more than the field itself (taking .buffer moves the array off the heap).
+const TWO_32 = 2 ** 32;
+/** hi words below this keep hi * 2^32 + lo a safe integer. */
+const SAFE_HI = 2 ** 21;
+
+const getU32 = (b: Uint8Array, o: number): number =>
+  ((b[o] as number) | ((b[o + 1] as number) << 8) | ((b[o + 2] as number) << 16) | ((b[o + 3] as number) << 24)) >>> 0;
+
+function putU32(b: Uint8Array, o: number, v: number): void {
+  b[o] = v & 0xff;
+  b[o + 1] = (v >>> 8) & 0xff;
+  b[o + 2] = (v >>> 16) & 0xff;
+  b[o + 3] = (v >>> 24) & 0xff;
+}
+
+/** A little-endian scalar of `kind` at `o`. */
+function getScalar(b: Uint8Array, o: number, kind: ScalarKind): number | bigint {
+  switch (kind) {
+    case 'u8': return b[o] as number;
+    case 'u16': return (b[o] as number) | ((b[o + 1] as number) << 8);
+    case 'u32': return getU32(b, o);
+    case 's32': return getU32(b, o) | 0;
+    case 'u64': {
+      const lo = getU32(b, o);
+      const hi = getU32(b, o + 4);
+      return hi < SAFE_HI ? BigInt(hi * TWO_32 + lo) : (BigInt(hi) << 32n) | BigInt(lo);
+    }
+  }
+}
+
 /** Store an in-range scalar; false (nothing written) when `v` is not valid for `kind`. */
-function storeScalar(view: DataView, off: number, kind: ScalarKind, v: unknown): boolean {
+function storeScalar(b: Uint8Array, o: number, kind: ScalarKind, v: unknown): boolean {
   if (kind === 'u64') {
     if (typeof v !== 'bigint' || v < 0n || v > U64_MAX) return false;
-    view.setBigUint64(off, v, true);
+    if (v <= 0x1f_ffff_ffff_ffffn) {
+      const n = Number(v);
+      putU32(b, o, n % TWO_32);
+      putU32(b, o + 4, Math.floor(n / TWO_32));
+    } else {
+      putU32(b, o, Number(v & 0xffff_ffffn));
+      putU32(b, o + 4, Number(v >> 32n));
+    }
     return true;
   }
   if (typeof v !== 'number' || !Number.isInteger(v)) return false;
   switch (kind) {
-    case 'u8': if (v < 0 || v > 0xff) return false; view.setUint8(off, v); return true;
-    case 'u16': if (v < 0 || v > 0xffff) return false; view.setUint16(off, v, true); return true;
-    case 'u32': if (v < 0 || v > 0xffff_ffff) return false; view.setUint32(off, v, true); return true;
-    case 's32': if (v < -0x8000_0000 || v > 0x7fff_ffff) return false; view.setInt32(off, v, true); return true;
+    case 'u8': if (v < 0 || v > 0xff) return false; b[o] = v; return true;
+    case 'u16': if (v < 0 || v > 0xffff) return false; b[o] = v & 0xff; b[o + 1] = v >>> 8; return true;
+    case 'u32': if (v < 0 || v > 0xffff_ffff) return false; putU32(b, o, v); return true;
+    case 's32': if (v < -0x8000_0000 || v > 0x7fff_ffff) return false; putU32(b, o, v >>> 0); return true;
   }
 }
 
@@ -162,13 +200,13 @@ export class StructDef<F extends FieldMap = FieldMap> {
   /** Decode the first sizeof bytes (a shorter buffer is an error: zero-extend before decoding). */
   decode(b: Uint8Array): StructValue<F> {
     if (b.byteLength < this.sizeof) throw new RangeError(`struct ${this.name}: ${b.byteLength} bytes < sizeof ${this.sizeof}`);
-    const view = viewOf(b);
+    let view: DataView | null = null;
     const out: Record<string, unknown> = {};
     const fields = this.fields;
     for (let i = 0; i < fields.length; i++) {
       const f = fields[i] as FieldLayout;
       const k = this.scalarKinds[i];
-      out[f.name] = k === null || k === undefined ? this.readField(view, f) : readScalar(view, f.offset, k);
+      out[f.name] = k === null || k === undefined ? this.readField(view ??= viewOf(b), f) : getScalar(b, f.offset, k);
     }
     return out as StructValue<F>;
   }
@@ -177,7 +215,7 @@ export class StructDef<F extends FieldMap = FieldMap> {
   encode(value: Partial<StructValue<F>>, into?: Uint8Array): Uint8Array {
     const b = into ?? new Uint8Array(this.sizeof);
     if (b.byteLength < this.sizeof) throw new RangeError(`struct ${this.name}: ${b.byteLength} bytes < sizeof ${this.sizeof}`);
-    const view = viewOf(b);
+    let view: DataView | null = null;
     const rec = value as Readonly<Record<string, unknown>>;
     const fields = this.fields;
     for (let i = 0; i < fields.length; i++) {
@@ -186,7 +224,7 @@ export class StructDef<F extends FieldMap = FieldMap> {
       if (v === undefined) continue;
       const k = this.scalarKinds[i];
       // An invalid scalar falls through to writeField, which throws naming the field.
-      if (k === null || k === undefined || !storeScalar(view, f.offset, k, v)) this.writeField(view, f, v);
+      if (k === null || k === undefined || !storeScalar(b, f.offset, k, v)) this.writeField(view ??= viewOf(b), f, v);
     }
     return b;
   }
