@@ -35,11 +35,14 @@ export class IoPageTable {
   readonly root: number;
   private tables = 1;
   private readonly e = new Uint32Array(2);
+  /** 2^addressBits: the first IOVA the table cannot map. */
+  private readonly limit: number;
 
   constructor(private readonly mem: PhysicalMemory, private readonly alloc: TableAllocator, readonly opts: PageTableOptions) {
     const root = alloc.alloc();
     if (root < 0) throw new RangeError('no memory for a page-table root');
     this.root = root;
+    this.limit = 2 ** addressBits(opts.levels);
   }
 
   get levels(): number { return this.opts.levels; }
@@ -52,7 +55,7 @@ export class IoPageTable {
    */
   map(iova: number, pa: number, size: number, perms: MapPerms): boolean {
     if (size <= 0 || iova % SIZE_4K !== 0 || pa % SIZE_4K !== 0 || size % SIZE_4K !== 0) return false;
-    if (iova + size > 2 ** addressBits(this.opts.levels)) return false;
+    if (iova + size > this.limit) return false;
     let done = 0;
     while (done < size) {
       const level = this.leafLevelFor(iova + done, pa + done, size - done);
@@ -63,7 +66,7 @@ export class IoPageTable {
   }
 
   private leafLevelFor(iova: number, pa: number, remaining: number): number {
-    for (const level of [3, 2]) {
+    for (let level = 3; level >= 2; level--) {
       const allowed = level === 3 ? this.opts.pageSize1G === true : this.opts.pageSize2M === true;
       const size = levelSize(level);
       if (allowed && iova % size === 0 && pa % size === 0 && remaining >= size) return level;
