@@ -149,6 +149,8 @@ export function setupQueue(port: RegisterPort, which: QueueName, base: number, l
   port.writeReg(r.csr, QCSR_EN);
 }
 
+const EMPTY = new Uint32Array(0);
+
 /** 2^0 .. 2^31: the entry counts a base register can select. */
 const POW2: readonly number[] = Array.from({ length: 32 }, (_, i) => 2 ** i);
 
@@ -172,9 +174,10 @@ export function postCommand(port: RegisterPort, mem: PhysicalMemory, cmd: Comman
 function consume<T>(port: RegisterPort, mem: PhysicalMemory, which: QueueName, max: number, decode: (h: Uint32Array) => T): T[] {
   const q = queueState(port, which);
   const out: T[] = [];
-  const h = new Uint32Array(RECORD_HALVES);
-  const e = new Uint32Array(2);
   let head = q.head;
+  // The record buffers only when there is something to read (polling mostly finds empty queues).
+  const h = head === q.tail ? EMPTY : new Uint32Array(RECORD_HALVES);
+  const e = head === q.tail ? EMPTY : new Uint32Array(2);
   while (head !== q.tail && out.length < max) {
     for (let i = 0; i < 4; i++) {
       mem.read64(q.base + head * RECORD_BYTES + i * 8, e);
