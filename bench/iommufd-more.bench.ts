@@ -95,7 +95,7 @@ export const benches: BenchDef[] = [
   {
     name: 'iopf-roundtrip',
     unit: 'faults/s',
-    description: `IO page requests per second from device fault to retry: the default host's DSA (PRI) DMAs one unmapped page on a HWPT with a FAULT object; the handler reads the record from the fault fd, IOAS_MAPs a user page at the faulting IOVA and writes SUCCESS; the device retries and completes (${IOPF_PAGES} faults per sample, all through dispatch and the fault fd); target >= 200,000`,
+    description: `IO page requests per second from device fault to retry: the default host's DSA (PRI) DMAs one unmapped page on a HWPT with a FAULT object; the handler reads the record from the fault fd, IOAS_MAPs a user page at the faulting IOVA and writes SUCCESS; the device retries and completes (${IOPF_PAGES} faults per sample, all through dispatch and the fault fd; the loop names each call's arguments rather than spreading the setup object into them); target >= 200,000`,
     samples: 5,
     setup: () => {
       const s = machine(8 * GiB, 2 * IOPF_PAGES + 4096);
@@ -113,19 +113,21 @@ export const benches: BenchDef[] = [
       const buf = must(s.proc.mmap(0, IOPF_PAGES * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
       const BASE = 0x4000_0000;
       const data = new Uint8Array(8).fill(0x5a);
+      // The call arguments name their fields (no spread of the whole setup object per call).
+      const { proc, fd } = s;
       return () => {
         const t0 = process.hrtime.bigint();
         for (let i = 0; i < IOPF_PAGES; i++) {
           const iova = BASE + i * PAGE;
           const r = s.machine.dma(dsa, { op: 'write', address: iova, length: data.length, data });
           s.core.poll();
-          const recs = must(api.faultRead({ proc: s.proc, faultFd, max: 4 }));
+          const recs = must(api.faultRead({ proc, faultFd, max: 4 }));
           for (const rec of recs) {
-            must(api.ioasMap({ ...s, ioasId, userVa: buf + i * PAGE, length: PAGE, iova: rec.addr }));
+            must(api.ioasMap({ proc, fd, ioasId, userVa: buf + i * PAGE, length: PAGE, iova: rec.addr }));
           }
           const cookie = recs[0]?.cookie;
           if (cookie === undefined) throw new Error(`no page request for DMA ${i} (${r.status})`);
-          must(api.faultRespond({ proc: s.proc, faultFd, responses: [{ cookie, code: IOMMUFD_PAGE_RESP_SUCCESS }] }));
+          must(api.faultRespond({ proc, faultFd, responses: [{ cookie, code: IOMMUFD_PAGE_RESP_SUCCESS }] }));
           if (r.status !== 'ok') throw new Error(`DMA ${i} ended ${r.status}`);
         }
         const s_ = Number(process.hrtime.bigint() - t0) / 1e9;

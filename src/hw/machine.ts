@@ -242,8 +242,15 @@ export class Machine<P extends IommuPort = IommuUnit> {
     for (let item = this.inbox.shift(); item !== undefined; item = this.inbox.shift()) {
       n++;
       const owners = this.ridOwners.get(item.unit)?.get(item.msg.rid) ?? [];
-      const engines = owners.map((d) => this.engine(d));
-      const target = engines.find((e) => e.expects(item.msg)) ?? engines[0];
+      // The first owner's engine that expects the response, else the first owner's (every engine is created).
+      let target: DmaEngine | undefined;
+      let first: DmaEngine | undefined;
+      for (const d of owners) {
+        const e = this.engine(d);
+        first ??= e;
+        if (target === undefined && e.expects(item.msg)) target = e;
+      }
+      target ??= first;
       if (target === undefined) {
         this.stats.undeliverableResponses++;
         this.note(`${item.unit.name}: page response for requester ID ${formatRid(item.msg.rid)}, which no function behind this unit carries: dropped`);

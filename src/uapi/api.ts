@@ -71,8 +71,10 @@ function ioctlRaw<F extends FieldMap>(
 ): Result<Raw<F> & { base: number }> {
   const base = scratch(proc, struct.sizeof + (extra.bytes ?? 0));
   if (!base.ok) return base;
-  const more = extra.fill?.(base.value) ?? {};
-  const w = put(proc, base.value, struct.encode({ ...fields, ...more, size: struct.sizeof }));
+  // The encoding of { ...fields, ...fill(base), size: sizeof }, field groups written in that order.
+  const b = struct.encode(fields);
+  if (extra.fill !== undefined) struct.encode(extra.fill(base.value), b);
+  const w = put(proc, base.value, struct.encode({ size: struct.sizeof } as Partial<StructValue<F>>, b));
   if (!w.ok) return w;
   const r = dispatch(proc, fd, cmd, base.value);
   const back = get(proc, base.value, struct.sizeof);

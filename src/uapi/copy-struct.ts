@@ -38,7 +38,8 @@ export function readUserSize(mm: UserMemory, userPtr: number): Result<number> {
   const b = new Uint8Array(4);
   const r = mm.read(userPtr, b);
   if (!r.ok) return fail('EFAULT', `cannot read the size field at 0x${userPtr.toString(16)}`);
-  return ok(new DataView(b.buffer).getUint32(0, true));
+  // Little-endian, from the bytes (a DataView would move the small array off the heap).
+  return ok(((b[0] as number) | ((b[1] as number) << 8) | ((b[2] as number) << 16) | ((b[3] as number) << 24)) >>> 0);
 }
 
 /**
@@ -57,13 +58,21 @@ export function copyStructBytes(mm: UserMemory, userPtr: number, ksize: number, 
   return ok(kbuf);
 }
 
-/** The iommufd argument rules, in main.c's order (the ENOTTY check for the number is the dispatcher's). */
+/**
+ * The iommufd argument rules, in main.c's order (the ENOTTY check for the number is the dispatcher's).
+ * `knownSize`: the size field as the caller already read it with readUserSize() (main.c reads it once).
+ */
 export function copyStructFromUser<F extends FieldMap>(
-  mm: UserMemory, userPtr: number, struct: StructDef<F>, minSize: number,
+  mm: UserMemory, userPtr: number, struct: StructDef<F>, minSize: number, knownSize?: number,
 ): Result<CopiedStruct<F>> {
-  const size = readUserSize(mm, userPtr);
-  if (!size.ok) return size;
-  const userSize = size.value;
+  let userSize: number;
+  if (knownSize === undefined) {
+    const size = readUserSize(mm, userPtr);
+    if (!size.ok) return size;
+    userSize = size.value;
+  } else {
+    userSize = knownSize;
+  }
   if (userSize < minSize) return fail('EINVAL', `size ${userSize} < ${minSize}, the minimum for struct ${struct.name}`);
   const b = copyStructBytes(mm, userPtr, struct.sizeof, userSize);
   if (!b.ok) return b;
@@ -74,8 +83,12 @@ export function copyStructFromUser<F extends FieldMap>(
 export function copyStructToUser<F extends FieldMap>(
   mm: UserMemory, userPtr: number, struct: StructDef<F>, value: StructValue<F>, userSize: number,
 ): Result {
-  const b = struct.encode(value);
-  const r = mm.write(userPtr, b.subarray(0, Math.min(userSize, struct.sizeof)));
+  return writeStructBytes(mm, userPtr, struct, struct.encode(value), userSize);
+}
+
+/** copyStructToUser() of an already encoded struct. */
+export function writeStructBytes<F extends FieldMap>(mm: UserMemory, userPtr: number, struct: StructDef<F>, b: Uint8Array, userSize: number): Result {
+  const r = mm.write(userPtr, userSize >= struct.sizeof ? b : b.subarray(0, userSize));
   if (!r.ok) return fail('EFAULT', `cannot write struct ${struct.name} back to 0x${userPtr.toString(16)}`);
   return ok();
 }

@@ -8,7 +8,7 @@ import { fail, ok, type Result } from '../kernel/errno.ts';
 import { IommufdCtx } from '../kernel/iommufd/context.ts';
 import { IOMMUFD_HANDLERS, takeNewObjects, takeWriteBackUndos, type Decoded } from '../kernel/iommufd/handlers.ts';
 import type { Process } from '../kernel/process/process.ts';
-import { copyStructFromUser, copyStructToUser, readUserSize } from './copy-struct.ts';
+import { copyStructFromUser, readUserSize, writeStructBytes } from './copy-struct.ts';
 import { lookupIoctl } from './ioctl-table.ts';
 import type { FieldMap, StructDef, StructValue } from './struct.ts';
 
@@ -27,11 +27,13 @@ export function dispatch(proc: Process, fd: number, cmd: number, arg: number): R
   const size = readUserSize(proc.mm, arg);
   if (!size.ok) return size;
   if (cls.kind === 'unknown') return fail('ENOTTY', cls.reason);
-  return run(ctx, proc, arg, cls.op.struct, cls.op.minSize, cls.op.name);
+  return run(ctx, proc, arg, cls.op.struct, cls.op.minSize, cls.op.name, size.value);
 }
 
-function run<F extends FieldMap>(ctx: IommufdCtx, proc: Process, arg: number, struct: StructDef<F>, minSize: number, name: string): Result<number> {
-  const copied = copyStructFromUser(proc.mm, arg, struct, minSize);
+function run<F extends FieldMap>(
+  ctx: IommufdCtx, proc: Process, arg: number, struct: StructDef<F>, minSize: number, name: string, userSize: number,
+): Result<number> {
+  const copied = copyStructFromUser(proc.mm, arg, struct, minSize, userSize);
   if (!copied.ok) return copied;
   const handler = IOMMUFD_HANDLERS[name];
   if (handler === undefined) return fail('ENOTTY', `${name} is not implemented in ioasis yet`);
@@ -41,22 +43,29 @@ function run<F extends FieldMap>(ctx: IommufdCtx, proc: Process, arg: number, st
   const r = handler(ctx, proc, cmd);
   const created = takeNewObjects(ctx);
   const undos = takeWriteBackUndos(ctx);
-  const abort = (): void => { for (const o of created) ctx.objects.abort(o); };
+  // The whole struct goes back: the decoded command with the handler's fields written over it.
   if (!r.ok) {
-    abort();
+    for (const o of created) ctx.objects.abort(o);
     if ('writeBack' in r) {
-      const wb = copyStructToUser(proc.mm, arg, struct, { ...cmd, ...(r.writeBack as Decoded) } as StructValue<F>, copied.value.userSize);
+      const wb = writeStructBytes(proc.mm, arg, struct, overlay(struct, cmd, r.writeBack as Decoded), copied.value.userSize);
       if (!wb.ok) return wb;
     }
     return r;
   }
-  const out = { ...cmd, ...(r.value ?? {}) } as StructValue<F>;
-  const wb = copyStructToUser(proc.mm, arg, struct, out, copied.value.userSize);
+  const wb = writeStructBytes(proc.mm, arg, struct, overlay(struct, cmd, r.value), copied.value.userSize);
   if (!wb.ok) {
-    abort();
+    for (const o of created) ctx.objects.abort(o);
     for (const u of undos) u();
     return wb;
   }
   for (const o of created) ctx.objects.finalize(o);
   return ok(0);
+}
+
+/** The encoding of { ...cmd, ...out } (encode leaves fields `out` does not name as `cmd` set them). */
+function overlay<F extends FieldMap>(struct: StructDef<F>, cmd: Decoded, out: Decoded | undefined): Uint8Array {
+  if (out === undefined) return struct.encode(cmd as Partial<StructValue<F>>);
+  // A field `out` sets to undefined is left out of the spread's encoding (zero): keep the spread for that.
+  for (const k in out) if (out[k] === undefined) return struct.encode({ ...cmd, ...out } as Partial<StructValue<F>>);
+  return struct.encode(out as Partial<StructValue<F>>, struct.encode(cmd as Partial<StructValue<F>>));
 }

@@ -74,6 +74,8 @@ export interface ClassifyOptions {
 }
 
 const byNr = new Map(IOMMUFD_IOCTLS.map((o) => [o.nr, o]));
+/** The 'iommufd' class of each table entry, made once (lookupIoctl runs on every ioctl). */
+const classOf = new Map<IoctlOp, IoctlClass>(IOMMUFD_IOCTLS.map((o) => [o, Object.freeze({ kind: 'iommufd' as const, op: o })]));
 const compat = new Set(VFIO_COMPAT_IOCTLS);
 const hex = (n: number): string => `0x${n.toString(16)}`;
 
@@ -91,7 +93,7 @@ export function lookupIoctl(cmd: number, opts: ClassifyOptions = {}): IoctlClass
     return { kind: 'unknown', routedTo: 'vfio-compat', reason: `${hex(cmd)} is outside the iommufd table and vfio_compat does not know it` };
   }
   const entry = byNr.get(nr);
-  if (entry !== undefined && entry.cmd === cmd >>> 0) return { kind: 'iommufd', op: entry };
+  if (entry !== undefined && entry.cmd === cmd >>> 0) return classOf.get(entry) ?? { kind: 'iommufd', op: entry };
   if (opts.testCmd === true && cmd >>> 0 === IOMMU_TEST_CMD) {
     return { kind: 'unknown', routedTo: 'iommufd', reason: 'IOMMU_TEST_CMD: selftest commands are handled by the test layer' };
   }

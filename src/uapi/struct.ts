@@ -79,27 +79,82 @@ function readScalar(view: DataView, off: number, kind: ScalarKind): number | big
   }
 }
 
-function checkInt(v: unknown, min: number, max: number, what: string): number {
+// `what` names the field for the error message; it is a function so that no string is built on success.
+function checkInt(v: unknown, min: number, max: number, what: () => string): number {
   if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
-    throw new RangeError(`${what}: ${String(v)} is not an integer in [${min}, ${max}]`);
+    throw new RangeError(`${what()}: ${String(v)} is not an integer in [${min}, ${max}]`);
   }
   return v;
 }
 
-function writeScalar(view: DataView, off: number, kind: ScalarKind, v: unknown, what: string): void {
+function writeScalar(view: DataView, off: number, kind: ScalarKind, v: unknown, what: () => string): void {
   switch (kind) {
     case 'u8': view.setUint8(off, checkInt(v, 0, 0xff, what)); return;
     case 'u16': view.setUint16(off, checkInt(v, 0, 0xffff, what), true); return;
     case 'u32': view.setUint32(off, checkInt(v, 0, 0xffff_ffff, what), true); return;
     case 's32': view.setInt32(off, checkInt(v, -0x8000_0000, 0x7fff_ffff, what), true); return;
     case 'u64': {
-      if (typeof v !== 'bigint' || v < 0n || v > U64_MAX) throw new RangeError(`${what}: ${String(v)} is not a u64 bigint`);
+      if (typeof v !== 'bigint' || v < 0n || v > U64_MAX) throw new RangeError(`${what()}: ${String(v)} is not a u64 bigint`);
       view.setBigUint64(off, v, true);
     }
   }
 }
 
 const viewOf = (b: Uint8Array): DataView => new DataView(b.buffer, b.byteOffset, b.byteLength);
+
+// The codecs' scalar fast path works on the bytes directly: a DataView over a small on-heap Uint8Array
+// costs far more than the field itself (taking .buffer moves the array off the heap).
+const TWO_32 = 2 ** 32;
+/** hi words below this keep hi * 2^32 + lo a safe integer. */
+const SAFE_HI = 2 ** 21;
+
+const getU32 = (b: Uint8Array, o: number): number =>
+  ((b[o] as number) | ((b[o + 1] as number) << 8) | ((b[o + 2] as number) << 16) | ((b[o + 3] as number) << 24)) >>> 0;
+
+function putU32(b: Uint8Array, o: number, v: number): void {
+  b[o] = v & 0xff;
+  b[o + 1] = (v >>> 8) & 0xff;
+  b[o + 2] = (v >>> 16) & 0xff;
+  b[o + 3] = (v >>> 24) & 0xff;
+}
+
+/** A little-endian scalar of `kind` at `o`. */
+function getScalar(b: Uint8Array, o: number, kind: ScalarKind): number | bigint {
+  switch (kind) {
+    case 'u8': return b[o] as number;
+    case 'u16': return (b[o] as number) | ((b[o + 1] as number) << 8);
+    case 'u32': return getU32(b, o);
+    case 's32': return getU32(b, o) | 0;
+    case 'u64': {
+      const lo = getU32(b, o);
+      const hi = getU32(b, o + 4);
+      return hi < SAFE_HI ? BigInt(hi * TWO_32 + lo) : (BigInt(hi) << 32n) | BigInt(lo);
+    }
+  }
+}
+
+/** Store an in-range scalar; false (nothing written) when `v` is not valid for `kind`. */
+function storeScalar(b: Uint8Array, o: number, kind: ScalarKind, v: unknown): boolean {
+  if (kind === 'u64') {
+    if (typeof v !== 'bigint' || v < 0n || v > U64_MAX) return false;
+    if (v <= 0x1f_ffff_ffff_ffffn) {
+      const n = Number(v);
+      putU32(b, o, n % TWO_32);
+      putU32(b, o + 4, Math.floor(n / TWO_32));
+    } else {
+      putU32(b, o, Number(v & 0xffff_ffffn));
+      putU32(b, o + 4, Number(v >> 32n));
+    }
+    return true;
+  }
+  if (typeof v !== 'number' || !Number.isInteger(v)) return false;
+  switch (kind) {
+    case 'u8': if (v < 0 || v > 0xff) return false; b[o] = v; return true;
+    case 'u16': if (v < 0 || v > 0xffff) return false; b[o] = v & 0xff; b[o + 1] = v >>> 8; return true;
+    case 'u32': if (v < 0 || v > 0xffff_ffff) return false; putU32(b, o, v); return true;
+    case 's32': if (v < -0x8000_0000 || v > 0x7fff_ffff) return false; putU32(b, o, v >>> 0); return true;
+  }
+}
 
 /** A C struct: its fields' offsets, sizeof and alignment, and little-endian codecs. */
 export class StructDef<F extends FieldMap = FieldMap> {
@@ -108,6 +163,8 @@ export class StructDef<F extends FieldMap = FieldMap> {
   readonly sizeof: number;
   readonly align: number;
   private readonly byName: ReadonlyMap<string, FieldLayout>;
+  /** Per field, its scalar kind, or null for byte and scalar arrays (the codecs' fast path). */
+  private readonly scalarKinds: readonly (ScalarKind | null)[];
 
   constructor(name: string, fields: F) {
     this.name = name;
@@ -124,6 +181,7 @@ export class StructDef<F extends FieldMap = FieldMap> {
     this.align = align;
     this.sizeof = alignUp(off, align);
     this.byName = new Map(layout.map((f) => [f.name, f]));
+    this.scalarKinds = layout.map((f) => (f.type.kind === 'bytes' || f.type.kind === 'array' ? null : f.type.kind));
   }
 
   field(name: keyof F & string): FieldLayout {
@@ -142,9 +200,14 @@ export class StructDef<F extends FieldMap = FieldMap> {
   /** Decode the first sizeof bytes (a shorter buffer is an error: zero-extend before decoding). */
   decode(b: Uint8Array): StructValue<F> {
     if (b.byteLength < this.sizeof) throw new RangeError(`struct ${this.name}: ${b.byteLength} bytes < sizeof ${this.sizeof}`);
-    const view = viewOf(b);
+    let view: DataView | null = null;
     const out: Record<string, unknown> = {};
-    for (const f of this.fields) out[f.name] = this.readField(view, f);
+    const fields = this.fields;
+    for (let i = 0; i < fields.length; i++) {
+      const f = fields[i] as FieldLayout;
+      const k = this.scalarKinds[i];
+      out[f.name] = k === null || k === undefined ? this.readField(view ??= viewOf(b), f) : getScalar(b, f.offset, k);
+    }
     return out as StructValue<F>;
   }
 
@@ -152,11 +215,16 @@ export class StructDef<F extends FieldMap = FieldMap> {
   encode(value: Partial<StructValue<F>>, into?: Uint8Array): Uint8Array {
     const b = into ?? new Uint8Array(this.sizeof);
     if (b.byteLength < this.sizeof) throw new RangeError(`struct ${this.name}: ${b.byteLength} bytes < sizeof ${this.sizeof}`);
-    const view = viewOf(b);
+    let view: DataView | null = null;
     const rec = value as Readonly<Record<string, unknown>>;
-    for (const f of this.fields) {
+    const fields = this.fields;
+    for (let i = 0; i < fields.length; i++) {
+      const f = fields[i] as FieldLayout;
       const v = rec[f.name];
-      if (v !== undefined) this.writeField(view, f, v);
+      if (v === undefined) continue;
+      const k = this.scalarKinds[i];
+      // An invalid scalar falls through to writeField, which throws naming the field.
+      if (k === null || k === undefined || !storeScalar(b, f.offset, k, v)) this.writeField(view ??= viewOf(b), f, v);
     }
     return b;
   }
@@ -188,20 +256,19 @@ export class StructDef<F extends FieldMap = FieldMap> {
 
   private writeField(view: DataView, f: FieldLayout, v: unknown): void {
     const t = f.type;
-    const what = `${this.name}.${f.name}`;
     if (t.kind === 'bytes') {
-      if (!(v instanceof Uint8Array) || v.byteLength > t.size) throw new RangeError(`${what}: expected at most ${t.size} bytes`);
+      if (!(v instanceof Uint8Array) || v.byteLength > t.size) throw new RangeError(`${this.name}.${f.name}: expected at most ${t.size} bytes`);
       new Uint8Array(view.buffer, view.byteOffset + f.offset, t.size).fill(0).set(v);
       return;
     }
     if (t.kind === 'array') {
-      if (!Array.isArray(v) || v.length > t.length) throw new RangeError(`${what}: expected at most ${t.length} elements`);
+      if (!Array.isArray(v) || v.length > t.length) throw new RangeError(`${this.name}.${f.name}: expected at most ${t.length} elements`);
       for (let i = 0; i < t.length; i++) {
-        writeScalar(view, f.offset + i * t.of.size, t.of.kind, i < v.length ? v[i] : (t.of.kind === 'u64' ? 0n : 0), `${what}[${i}]`);
+        writeScalar(view, f.offset + i * t.of.size, t.of.kind, i < v.length ? v[i] : (t.of.kind === 'u64' ? 0n : 0), () => `${this.name}.${f.name}[${i}]`);
       }
       return;
     }
-    writeScalar(view, f.offset, t.kind, v, what);
+    writeScalar(view, f.offset, t.kind, v, () => `${this.name}.${f.name}`);
   }
 }
 

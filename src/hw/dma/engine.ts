@@ -140,7 +140,9 @@ export class DmaEngine {
 
   get rid(): number { return this.opts.rid; }
   /** What the engine did that a person may want to know (page requests, responses, spurious ones), newest last. */
-  get log(): readonly string[] { return this.lines; }
+  get log(): readonly string[] {
+    return this.lines.length > this.logSize ? this.lines.slice(Math.max(0, this.lines.length - this.logSize)) : this.lines;
+  }
   /** Page requests sent and not yet answered. */
   get outstanding(): number { return this.outstandingPages; }
   /** Transfers not yet settled. */
@@ -197,9 +199,10 @@ export class DmaEngine {
     this.resetPri('function reset');
   }
 
+  // The newest logSize lines are kept; older ones are dropped in batches (at twice logSize) so a push is O(1).
   private say(line: string): void {
     this.lines.push(line);
-    if (this.lines.length > this.logSize) this.lines.splice(0, this.lines.length - this.logSize);
+    if (this.lines.length > 2 * this.logSize) this.lines.splice(0, this.lines.length - this.logSize);
   }
 
   /** Run `fn` with the engine marked busy, then handle responses that arrived meanwhile. */

@@ -34,6 +34,8 @@ export const Produce = {
 export type Produce = (typeof Produce)[keyof typeof Produce];
 
 const TWO_52 = 2 ** 52;
+/** 2^0 .. 2^31, the entry counts a base register can select (a table: `2 **` is a call on every use). */
+const POW2: readonly number[] = Array.from({ length: 32 }, (_, i) => 2 ** i);
 
 export class MemQueue {
   /** Base PA (4 KiB aligned, below 2^52). */
@@ -52,7 +54,7 @@ export class MemQueue {
    */
   constructor(readonly hardwareIndex: 'head' | 'tail') {}
 
-  get entries(): number { return 2 ** this.log2; }
+  get entries(): number { return POW2[this.log2] ?? 2 ** this.log2; }
 
   readBase(): number { return this.base + this.log2; }
 

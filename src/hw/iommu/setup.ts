@@ -149,10 +149,16 @@ export function setupQueue(port: RegisterPort, which: QueueName, base: number, l
   port.writeReg(r.csr, QCSR_EN);
 }
 
+const EMPTY = new Uint32Array(0);
+
+/** 2^0 .. 2^31: the entry counts a base register can select. */
+const POW2: readonly number[] = Array.from({ length: 32 }, (_, i) => 2 ** i);
+
 function queueState(port: RegisterPort, which: QueueName): { base: number; entries: number; head: number; tail: number } {
   const r = QUEUE_REGS[which];
   const b = port.readReg(r.base);
-  return { base: b - (b % FRAME), entries: 2 ** (b % 32), head: port.readReg(r.head), tail: port.readReg(r.tail) };
+  const log2 = b % 32;
+  return { base: b - (b % FRAME), entries: POW2[log2] ?? 2 ** log2, head: port.readReg(r.head), tail: port.readReg(r.tail) };
 }
 
 /** Write `cmd` at the command queue's tail and ring it (CQT). False when the queue is full or outside memory. */
@@ -168,9 +174,10 @@ export function postCommand(port: RegisterPort, mem: PhysicalMemory, cmd: Comman
 function consume<T>(port: RegisterPort, mem: PhysicalMemory, which: QueueName, max: number, decode: (h: Uint32Array) => T): T[] {
   const q = queueState(port, which);
   const out: T[] = [];
-  const h = new Uint32Array(RECORD_HALVES);
-  const e = new Uint32Array(2);
   let head = q.head;
+  // The record buffers only when there is something to read (polling mostly finds empty queues).
+  const h = head === q.tail ? EMPTY : new Uint32Array(RECORD_HALVES);
+  const e = head === q.tail ? EMPTY : new Uint32Array(2);
   while (head !== q.tail && out.length < max) {
     for (let i = 0; i < 4; i++) {
       mem.read64(q.base + head * RECORD_BYTES + i * 8, e);
@@ -186,10 +193,10 @@ function consume<T>(port: RegisterPort, mem: PhysicalMemory, which: QueueName, m
 
 /** Read and consume (advance FQH past) up to `max` fault records. */
 export function readFaultRecords(port: RegisterPort, mem: PhysicalMemory, max = Infinity): FaultRecord[] {
-  return consume(port, mem, 'fault', max, (h) => decodeFaultRecord(h));
+  return consume(port, mem, 'fault', max, decodeFaultRecord);
 }
 
 /** Read and consume (advance PQH past) up to `max` page-request records. */
 export function readPageRequests(port: RegisterPort, mem: PhysicalMemory, max = Infinity): PageRequestRecord[] {
-  return consume(port, mem, 'page-request', max, (h) => decodePageRequestRecord(h));
+  return consume(port, mem, 'page-request', max, decodePageRequestRecord);
 }

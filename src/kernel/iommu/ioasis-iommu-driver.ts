@@ -356,17 +356,21 @@ export class IoasisIommuDriver implements IommuDriverOps, IotlbFlusher {
     return { faults, pageRequests, pageRequestOverflow };
   }
 
+  /** Queue one command, running the queue first if it is full. */
+  private post(c: Command): void {
+    if (!postCommand(this.unit, this.memory, c)) {
+      this.kick();
+      if (!postCommand(this.unit, this.memory, c)) throw new Error(`${this.name}: command queue stuck`);
+    }
+    this.stats.commands++;
+    if (c.op === 'iotlb-inval' || c.op === 'pasid-cache-inval' || c.op === 'context-inval') this.stats.invalidations++;
+  }
+
   /** Post `cmds` and a FENCE, run the queue, and check the fence completed (a driver bug otherwise). */
   private sync(cmds: readonly Command[]): void {
     const seq = (this.fenceSeq = (this.fenceSeq + 1) >>> 0);
-    for (const c of [...cmds, { op: 'fence', interrupt: false, statusAddress: this.fenceStatus, statusData: seq } as const]) {
-      if (!postCommand(this.unit, this.memory, c)) {
-        this.kick();
-        if (!postCommand(this.unit, this.memory, c)) throw new Error(`${this.name}: command queue stuck`);
-      }
-      this.stats.commands++;
-      if (c.op === 'iotlb-inval' || c.op === 'pasid-cache-inval' || c.op === 'context-inval') this.stats.invalidations++;
-    }
+    for (const c of cmds) this.post(c);
+    this.post({ op: 'fence', interrupt: false, statusAddress: this.fenceStatus, statusData: seq });
     this.kick();
     if (this.memory.read32(this.fenceStatus) !== seq) throw new Error(`${this.name}: FENCE ${seq} did not complete (CQCSR 0x${this.unit.readReg(Reg.CQCSR).toString(16)})`);
     this.stats.fences++;

@@ -70,14 +70,13 @@ export class FaultFile implements KernelFile {
     let done = 0;
     let err: Result<number> | null = null;
     const buf = new Uint8Array(PAGE_RESPONSE_SIZE);
-    const view = new DataView(buf.buffer);
     while (done < count) {
       const r = proc.mm.read(userBuf + done, buf);
       if (!r.ok) {
         err = fail('EFAULT', `cannot read a page response at 0x${(userBuf + done).toString(16)}`);
         break;
       }
-      const res = this.fault.respond(view.getUint32(0, true), view.getUint32(4, true));
+      const res = this.fault.respond(getU32(buf, 0), getU32(buf, 4));
       if (!res.ok) {
         err = res;
         break;
@@ -97,6 +96,11 @@ export class FaultFile implements KernelFile {
     this.fault.fdPut();
     this.ctxFile?.put();
   }
+}
+
+/** Little-endian u32 at `o`, from the bytes (a DataView would move the small array off the heap). */
+function getU32(b: Uint8Array, o: number): number {
+  return ((b[o] as number) | ((b[o + 1] as number) << 8) | ((b[o + 2] as number) << 16) | ((b[o + 3] as number) << 24)) >>> 0;
 }
 
 function checkCount(count: number, ppos: number, unit: number, op: string): Result<number> | null {

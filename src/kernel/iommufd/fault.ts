@@ -28,6 +28,16 @@ import type { IommufdObject } from './object.ts';
 
 /** sizeof(struct iommu_hwpt_pgfault). */
 export const PGFAULT_RECORD_SIZE = 40;
+const TWO_32 = 2 ** 32;
+
+/** Little-endian u32 `v` at `o`. */
+function putU32(b: Uint8Array, o: number, v: number): void {
+  b[o] = v & 0xff;
+  b[o + 1] = (v >>> 8) & 0xff;
+  b[o + 2] = (v >>> 16) & 0xff;
+  b[o + 3] = (v >>> 24) & 0xff;
+}
+
 /** sizeof(struct iommu_hwpt_page_response). */
 export const PAGE_RESPONSE_SIZE = 8;
 
@@ -208,8 +218,8 @@ export class IommufdFault implements IommufdObject {
 
   /** The 40-byte struct iommu_hwpt_pgfault records of a fetched group, back to back. */
   compose(group: IopfGroup, cookie: number): Uint8Array {
+    // Written byte by byte: a DataView would move the small, fresh array off the heap.
     const out = new Uint8Array(group.faults.length * PGFAULT_RECORD_SIZE);
-    const view = new DataView(out.buffer);
     const devId = this.devIdOf(group.dev) >>> 0;
     group.faults.forEach((f, i) => {
       const at = i * PGFAULT_RECORD_SIZE;
@@ -217,15 +227,20 @@ export class IommufdFault implements IommufdObject {
       const flags = (hasPasid ? IOMMU_PGFAULT_FLAGS_PASID_VALID : 0) | (f.lastInGroup ? IOMMU_PGFAULT_FLAGS_LAST_PAGE : 0);
       const perm = (f.read ? IOMMU_PGFAULT_PERM_READ : 0) | (f.write ? IOMMU_PGFAULT_PERM_WRITE : 0)
         | (f.exec ? IOMMU_PGFAULT_PERM_EXEC : 0) | (f.priv ? IOMMU_PGFAULT_PERM_PRIV : 0);
-      view.setUint32(at + 0, flags, true);
-      view.setUint32(at + 4, devId, true);
-      view.setUint32(at + 8, hasPasid ? f.pasid >>> 0 : 0, true);
-      view.setUint32(at + 12, f.prgi >>> 0, true);
-      view.setUint32(at + 16, perm, true);
-      view.setUint32(at + 20, 0, true); // __reserved
-      view.setBigUint64(at + 24, BigInt(f.address), true);
-      view.setUint32(at + 32, 0, true); // length: always 0
-      view.setUint32(at + 36, cookie >>> 0, true);
+      putU32(out, at + 0, flags);
+      putU32(out, at + 4, devId);
+      putU32(out, at + 8, hasPasid ? f.pasid >>> 0 : 0);
+      putU32(out, at + 12, f.prgi >>> 0);
+      putU32(out, at + 16, perm);
+      // __reserved (20) and length (32, always 0) stay zero.
+      const a = f.address;
+      if (Number.isSafeInteger(a) && a >= 0) {
+        putU32(out, at + 24, a % TWO_32);
+        putU32(out, at + 28, Math.floor(a / TWO_32));
+      } else {
+        new DataView(out.buffer).setBigUint64(at + 24, BigInt(a), true);
+      }
+      putU32(out, at + 36, cookie >>> 0);
     });
     return out;
   }

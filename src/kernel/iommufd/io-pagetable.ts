@@ -271,12 +271,11 @@ export class IoPagetable<P extends AreaPages = AreaPages> {
       iova = opts.iova;
     }
     const areas: IoptArea<P>[] = [];
-    const abort = (): void => { for (const a of areas) this.removeArea(a); };
     let at = iova;
     for (const s of slices) {
       const inserted = this.insertArea(s.pages, at, s.startByte, s.length, prot);
       if (!inserted.ok) {
-        abort();
+        for (const a of areas) this.removeArea(a);
         return inserted;
       }
       areas.push(inserted.value);
@@ -287,7 +286,7 @@ export class IoPagetable<P extends AreaPages = AreaPages> {
         const filled = opts.fill(areas[i] as IoptArea<P>);
         if (!filled.ok) {
           for (let j = 0; j < i; j++) opts.unfill?.(areas[j] as IoptArea<P>);
-          abort();
+          for (const a of areas) this.removeArea(a);
           return filled;
         }
       }

@@ -84,6 +84,10 @@ export const IOMMU_IOAS_MAP_WRITEABLE = 1 << 1;
 export const IOMMU_IOAS_MAP_READABLE = 1 << 2;
 const MAP_FLAGS = IOMMU_IOAS_MAP_FIXED_IOVA | IOMMU_IOAS_MAP_WRITEABLE | IOMMU_IOAS_MAP_READABLE;
 const RANGE_BYTES = 16;
+// Bounds the MAP checks compare with (bigint arithmetic made once, not per ioctl).
+const MAX_MAP_LENGTH = ULONG_MAX - BigInt(PAGE_SIZE);
+const HALF_ULONG = ULONG_MAX / 2n;
+const MAX_SAFE_BIG = BigInt(Number.MAX_SAFE_INTEGER);
 
 export function getIoas(ctx: IommufdCtx, id: number): Result<Ioas> {
   return ctx.objects.get<Ioas>(id, 'ioas');
@@ -204,10 +208,10 @@ export const iommufdIoasMap = handler<IoasMapCmd>((ctx, proc, cmd) => {
   if (!ioas.ok) return ioas;
   // iopt_alloc_user_pages(): check_add_overflow(uptr, length) first, then the length.
   if (cmd.user_va + cmd.length > U64_MAX) return fail('EOVERFLOW', `user VA ${hex64(cmd.user_va)} + ${hex64(cmd.length)} wraps`);
-  if (cmd.length === 0n || cmd.length > ULONG_MAX - BigInt(PAGE_SIZE)) return fail('EINVAL', `length ${hex64(cmd.length)}`);
+  if (cmd.length === 0n || cmd.length > MAX_MAP_LENGTH) return fail('EINVAL', `length ${hex64(cmd.length)}`);
   // iopt_alloc_iova() refuses such lengths before any page is looked at.
-  if ((cmd.flags & IOMMU_IOAS_MAP_FIXED_IOVA) === 0 && cmd.length >= ULONG_MAX / 2n) return fail('EOVERFLOW', `cannot allocate ${hex64(cmd.length)} bytes of IOVA`);
-  if (cmd.user_va + cmd.length > BigInt(Number.MAX_SAFE_INTEGER)) {
+  if ((cmd.flags & IOMMU_IOAS_MAP_FIXED_IOVA) === 0 && cmd.length >= HALF_ULONG) return fail('EOVERFLOW', `cannot allocate ${hex64(cmd.length)} bytes of IOVA`);
+  if (cmd.user_va + cmd.length > MAX_SAFE_BIG) {
     return fail('EFAULT', `${hex64(cmd.user_va)}+${hex64(cmd.length)} is beyond the user address space`);
   }
   const uva = Number(cmd.user_va);

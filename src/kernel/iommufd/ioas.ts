@@ -5,14 +5,18 @@
 // hold it, and unpinned when the last lets go.
 
 import { PAGE_SIZE } from '../../hw/memory/physical-memory.ts';
-import type { PagingDomain } from '../iommu/domain.ts';
+import type { MapProt, PagingDomain } from '../iommu/domain.ts';
 import { fail, ok, type Result } from '../errno.ts';
 import {
-  IOMMU_READ, IOMMU_WRITE, IoPagetable, type IoptArea, type PagesSlice, type ReservedOwner,
+  IOMMU_READ, IOMMU_WRITE, IoPagetable, type IoptArea, type MapOptions, type PagesSlice, type ReservedOwner,
 } from './io-pagetable.ts';
 import { hex64, ULONG_MAX, type IovaRange } from './iova-intervals.ts';
 import type { IommufdObject } from './object.ts';
 import type { IoptPages } from './pages.ts';
+
+/** The domain permissions of an area's IOMMU_READ | IOMMU_WRITE bits, indexed by those bits. */
+// Indexed by IOMMU_READ | IOMMU_WRITE, plus 4 when the IOAS has large pages turned off.
+const MAP_PROTS: readonly MapProt[] = [0, 1, 2, 3, 4, 5, 6, 7].map((p) => Object.freeze({ read: (p & IOMMU_READ) !== 0, write: (p & IOMMU_WRITE) !== 0, smallPagesOnly: (p & 4) !== 0 }));
 
 interface AttachedDomain {
   readonly domain: PagingDomain;
@@ -48,12 +52,16 @@ export class Ioas implements IommufdObject {
   private readonly attached: AttachedDomain[] = [];
   private destroyed = false;
 
+  /** iopt_map_pages()'s domain fill and undo (made once, not per map). */
+  private readonly mapHooks: MapOptions<IoptPages>;
+
   constructor() {
     this.iopt.hooks = {
       unfillArea: (area, pages) => { this.unfillAll(area, pages); },
       // iommufd_access_notify_unmap(): every non-internal access, pins in range or not.
       notifyUnmap: (iova, length) => { for (const a of [...this.accessList]) if (!a.internal) a.notifyUnmap(iova, length); },
     };
+    this.mapHooks = { fill: (area) => this.fillAll(area), unfill: (area) => { this.unfillAll(area, area.storage); } };
   }
 
   /** The attached paging domains, in attach order. */
@@ -138,11 +146,7 @@ export class Ioas implements IommufdObject {
 
   /** iopt_map_pages() with every attached domain filled; see IoPagetable.map(). */
   map(slices: readonly PagesSlice<IoptPages>[], prot: number, iova?: bigint): Result<bigint> {
-    const r = this.iopt.map(slices, prot, {
-      ...(iova === undefined ? {} : { iova }),
-      fill: (area) => this.fillAll(area),
-      unfill: (area) => { this.unfillAll(area, area.storage); },
-    });
+    const r = this.iopt.map(slices, prot, iova === undefined ? this.mapHooks : { iova, fill: this.mapHooks.fill, unfill: this.mapHooks.unfill });
     return r.ok ? ok(r.value.iova) : r;
   }
 
@@ -191,7 +195,7 @@ export class Ioas implements IommufdObject {
       return fail('EINVAL', `area ${hex64(area.iova)} is beyond what the domain can address`);
     }
     // iopt_disable_large_pages(): with HUGE_PAGES=0 the domains map PAGE_SIZE leaves only, so areas can be cut.
-    const prot = { read: (area.prot & IOMMU_READ) !== 0, write: (area.prot & IOMMU_WRITE) !== 0, smallPagesOnly: !this.iopt.largePages };
+    const prot = MAP_PROTS[(area.prot & (IOMMU_READ | IOMMU_WRITE)) | (this.iopt.largePages ? 0 : 4)] as MapProt;
     const iova0 = Number(base);
     for (const run of runs.value) {
       const r = domain.map(iova0 + (run.index - first) * PAGE_SIZE, run.pfn * PAGE_SIZE, run.count * PAGE_SIZE, prot);

@@ -42,11 +42,14 @@ export class IoPageTable {
   readonly root: number;
   private tables = 1;
   private readonly e = new Uint32Array(2);
+  /** 2^addressBits: the first IOVA the table cannot map. */
+  private readonly limit: number;
 
   constructor(private readonly mem: PhysicalMemory, private readonly alloc: TableAllocator, readonly opts: PageTableOptions) {
     const root = alloc.alloc();
     if (root < 0) throw new RangeError('no memory for a page-table root');
     this.root = root;
+    this.limit = 2 ** addressBits(opts.levels);
   }
 
   get levels(): number { return this.opts.levels; }
@@ -59,7 +62,7 @@ export class IoPageTable {
    */
   map(iova: number, pa: number, size: number, perms: MapPerms): boolean {
     if (size <= 0 || iova % SIZE_4K !== 0 || pa % SIZE_4K !== 0 || size % SIZE_4K !== 0) return false;
-    if (iova + size > 2 ** addressBits(this.opts.levels)) return false;
+    if (iova + size > this.limit) return false;
     // Consecutive leaves of one size mostly land in the same table: remember the last one walked to.
     let cachedLevel = 0;
     let cachedBase = -1;
