@@ -8,8 +8,8 @@ import type { VfioDevice } from '../kernel/vfio/vfio-device.ts';
 import {
   VFIO_DEVICE_GET_INFO, VFIO_DEVICE_GET_IRQ_INFO, VFIO_DEVICE_GET_REGION_INFO, VFIO_DEVICE_RESET, VFIO_DEVICE_SET_IRQS,
 } from './ioctl.ts';
-import { copyArgszFromUser, copyArgszToUser } from './vfio-argsz.ts';
-import { VFIO_PCI_NUM_IRQS } from './vfio-consts.ts';
+import { copyArgszFromUser, copyArgszToUser, placeCapChain, writeCapChain } from './vfio-argsz.ts';
+import { VFIO_PCI_NUM_IRQS, VFIO_REGION_INFO_FLAG_CAPS } from './vfio-consts.ts';
 import * as V from './vfio-structs.ts';
 
 /** sizeof(struct vfio_device_info) in the kernel: cap_offset is followed by a u32 pad. */
@@ -40,7 +40,12 @@ export function deviceDriverIoctl(proc: Process, vdev: VfioDevice, cmd: number, 
       if (!c.ok) return c;
       const r = ops.regionInfo(c.value.value.index);
       if (!r.ok) return r;
-      const v = { ...c.value.value, flags: r.value.flags, cap_offset: 0, size: BigInt(r.value.size), offset: BigInt(r.value.offset) };
+      // The capability chain goes after the struct only if argsz holds it; else argsz says what is needed.
+      const placed = placeCapChain(S.sizeof, c.value.argsz, r.value.caps ?? []);
+      const flags = r.value.flags | (placed.hasCaps ? VFIO_REGION_INFO_FLAG_CAPS : 0);
+      const v = { ...c.value.value, argsz: placed.argsz, flags, cap_offset: placed.capOffset, size: BigInt(r.value.size), offset: BigInt(r.value.offset) };
+      const chain = writeCapChain(proc.mm, arg, S.sizeof, placed);
+      if (!chain.ok) return chain;
       const w = copyArgszToUser(proc.mm, arg, S, v, minsz);
       return w.ok ? ok(0) : w;
     }

@@ -6,7 +6,9 @@ import type { Result } from '../errno.ts';
 import type { Process } from '../process/process.ts';
 
 export interface VfioDeviceInfo { readonly flags: number; readonly numRegions: number; readonly numIrqs: number }
-export interface VfioRegionInfo { readonly flags: number; readonly size: number; readonly offset: number }
+/** A capability of an info ioctl's chain: id, version and the bytes after the 8-byte header. */
+export interface VfioInfoCap { readonly id: number; readonly version: number; readonly body: Uint8Array }
+export interface VfioRegionInfo { readonly flags: number; readonly size: number; readonly offset: number; readonly caps?: readonly VfioInfoCap[] }
 export interface VfioIrqInfo { readonly flags: number; readonly count: number }
 export interface VfioIrqSetHdr { readonly flags: number; readonly index: number; readonly start: number; readonly count: number }
 

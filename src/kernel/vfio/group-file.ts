@@ -43,7 +43,7 @@ export class VfioGroupFile implements KernelFile, DeviceFileGroup {
   /** container_users - 1: device fds obtained through this group and still open. */
   deviceFds = 0;
 
-  constructor(readonly group: VfioGroup, private readonly core: IommuCore) {}
+  constructor(readonly group: VfioGroup, private readonly core: IommuCore, private readonly onRelease: (g: VfioGroup) => void = () => {}) {}
 
   get container(): VfioContainerLike | null { return (this.group.container as VfioContainerLike | null) ?? null; }
   get iommufd(): IommufdCtx | null { return this.group.iommufd; }
@@ -134,6 +134,7 @@ export class VfioGroupFile implements KernelFile, DeviceFileGroup {
     this.containerFile?.put();
     this.containerFile = null;
     this.group.openedFile = null;
+    this.onRelease(this.group);
   }
 }
 
@@ -167,7 +168,8 @@ function compatAttach(ctx: IommufdCtx, vdev: VfioGroup['devices'][number]): Resu
 export class VfioGroupNodes {
   private readonly minors = new Map<VfioGroup, number>();
 
-  constructor(private readonly devfs: DevFs, private readonly core: IommuCore) {}
+  /** `onRelease`: a group file was released (the registry forgets a group left without devices). */
+  constructor(private readonly devfs: DevFs, private readonly core: IommuCore, private readonly onRelease: (g: VfioGroup) => void = () => {}) {}
 
   minorOf(group: VfioGroup): number | undefined { return this.minors.get(group); }
 
@@ -193,7 +195,7 @@ export class VfioGroupNodes {
     if (group.type === 'no-iommu' && !proc.capable('CAP_SYS_RAWIO')) return fail('EPERM', 'a no-IOMMU group needs CAP_SYS_RAWIO');
     if (group.openedFile !== null) return fail('EBUSY', `${group.devPath} is already open (a group is single-open)`);
     if (group.cdevDeviceOpenCnt > 0) return fail('EBUSY', `a device of group ${group.id} is open through its cdev`);
-    const f = new VfioGroupFile(group, this.core);
+    const f = new VfioGroupFile(group, this.core, this.onRelease);
     group.openedFile = f;
     return ok(f);
   }

@@ -56,7 +56,7 @@ export class VfioCore {
       allowUnsafeInterrupts: opts.allowUnsafeInterrupts ?? false,
       iommufdContainer: opts.iommufdContainer ?? false,
     };
-    this.groupNodes = new VfioGroupNodes(deps.devfs, deps.core);
+    this.groupNodes = new VfioGroupNodes(deps.devfs, deps.core, (g) => { if (g.devices.length === 0) this.forget(g); });
     this.cdevNodes = new VfioCdevNodes(deps.devfs);
   }
 
@@ -104,11 +104,14 @@ export class VfioCore {
     vdev.registered = false;
     this.cdevNodes.remove(vdev);
     if (group.devices.length === 0) this.groupNodes.remove(group);
-    if (group.devices.length === 0 && group.openedFile === null) {
-      this.groupsById.delete(group.id);
-      if (group.iommuGroup !== null) this.byIommuGroup.delete(group.iommuGroup);
-    }
+    if (group.devices.length === 0 && group.openedFile === null) this.forget(group);
     return ok();
+  }
+
+  // The group is gone: its last device left and no group file is open.
+  private forget(group: VfioGroup): void {
+    if (this.groupsById.get(group.id) === group) this.groupsById.delete(group.id);
+    if (group.iommuGroup !== null && this.byIommuGroup.get(group.iommuGroup) === group) this.byIommuGroup.delete(group.iommuGroup);
   }
 
   private add(vdev: VfioDevice, group: VfioGroup): Result {

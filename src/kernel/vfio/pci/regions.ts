@@ -9,13 +9,15 @@
 //    is the Machine's BAR memory. Access needs COMMAND.MEMORY (or .IO for an I/O BAR) set in the user's
 //    view of config space, else EIO; a range starting past the BAR is EINVAL and one running past its
 //    end is cut short.
+//  * The memory BAR holding the MSI-X table carries the MSIX_MAPPABLE capability (vfio-pci no longer
+//    carves the table out of the mmap; the capability says so).
 
 import type { PhysicalMemory } from '../../../hw/memory/physical-memory.ts';
 import { PAGE_SIZE } from '../../../hw/memory/physical-memory.ts';
 import type { PciDev } from '../../../pci/dev.ts';
-import { PCI_BASE_ADDRESS_0, PCI_BASE_ADDRESS_MEM_TYPE_64, PCI_BASE_ADDRESS_SPACE_IO } from '../../../pci/regs.ts';
+import { PCI_BASE_ADDRESS_0, PCI_BASE_ADDRESS_MEM_TYPE_64, PCI_BASE_ADDRESS_SPACE_IO, PCI_CAP_ID_MSIX } from '../../../pci/regs.ts';
 import { fail, ok, type Result } from '../../errno.ts';
-import { PCI_CLASS_VGA } from './pci-consts.ts';
+import { PCI_CLASS_VGA, PCI_MSIX_TABLE, PCI_MSIX_TABLE_BIR } from './pci-consts.ts';
 
 export const VFIO_PCI_OFFSET_SHIFT = 40;
 export const REGION_READ = 1;
@@ -52,7 +54,11 @@ export interface RegionInfo {
   readonly flags: number;
   readonly size: number;
   readonly offset: number;
+  readonly caps?: readonly { readonly id: number; readonly version: number; readonly body: Uint8Array }[];
 }
+
+/** VFIO_REGION_INFO_CAP_MSIX_MAPPABLE: the BAR holding the MSI-X table may still be mmapped whole. */
+export const REGION_CAP_MSIX_MAPPABLE = 3;
 
 export interface BarInfo {
   readonly size: number;
@@ -80,7 +86,10 @@ export function regionInfo(dev: PciDev, cfgSize: number, index: number): Result<
   if (index < BAR_REGIONS) {
     const b = barInfo(dev, index);
     if (b.size === 0) return ok({ flags: 0, size: 0, offset });
-    return ok({ flags: REGION_READ | REGION_WRITE | (b.io ? 0 : REGION_MMAP), size: b.size, offset });
+    const msix = dev.config.findCapability(PCI_CAP_ID_MSIX);
+    const msixBar = msix === 0 ? -1 : dev.config.read32(msix + PCI_MSIX_TABLE) & PCI_MSIX_TABLE_BIR;
+    const caps = !b.io && index === msixBar ? [{ id: REGION_CAP_MSIX_MAPPABLE, version: 1, body: new Uint8Array(0) }] : [];
+    return ok({ flags: REGION_READ | REGION_WRITE | (b.io ? 0 : REGION_MMAP), size: b.size, offset, caps });
   }
   if (index === ROM_REGION) return ok({ flags: 0, size: 0, offset });
   if (index === CONFIG_REGION) return ok({ flags: REGION_READ | REGION_WRITE, size: cfgSize, offset });

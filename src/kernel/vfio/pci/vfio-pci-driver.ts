@@ -50,7 +50,7 @@ export class VfioPciDriver implements PciDriver {
 
   /**
    * echo "VVVV DDDD" > /sys/bus/pci/drivers/vfio-pci/new_id: add a dynamic id (EEXIST if present) and
-   * offer every unbound matching function to the driver (driver_attach).
+   * offer every unbound matching function to this driver (driver_attach).
    */
   newId(drivers: DriverCore, text: string): Result {
     const [v, d] = text.trim().split(/\s+/).map((x) => parseInt(x, 16));
@@ -58,7 +58,7 @@ export class VfioPciDriver implements PciDriver {
     if (this.ids.some(([a, b]) => a === v && b === d)) return fail('EEXIST', `${text.trim()} is already an id of vfio-pci`);
     this.ids.push([v, d]);
     for (const dev of drivers.devices) {
-      if (drivers.boundDriver(dev) === null && drivers.match(this, dev)) void drivers.driversProbe(dev);
+      if (drivers.boundDriver(dev) === null && drivers.match(this, dev)) void drivers.bind(dev, this.name);
     }
     return ok();
   }
