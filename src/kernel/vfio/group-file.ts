@@ -43,7 +43,13 @@ export class VfioGroupFile implements KernelFile, DeviceFileGroup {
   /** container_users - 1: device fds obtained through this group and still open. */
   deviceFds = 0;
 
-  constructor(readonly group: VfioGroup, private readonly core: IommuCore, private readonly onRelease: (g: VfioGroup) => void = () => {}) {}
+  constructor(
+    readonly group: VfioGroup,
+    private readonly core: IommuCore,
+    private readonly onRelease: (g: VfioGroup) => void = () => {},
+    /** The char device number fstat() shows (st_rdev). */
+    readonly rdev: { readonly major: number; readonly minor: number } = { major: VFIO_GROUP_MAJOR, minor: 0 },
+  ) {}
 
   get container(): VfioContainerLike | null { return (this.group.container as VfioContainerLike | null) ?? null; }
   get iommufd(): IommufdCtx | null { return this.group.iommufd; }
@@ -195,7 +201,7 @@ export class VfioGroupNodes {
     if (group.type === 'no-iommu' && !proc.capable('CAP_SYS_RAWIO')) return fail('EPERM', 'a no-IOMMU group needs CAP_SYS_RAWIO');
     if (group.openedFile !== null) return fail('EBUSY', `${group.devPath} is already open (a group is single-open)`);
     if (group.cdevDeviceOpenCnt > 0) return fail('EBUSY', `a device of group ${group.id} is open through its cdev`);
-    const f = new VfioGroupFile(group, this.core, this.onRelease);
+    const f = new VfioGroupFile(group, this.core, this.onRelease, { major: VFIO_GROUP_MAJOR, minor: this.minors.get(group) ?? 0 });
     group.openedFile = f;
     return ok(f);
   }

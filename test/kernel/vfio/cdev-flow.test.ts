@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { VFIO_DEVICE_MAJOR } from '../../../src/kernel/vfio/device-cdev.ts';
+import { VfioDeviceFile } from '../../../src/kernel/vfio/device-file.ts';
 import { ioasAlloc, ioasMap } from '../../../src/uapi/api.ts';
 import { deviceAttachPt, deviceBindIommufd, deviceDetachPt } from '../../../src/uapi/vfio-api.ts';
 import { anon, boot, dev, spawn, toVfio, value } from './vfio-helpers.ts';
@@ -19,6 +20,10 @@ describe('VFIO cdev flow (reference §7.1) on the default host', () => {
     const p = spawn(k);
     const iommufd = value(k.devfs.open(p, '/dev/iommu'));
     const cdev = value(k.devfs.open(p, path));
+    const cf = p.fds.get(cdev);
+    if (!cf.ok || !(cf.value.file instanceof VfioDeviceFile)) throw new Error('not a device file');
+    expect(cf.value.file.rdev).toEqual({ major: VFIO_DEVICE_MAJOR, minor: vdev.index }); // what fstat's st_rdev shows
+    expect(cf.value.file.anonName).toBeNull();
     const devid = value(deviceBindIommufd({ proc: p, fd: cdev, iommufd }));
     const ioas = value(ioasAlloc({ proc: p, fd: iommufd }));
     expect(devid).not.toBe(ioas);

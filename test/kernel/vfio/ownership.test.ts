@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import type { Kernel } from '../../../src/kernel/kernel.ts';
 import { IommufdCtx } from '../../../src/kernel/iommufd/context.ts';
 import { VfioDeviceFile } from '../../../src/kernel/vfio/device-file.ts';
-import { VFIO_GROUP_MAJOR } from '../../../src/kernel/vfio/group-file.ts';
+import { VFIO_GROUP_MAJOR, VfioGroupFile } from '../../../src/kernel/vfio/group-file.ts';
 import { eventfd } from '../../../src/kernel/vfs/eventfd.ts';
 import type { Process } from '../../../src/kernel/process/process.ts';
 import { ioasMap } from '../../../src/uapi/api.ts';
@@ -53,6 +53,9 @@ describe('group node and group open', () => {
     const a = spawn(k);
     const b = spawn(k);
     const fd = value(k.devfs.open(a, path));
+    const gf = a.fds.get(fd);
+    if (!gf.ok || !(gf.value.file instanceof VfioGroupFile)) throw new Error('not a group file');
+    expect(gf.value.file.rdev).toEqual({ major: k.devfs.stat(path)?.major, minor: k.devfs.stat(path)?.minor });
     expect(errno(k.devfs.open(b, path))).toBe('EBUSY');
     expect(errno(k.devfs.open(a, path))).toBe('EBUSY');
     value(a.fds.close(fd));
