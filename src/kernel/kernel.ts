@@ -19,6 +19,7 @@ import { IommufdCtx } from './iommufd/context.ts';
 import { FrameAllocator } from './mm/frame-allocator.ts';
 import { ProcessTable } from './process/process-table.ts';
 import { DevFs } from './vfs/devfs.ts';
+import { registerVfioContainerNode } from './vfio/container.ts';
 import { VfioCore, type VfioOptions } from './vfio/vfio.ts';
 import { ok } from './errno.ts';
 
@@ -67,6 +68,8 @@ export class Kernel {
     this.drivers = new DriverCore(this.core, booted.host.topology.devices());
     this.drivers.probeHostDrivers();
     this.vfio = new VfioCore({ core: this.core, devfs: this.devfs, drivers: this.drivers }, opts.vfio);
+    // vfio_container_init(): /dev/vfio/vfio (or iommufd's, with CONFIG_IOMMUFD_VFIO_CONTAINER).
+    registerVfioContainerNode(this);
     if (this.core.groups.length > 0) {
       // iommufd_init(): /dev/iommu, mode 0660 root in upstream udev rules; root opens it.
       this.devfs.register('/dev/iommu', { mode: 0o660, uid: 0, gid: 0, major: MISC_MAJOR, minor: this.miscMinor() },
