@@ -141,6 +141,8 @@ export class VfioContainer implements KernelFile, VfioContainerLike {
    * IOMMU groups would mix; iommu_group_claim_dma_owner() (EPERM when claimed); the backend's attach.
    */
   attachGroup(group: VfioGroup, proc: Process): Result {
+    // The group side checks this first (VFIO_GROUP_SET_CONTAINER: EINVAL); kept here as a guard.
+    if (group.container !== null) return fail('EINVAL', `group ${group.id} is already in a container`);
     const noiommu = group.type === 'no-iommu';
     if (noiommu && !proc.capable('CAP_SYS_RAWIO')) return fail('EPERM', 'a no-IOMMU group needs CAP_SYS_RAWIO');
     if (this.groups.length > 0 && this.noiommu !== noiommu) return fail('EPERM', 'no-IOMMU and IOMMU groups cannot share a container');

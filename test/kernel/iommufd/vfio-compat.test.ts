@@ -202,6 +202,18 @@ for (const [variant, type] of [['Ver1v2', K.VFIO_TYPE1v2_IOMMU], ['Ver1v0', K.VF
   });
 }
 
+describe('compat MAP_DMA errors', () => {
+  it('EFAULT for a bad argument pointer, ENOMEM over RLIMIT_MEMLOCK (USER mode here), EINVAL misaligned', () => {
+    const t = mockDomain(K.VFIO_TYPE1v2_IOMMU);
+    expect(errno(t.v.io(VFIO_IOMMU_MAP_DMA, 0))).toBe('EFAULT');
+    expect(errno(t.v.io(VFIO_IOMMU_UNMAP_DMA, 0))).toBe('EFAULT');
+    expect(errno(t.v.io(VFIO_IOMMU_GET_INFO, 0))).toBe('EFAULT');
+    expect(t.map(0x800n, P)).toBe('EINVAL');
+    expect(t.map(0n, 8192n * P)).toBe('ENOMEM');
+    expect(t.map(0n, P)).toBe('ok');
+  });
+});
+
 describe('SET_IOMMU(TYPE1) after mapping', () => {
   it('is EINVAL once a domain holds areas (large pages cannot be turned off any more)', () => {
     const t = mockDomain(K.VFIO_TYPE1v2_IOMMU);

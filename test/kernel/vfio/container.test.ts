@@ -104,7 +104,7 @@ describe('groups in a container (§4.3 SET_CONTAINER, §9)', () => {
     expect(c.container().iommuSet).toBe(false);
   });
 
-  it('EPERM when a function of the group is still bound to a host driver, or another container owns it', () => {
+  it('EPERM when a function of the group is still bound to a host driver, or another owner claimed it', () => {
     const k = boot();
     const c = client(k);
     const dev = k.device(SIB0)!;
@@ -115,10 +115,15 @@ describe('groups in a container (§4.3 SET_CONTAINER, §9)', () => {
     value(k.vfio.registerGroupDev(vdev));
     expect(errno(c.container().attachGroup(vdev.group!, c.proc))).toBe('EPERM');
     expect(ig.ownerCnt).toBe(1);
+    // Another owner (an iommufd binding a device of the group) makes the claim EPERM too.
+    const dsa = vfioGroupOf(k, DSA);
+    value(k.core.deviceClaimDmaOwner(k.device(DSA)!, { iommufd: true }));
+    expect(errno(c.container().attachGroup(dsa, c.proc))).toBe('EPERM');
+    // A group already in a container: EINVAL (VFIO_GROUP_SET_CONTAINER's own check).
     const g = vfioGroupOf(k, NVME);
     value(c.container().attachGroup(g, c.proc));
     const other = client(k);
-    expect(errno(other.container().attachGroup(g, other.proc))).toBe('EPERM');
+    expect(errno(other.container().attachGroup(g, other.proc))).toBe('EINVAL');
   });
 
   it('a later group joins the set backend: same IOMMU driver → same domain, another driver → its own domain', () => {
