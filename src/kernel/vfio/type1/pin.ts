@@ -82,11 +82,16 @@ export function type1UnpinPages(iommu: Type1Iommu, iova: bigint, npage: number):
 }
 
 /**
- * vfio_iommu_type1_dma_rw(): CPU "DMA" through the mapping task's mm, chunk by mapping. EINVAL for an
- * IOVA in no mapping; EPERM when the mapping is not readable (or not writeable for a write); EFAULT when
+ * vfio_iommu_type1_dma_rw(): CPU "DMA" through the mapping task's mm, chunk by mapping. EBUSY (and a
+ * WARN) while vaddrs are invalid; EINVAL for an IOVA in no mapping; EPERM when the mapping is not readable (or not writeable for a write); EFAULT when
  * the user copy fails.
  */
 export function type1DmaRw(iommu: Type1Iommu, iova: bigint, data: Uint8Array, write: boolean): Result {
+  // WARN_ONCE in Linux: emulated groups and invalid vaddrs are kept apart, so this should not happen.
+  if (iommu.vaddrInvalidCount > 0) {
+    iommu.log.push('WARN: vfio_dma_rw not allowed with VFIO_UPDATE_VADDR');
+    return fail('EBUSY', 'mappings have invalid vaddrs');
+  }
   let done = 0;
   while (done < data.length) {
     const at = iova + BigInt(done);
