@@ -20,6 +20,7 @@ import { FrameAllocator } from './mm/frame-allocator.ts';
 import { ProcessTable } from './process/process-table.ts';
 import { DevFs } from './vfs/devfs.ts';
 import { VfioPciDriver, type VfioPciOptions } from './vfio/pci/vfio-pci-driver.ts';
+import { registerVfioContainerNode } from './vfio/container.ts';
 import { VfioCore, type VfioOptions } from './vfio/vfio.ts';
 import { Sysfs } from './sysfs/sysfs.ts';
 import { ok } from './errno.ts';
@@ -74,6 +75,8 @@ export class Kernel {
     this.drivers = new DriverCore(this.core, booted.host.topology.devices());
     this.drivers.probeHostDrivers();
     this.vfio = new VfioCore({ core: this.core, devfs: this.devfs, drivers: this.drivers }, opts.vfio);
+    // vfio_container_init(): /dev/vfio/vfio (or iommufd's, with CONFIG_IOMMUFD_VFIO_CONTAINER).
+    registerVfioContainerNode(this);
     // Functions the host file lists on vfio-pci are bound to it at boot, as vfio-pci.ids= would.
     const onVfio = new Set(booted.host.topology.devices().filter((d) => d.info.driver === 'vfio-pci'));
     this.vfioPci = new VfioPciDriver(this.vfio, (dev, bar) => this.machine.barMemory(dev, bar), { ...opts.vfioPci, bootDevices: onVfio });

@@ -1,31 +1,33 @@
 // ioctl(fd, cmd, arg) on an iommufd, from bytes (main.c iommufd_fops_ioctl): the single entry the shim
-// calls. Order: the fd (EBADF; VFIO group and device fds go to vfio-dispatch.ts by fd kind; ENOTTY for
-// another file that is not an iommufd); numbers outside the table go to
-// the VFIO compat handler (not built yet: ENOTTY); get_user(size) (EFAULT); a number the table does not
-// hold (ENOTTY); the size rules (EINVAL/E2BIG/EFAULT); the handler; the write-back of the whole struct
+// calls. Order: the fd (EBADF); by fd kind, VFIO container, group and device fds go to their own tables
+// (their numbers collide); ENOTTY for another file that is not an iommufd; numbers outside the table go
+// to the VFIO compat handler (vfio-compat-dispatch.ts); get_user(size) (EFAULT); a number the table does
+// not hold (ENOTTY); the size rules (EINVAL/E2BIG/EFAULT); the handler; the write-back of the whole struct
 // (EFAULT); and for object-creating ioctls finalize on success, abort on any failure.
 
 import { fail, ok, type Result } from '../kernel/errno.ts';
 import { IommufdCtx } from '../kernel/iommufd/context.ts';
 import { IOMMUFD_HANDLERS, takeNewObjects, takeWriteBackUndos, type Decoded } from '../kernel/iommufd/handlers.ts';
 import type { Process } from '../kernel/process/process.ts';
+import { VfioContainer } from '../kernel/vfio/container.ts';
 import { copyStructFromUser, readUserSize, writeStructBytes } from './copy-struct.ts';
 import { lookupIoctl } from './ioctl-table.ts';
+import { dispatchVfioCompat } from './vfio-compat-dispatch.ts';
+import { dispatchVfioContainer } from './vfio-container-dispatch.ts';
 import { vfioDispatch, vfioFileKind } from './vfio-dispatch.ts';
 import type { FieldMap, StructDef, StructValue } from './struct.ts';
-
-const hex = (n: number): string => `0x${(n >>> 0).toString(16)}`;
 
 /** ioctl(2) on `fd` of `proc` with argument pointer `arg`: 0 or the errno. */
 export function dispatch(proc: Process, fd: number, cmd: number, arg: number): Result<number> {
   const file = proc.fds.get(fd);
   if (!file.ok) return file;
   const ctx = file.value.file;
-  // VFIO numbers collide across fd kinds: a VFIO group or device fd has its own table.
+  // Each fd kind has its own file_operations: VFIO numbers collide across container, group and device fds.
+  if (ctx instanceof VfioContainer) return dispatchVfioContainer(proc, ctx, cmd, arg);
   if (vfioFileKind(ctx) !== null) return vfioDispatch(proc, file.value, cmd, arg);
   if (!(ctx instanceof IommufdCtx)) return fail('ENOTTY', `fd ${fd} is a ${ctx.kind}, not an iommufd`);
   const cls = lookupIoctl(cmd);
-  if (cls.kind === 'vfio-compat') return fail('ENOTTY', `${hex(cmd)} is a VFIO container ioctl: the iommufd VFIO compat layer is not built yet`);
+  if (cls.kind === 'vfio-compat') return dispatchVfioCompat(proc, ctx, cmd, arg);
   if (cls.kind === 'unknown' && cls.routedTo === 'vfio-compat') return fail('ENOTTY', cls.reason);
   // get_user(size) comes before the table entry is checked.
   const size = readUserSize(proc.mm, arg);

@@ -17,6 +17,8 @@ export class IommufdCtx implements KernelFile {
   accountMode: AccountMode;
   /** IOMMU_VFIO_IOAS: the IOAS the VFIO container compat ioctls use (0 when none). */
   vfioIoasId = 0;
+  /** VFIO_SET_IOMMU(VFIO_NOIOMMU_IOMMU) on the compat layer: no compat IOAS may be created any more. */
+  vfioNoIommu = false;
   private closed = false;
 
   constructor(readonly core: IommuCore, readonly opener: Process, opts: { vfioCompat?: boolean } = {}) {

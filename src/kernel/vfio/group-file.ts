@@ -21,7 +21,7 @@
 import { fail, ok, type Result } from '../errno.ts';
 import type { IommuCore } from '../iommu/core.ts';
 import { IommufdCtx } from '../iommufd/context.ts';
-import { Ioas } from '../iommufd/ioas.ts';
+import { compatIoasCreate } from '../iommufd/vfio-compat.ts';
 import type { KernelFile, OpenFile } from '../process/file.ts';
 import type { Process } from '../process/process.ts';
 import type { DevFs } from '../vfs/devfs.ts';
@@ -149,17 +149,6 @@ function matchName(devName: string, arg: string): boolean {
   const sp = arg.indexOf(' ');
   if (sp < 0) return arg === devName;
   return arg.slice(0, sp) === devName && /^\s*vf_token=\S+\s*$/.test(arg.slice(sp));
-}
-
-/** iommufd_vfio_compat_ioas_create(): the compat IOAS, allocated as IOMMU_IOAS_ALLOC does, if missing. */
-export function compatIoasCreate(ctx: IommufdCtx): Result<number> {
-  if (ctx.vfioIoasId !== 0 && ctx.objects.get(ctx.vfioIoasId, 'ioas').ok) return ok(ctx.vfioIoasId);
-  const ioas = new Ioas();
-  const id = ctx.objects.reserve(ioas);
-  if (!id.ok) return id;
-  ctx.objects.finalize(ioas);
-  ctx.vfioIoasId = id.value;
-  return id;
 }
 
 // vfio_iommufd_compat_attach_ioas(): attach the RID to the compat IOAS (ENODEV when there is none).
