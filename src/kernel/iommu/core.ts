@@ -465,7 +465,8 @@ export class IommuCore {
     return di.driver.faultLog.filter((f) => di.rids.includes(f.rid));
   }
 
-  private warn(line: string): void {
+  /** WARN_ON(): a kernel-side bug (not a user error) is logged, and execution goes on as Linux's does. */
+  warn(line: string): void {
     this.log.push(`WARNING: ${line}`);
     if (this.log.length > 256) this.log.splice(0, this.log.length - 256);
   }

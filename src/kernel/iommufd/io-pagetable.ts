@@ -24,7 +24,7 @@ export const IOMMU_CACHE = 1 << 2;
 const PAGE = BigInt(PAGE_SIZE);
 /** HPAGE_SIZE (PMD size with THP): the largest alignment automatic allocation asks for. */
 export const MAX_AUTO_ALIGNMENT = 2n ** 21n;
-/** iommufd_access_notify_unmap() rounds before unmap gives up with EDEADLOCK. */
+/** iommufd_access_notify_unmap() rounds tolerated: the one after the 100th gives up with EDEADLOCK. */
 const MAX_NOTIFY_ROUNDS = 100;
 
 /** What an area needs of its PFN storage (IoptPages implements it; tests may stub it). */
@@ -356,7 +356,7 @@ export class IoPagetable<P extends AreaPages = AreaPages> {
   /**
    * iopt_unmap_iova_range(): remove every area inside [start, last], lowest first. Areas are never cut:
    * an area crossing either end is ENOENT; an area still being mapped or locked is EBUSY; accesses are
-   * notified and must unpin (EDEADLOCK after 100 rounds). ENOENT when nothing was unmapped. As in Linux,
+   * notified and must unpin (EDEADLOCK when 101 rounds leave pins). ENOENT when nothing was unmapped. As in Linux,
    * areas removed before an error stay removed.
    */
   unmapRange(start: bigint, last: bigint): Result<bigint> {
@@ -373,12 +373,11 @@ export class IoPagetable<P extends AreaPages = AreaPages> {
         return stop('ENOENT', `the area ${hex64(area.iova)}..${hex64(area.last)} is not inside ${hex64(start)}..${hex64(last)}`);
       }
       if (area.numAccesses !== 0) {
-        if (rounds++ >= MAX_NOTIFY_ROUNDS) {
-          area.preventAccess = false;
-          return stop('EDEADLOCK', `accesses still pin the area at ${hex64(area.iova)}`);
-        }
+        // Linux marks the area, notifies, then counts the round: the 101st round without progress is
+        // EDEADLOCK, and prevent_access stays set on the area (nothing clears it).
         area.preventAccess = true;
         this.hooks.notifyUnmap?.(area.iova, area.length);
+        if (++rounds > MAX_NOTIFY_ROUNDS) return stop('EDEADLOCK', `accesses still pin the area at ${hex64(area.iova)}`);
         continue;
       }
       rounds = 0;

@@ -23,6 +23,14 @@ interface AttachedDomain {
 }
 
 /** The u64 last byte of a domain's aperture (a 57-bit aperture's last address is not a safe integer). */
+/** An in-kernel access on this IOAS (an entry of iopt->access_list; access.ts implements it). */
+export interface IoasAccess {
+  /** Internal accesses (HW queue, VFIO compat) are skipped by unmap notification. */
+  readonly internal: boolean;
+  /** ops->unmap(): the access must unpin everything it pinned in [iova, iova + length) before returning. */
+  notifyUnmap(iova: bigint, length: bigint): void;
+}
+
 function apertureLast(d: PagingDomain): bigint {
   const last = d.aperture.last;
   return Number.isSafeInteger(last) ? BigInt(last) : BigInt(last) - 1n;
@@ -33,11 +41,17 @@ export class Ioas implements IommufdObject {
   id = 0;
   users = 0;
   readonly iopt = new IoPagetable<IoptPages>();
+  /** iopt->access_list: attached accesses, in attach order. */
+  readonly accessList = new Set<IoasAccess>();
   private readonly attached: AttachedDomain[] = [];
   private destroyed = false;
 
   constructor() {
-    this.iopt.hooks = { unfillArea: (area, pages) => { this.unfillAll(area, pages); } };
+    this.iopt.hooks = {
+      unfillArea: (area, pages) => { this.unfillAll(area, pages); },
+      // iommufd_access_notify_unmap(): every non-internal access, pins in range or not.
+      notifyUnmap: (iova, length) => { for (const a of [...this.accessList]) if (!a.internal) a.notifyUnmap(iova, length); },
+    };
   }
 
   /** The attached paging domains, in attach order. */
