@@ -20,6 +20,7 @@ import { FrameAllocator } from './mm/frame-allocator.ts';
 import { ProcessTable } from './process/process-table.ts';
 import { DevFs } from './vfs/devfs.ts';
 import { VfioCore, type VfioOptions } from './vfio/vfio.ts';
+import { MdevCore } from './mdev/mdev-core.ts';
 import { ok } from './errno.ts';
 
 /** MISC_MAJOR: /dev/iommu and /dev/vfio/vfio are misc devices. */
@@ -50,6 +51,8 @@ export class Kernel {
   readonly drivers: DriverCore;
   readonly devfs = new DevFs();
   readonly vfio: VfioCore;
+  /** The mdev core: parents, types and mdevs (/sys/bus/mdev). Parent drivers live in kernel/mdev/. */
+  readonly mdev = new MdevCore();
   private nextMiscMinor = 127;
 
   constructor(booted: BootedHost, opts: KernelBootOptions = {}) {
