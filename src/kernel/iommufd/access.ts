@@ -106,6 +106,7 @@ export class IommufdAccess implements IommufdObject, IoasAccess {
 
   /** ops->unmap, called by the IOAS's unmap notification. */
   notifyUnmap(iova: bigint, length: bigint): void { this.ops.unmap(iova, length); }
+  warn(line: string): void { this.ctx.core.warn(line); }
 
   /** iommufd_access_destroy_object(): leave the IOAS (ops.unmap(0, ULONG_MAX) first), drop the file. */
   destroy(): void {

@@ -29,6 +29,8 @@ export interface IoasAccess {
   readonly internal: boolean;
   /** ops->unmap(): the access must unpin everything it pinned in [iova, iova + length) before returning. */
   notifyUnmap(iova: bigint, length: bigint): void;
+  /** WARN_ON() through the access's context (the IOAS itself has no way to log). */
+  warn(line: string): void;
 }
 
 function apertureLast(d: PagingDomain): bigint {
@@ -145,7 +147,12 @@ export class Ioas implements IommufdObject {
   }
 
   /** IOMMU_IOAS_UNMAP semantics (IoPagetable.unmap); domains are unfilled through the hook. */
-  unmap(iova: bigint, length: bigint): Result<bigint> { return this.iopt.unmap(iova, length); }
+  unmap(iova: bigint, length: bigint): Result<bigint> {
+    const r = this.iopt.unmap(iova, length);
+    // iopt_unmap_iova_range() WARNs when accesses never unpin; only an attached access can cause it.
+    if (!r.ok && r.errno === 'EDEADLOCK') for (const a of this.accessList) { a.warn(`IOAS ${this.id}: unmap: ${r.reason}`); break; }
+    return r;
+  }
 
   /** IOMMU_IOAS_COPY: map the pages behind [srcIova, +length) of `src` into this IOAS. */
   copyFrom(src: Ioas, srcIova: bigint, length: bigint, prot: number, dstIova?: bigint): Result<bigint> {

@@ -57,7 +57,7 @@ export class FakeDriver {
   }
 }
 
-export function setup(w: World = world(), opts: { memlockPages?: number } = {}) {
+export function setup(w: World = world(), opts: { memlockPages?: number; uid?: number } = {}) {
   const c = client(w, opts);
   const { proc, fd } = c;
   const file: OpenFile = value(proc.fds.get(fd));

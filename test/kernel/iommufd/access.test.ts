@@ -271,6 +271,7 @@ describe('the unmap contract', () => {
     d.unpinOnUnmap = false;
     expect(errno(s.unmap(BASE, 2n * P))).toBe('EDEADLOCK');
     expect(d.unmapCalls.length).toBe(101);
+    expect(warnings(s).some((l) => l.includes('accesses still pin'))).toBe(true);
     const area = s.ioas.iopt.areaAt(BASE)!;
     expect(area.pages).not.toBeNull();
     expect(area.preventAccess).toBe(true);
