@@ -3,6 +3,8 @@ import type { BootedHost } from '../pci/boot.ts';
 import type { PciDev } from '../pci/dev.ts';
 import { planProbe, type ProbeUnit } from '../pci/groups/probe-order.ts';
 import type { Host } from '../pci/host.ts';
+import { MmioBus } from './devices/mmio.ts';
+import type { DeviceModel, DmaPort } from './devices/model.ts';
 import { DmaEngine, type DmaEngineOptions } from './dma/engine.ts';
 import {
   inRange, type AddressRange, type DmaRequest, type DmaResult, type DmaStatus, type IommuPort, type MsiMessage,
@@ -16,7 +18,8 @@ import { PAGE_SIZE, PhysicalMemory } from './memory/physical-memory.ts';
 // The simulated machine: a booted host's PCI topology, physical memory, and its IOMMU unit(s), with one
 // DMA engine per function. dma() routes a transfer through the fabric (fabric/fabric.ts) and then:
 //
-//  * p2p: delivered to the peer's BAR, untranslated. BARs are backed by memory of their own
+//  * p2p: delivered to the peer's BAR, untranslated. A BAR with a device model attached (attachModel,
+//    devices/mmio.ts) decodes the access in the model; other BARs are backed by memory of their own
 //    (barMemory()), so a test can see what landed there. A transfer running past the end of the BAR is
 //    cut there. A transfer is routed as one request, by its first address.
 //  * upstream, without a PASID, into the interrupt window (x86 platforms: intel, amd, virtio, none;
@@ -121,6 +124,8 @@ export class Machine<P extends IommuPort = IommuUnit> {
   private readonly engines = new Map<PciDev, DmaEngine>();
   private readonly inbox: Array<{ unit: MachineIommu<P>; msg: PageResponseMessage }> = [];
   private readonly barMem = new Map<PciDev, Map<number, PhysicalMemory>>();
+  /** CPU/user loads and stores to BARs: device models where attached, plain BAR memory elsewhere. */
+  readonly mmio: MmioBus = new MmioBus((dev, bar) => this.barMemory(dev, bar));
   private nextId = 0;
   private msiSeq = 0;
 
@@ -179,6 +184,18 @@ export class Machine<P extends IommuPort = IommuUnit> {
     return mem;
   }
 
+  /** Attach a device model to `dev`'s BARs `model.bars` (see devices/model.ts). */
+  attachModel(dev: PciDev, model: DeviceModel): void { this.mmio.attach(dev, model); }
+
+  /** How a model attached to `dev` issues DMA: as `dev`, through dma(). */
+  dmaPort(dev: PciDev): DmaPort { return { dma: (req) => this.dma(dev, req) }; }
+
+  /** Function-level reset: the engine aborts its transfers and drops page-request state, models reset. */
+  resetFunction(dev: PciDev): void {
+    this.engines.get(dev)?.reset();
+    for (const m of this.mmio.modelsOf(dev)) m.reset();
+  }
+
   /** Route where a request from `dev` for `address` would go (no side effects). */
   route(dev: PciDev, address: number): Route {
     return this.fabric.route(dev, address);
@@ -234,6 +251,7 @@ export class Machine<P extends IommuPort = IommuUnit> {
       }
       target.deliverResponse(item.msg);
     }
+    if (n > 0) this.mmio.poll();
     return n;
   }
 
@@ -259,8 +277,14 @@ export class Machine<P extends IommuPort = IommuUnit> {
   private peerToPeer(dev: PciDev, req: DmaRequest, route: Route & { kind: 'p2p' }): DmaResult {
     this.stats.p2p++;
     const mem = this.barMemory(route.target, route.bar) as PhysicalMemory;
+    const model = this.mmio.modelFor(route.target, route.bar);
     const n = Math.min(req.length, route.barRemaining);
     const cut = n < req.length ? `; the transfer ran past the end of ${route.target.shortBdf}'s BAR ${route.bar} and was cut there after ${n} bytes` : '';
+    if (model !== undefined) {
+      const data = req.op === 'write' ? (req.data as Uint8Array).slice(0, n) : (req.data ?? new Uint8Array(req.length));
+      this.mmio.deliver(model, route.bar, route.offset, req.op === 'write' ? data : data.subarray(0, n), req.op === 'write');
+      return this.settled(dev.shortBdf, req, route, 'p2p', `${route.why} (decoded by the device model)${cut}`, { bytesDone: n, data: req.op === 'write' ? null : data });
+    }
     if (req.op === 'write') {
       mem.write(route.offset, (req.data as Uint8Array).subarray(0, n));
       return this.settled(dev.shortBdf, req, route, 'p2p', route.why + cut, { bytesDone: n });
