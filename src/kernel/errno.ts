@@ -6,6 +6,7 @@ export const ERRNO = {
   EPERM: { code: 1, message: 'Operation not permitted' },
   ENOENT: { code: 2, message: 'No such file or directory' },
   ESRCH: { code: 3, message: 'No such process' },
+  EIO: { code: 5, message: 'Input/output error' },
   ENXIO: { code: 6, message: 'No such device or address' },
   E2BIG: { code: 7, message: 'Argument list too long' },
   EBADF: { code: 9, message: 'Bad file descriptor' },

@@ -19,6 +19,7 @@ import { IommufdCtx } from './iommufd/context.ts';
 import { FrameAllocator } from './mm/frame-allocator.ts';
 import { ProcessTable } from './process/process-table.ts';
 import { DevFs } from './vfs/devfs.ts';
+import { VfioPciDriver, type VfioPciOptions } from './vfio/pci/vfio-pci-driver.ts';
 import { VfioCore, type VfioOptions } from './vfio/vfio.ts';
 import { MdevCore } from './mdev/mdev-core.ts';
 import { ok } from './errno.ts';
@@ -38,6 +39,8 @@ export interface KernelBootOptions {
   readonly algorithm?: Algorithm;
   /** VFIO module parameters. */
   readonly vfio?: VfioOptions;
+  /** vfio-pci module parameters (ids=). */
+  readonly vfioPci?: VfioPciOptions;
 }
 
 export class Kernel {
@@ -51,6 +54,8 @@ export class Kernel {
   readonly drivers: DriverCore;
   readonly devfs = new DevFs();
   readonly vfio: VfioCore;
+  /** The vfio-pci driver (registered at boot, as `modprobe vfio-pci`). */
+  readonly vfioPci: VfioPciDriver;
   /** The mdev core: parents, types and mdevs (/sys/bus/mdev). Parent drivers live in kernel/mdev/. */
   readonly mdev = new MdevCore();
   private nextMiscMinor = 127;
@@ -70,6 +75,10 @@ export class Kernel {
     this.drivers = new DriverCore(this.core, booted.host.topology.devices());
     this.drivers.probeHostDrivers();
     this.vfio = new VfioCore({ core: this.core, devfs: this.devfs, drivers: this.drivers }, opts.vfio);
+    // Functions the host file lists on vfio-pci are bound to it at boot, as vfio-pci.ids= would.
+    const onVfio = new Set(booted.host.topology.devices().filter((d) => d.info.driver === 'vfio-pci'));
+    this.vfioPci = new VfioPciDriver(this.vfio, (dev, bar) => this.machine.barMemory(dev, bar), { ...opts.vfioPci, bootDevices: onVfio });
+    this.drivers.registerDriver(this.vfioPci);
     if (this.core.groups.length > 0) {
       // iommufd_init(): /dev/iommu, mode 0660 root in upstream udev rules; root opens it.
       this.devfs.register('/dev/iommu', { mode: 0o660, uid: 0, gid: 0, major: MISC_MAJOR, minor: this.miscMinor() },

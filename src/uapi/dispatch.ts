@@ -1,5 +1,6 @@
 // ioctl(fd, cmd, arg) on an iommufd, from bytes (main.c iommufd_fops_ioctl): the single entry the shim
-// calls. Order: the fd (EBADF; ENOTTY for a file that is not an iommufd); numbers outside the table go to
+// calls. Order: the fd (EBADF; VFIO group and device fds go to vfio-dispatch.ts by fd kind; ENOTTY for
+// another file that is not an iommufd); numbers outside the table go to
 // the VFIO compat handler (not built yet: ENOTTY); get_user(size) (EFAULT); a number the table does not
 // hold (ENOTTY); the size rules (EINVAL/E2BIG/EFAULT); the handler; the write-back of the whole struct
 // (EFAULT); and for object-creating ioctls finalize on success, abort on any failure.
@@ -10,6 +11,7 @@ import { IOMMUFD_HANDLERS, takeNewObjects, takeWriteBackUndos, type Decoded } fr
 import type { Process } from '../kernel/process/process.ts';
 import { copyStructFromUser, copyStructToUser, readUserSize } from './copy-struct.ts';
 import { lookupIoctl } from './ioctl-table.ts';
+import { vfioDispatch, vfioFileKind } from './vfio-dispatch.ts';
 import type { FieldMap, StructDef, StructValue } from './struct.ts';
 
 const hex = (n: number): string => `0x${(n >>> 0).toString(16)}`;
@@ -19,6 +21,8 @@ export function dispatch(proc: Process, fd: number, cmd: number, arg: number): R
   const file = proc.fds.get(fd);
   if (!file.ok) return file;
   const ctx = file.value.file;
+  // VFIO numbers collide across fd kinds: a VFIO group or device fd has its own table.
+  if (vfioFileKind(ctx) !== null) return vfioDispatch(proc, file.value, cmd, arg);
   if (!(ctx instanceof IommufdCtx)) return fail('ENOTTY', `fd ${fd} is a ${ctx.kind}, not an iommufd`);
   const cls = lookupIoctl(cmd);
   if (cls.kind === 'vfio-compat') return fail('ENOTTY', `${hex(cmd)} is a VFIO container ioctl: the iommufd VFIO compat layer is not built yet`);

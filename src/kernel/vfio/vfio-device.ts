@@ -6,6 +6,7 @@
 import type { PciDev } from '../../pci/dev.ts';
 import type { Result } from '../errno.ts';
 import type { IommufdCtx } from '../iommufd/context.ts';
+import type { VfioDeviceFdOps } from './device-fd-ops.ts';
 import type { VfioGroup } from './vfio-group.ts';
 
 /**
@@ -14,8 +15,8 @@ import type { VfioGroup } from './vfio-group.ts';
  */
 export type VfioGroupType = 'iommu' | 'emulated-iommu' | 'no-iommu';
 
-/** struct vfio_device_ops, the parts the VFIO core calls. */
-export interface VfioDeviceOps {
+/** struct vfio_device_ops, the parts the VFIO core calls (the device fd's ioctls, read and write: VfioDeviceFdOps). */
+export interface VfioDeviceOps extends VfioDeviceFdOps {
   /** The driver's name ("vfio-pci", "mtty", ...). */
   readonly name: string;
   /** open_device(): the first open of the device set; after the iommufd/container is in place. */

@@ -17,6 +17,8 @@ import { fail, ok, type Result } from '../errno.ts';
 import type { IommuCore } from '../iommu/core.ts';
 import type { IommuGroup } from '../iommu/group.ts';
 import type { DevFs } from '../vfs/devfs.ts';
+import { VfioCdevNodes } from './device-cdev.ts';
+import { VfioGroupNodes } from './group-file.ts';
 import type { VfioDevice } from './vfio-device.ts';
 import { VfioGroup } from './vfio-group.ts';
 
@@ -42,6 +44,10 @@ export class VfioCore {
   private readonly byIommuGroup = new Map<IommuGroup, VfioGroup>();
   private readonly groupsById = new Map<number, VfioGroup>();
   private readonly devices = new Map<number, VfioDevice>();
+  /** /dev/vfio/N: registered with a group's first device (group-file.ts). */
+  readonly groupNodes: VfioGroupNodes;
+  /** /dev/vfio/devices/vfioN (device-cdev.ts). */
+  readonly cdevNodes: VfioCdevNodes;
 
   constructor(readonly deps: VfioDeps, opts: VfioOptions = {}) {
     this.options = {
@@ -50,6 +56,8 @@ export class VfioCore {
       allowUnsafeInterrupts: opts.allowUnsafeInterrupts ?? false,
       iommufdContainer: opts.iommufdContainer ?? false,
     };
+    this.groupNodes = new VfioGroupNodes(deps.devfs, deps.core);
+    this.cdevNodes = new VfioCdevNodes(deps.devfs);
   }
 
   /** Registered VFIO devices, by cdev number. */
@@ -94,6 +102,8 @@ export class VfioCore {
     group.devices.splice(group.devices.indexOf(vdev), 1);
     this.devices.delete(vdev.index);
     vdev.registered = false;
+    this.cdevNodes.remove(vdev);
+    if (group.devices.length === 0) this.groupNodes.remove(group);
     if (group.devices.length === 0 && group.openedFile === null) {
       this.groupsById.delete(group.id);
       if (group.iommuGroup !== null) this.byIommuGroup.delete(group.iommuGroup);
@@ -110,6 +120,8 @@ export class VfioCore {
     vdev.registered = true;
     group.devices.push(vdev);
     this.devices.set(n, vdev);
+    if (group.devices.length === 1) this.groupNodes.add(group);
+    this.cdevNodes.add(vdev);
     return ok();
   }
 
