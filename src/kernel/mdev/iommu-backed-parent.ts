@@ -11,11 +11,16 @@
 //    group: the isolation breach the thread is about.
 //  * 'inherit-parent-group' (Alex Williamson's "cleanest solution": the mdev inherits the IOMMU group of
 //    its iommu_device, the parent "donating" its group): the mdev is registered in the parent's VFIO
-//    group and binds as the parent's DEVICE, so the usual ownership rules apply (a second owner's bind
-//    is EPERM, VFIO reference §9; on the legacy path the group open would be EBUSY).
-//  * 'attach-time-ebusy' (Yi Liu's draft fix: a separate group, but the type1 attach checks and takes
-//    the iommu_device group through a new vfio_iommu_device_group_opened_inc(), -EBUSY when already in
-//    use, then iommu_attach_group()): the bind succeeds, the attach of a second owner is EBUSY.
+//    group and binds as the parent's DEVICE, so the usual ownership rules apply. Seed 001 names no errno
+//    for this fix; it is the existing rule's: a second owner's cdev bind is EPERM (VFIO reference §9;
+//    on the legacy path the second open of the shared group file would be EBUSY).
+//  * 'attach-time-ebusy' (Yi Liu's draft fix in seed 001: a separate group, but the type1 attach takes
+//    the iommu_device group through a new vfio_iommu_device_group_opened_inc(), "return -EBUSY" when
+//    already in use, then iommu_attach_group(); Alex expected the same failure from iommu_attach_group()
+//    on a group attached to another domain): the bind succeeds, the attach of a second owner is EBUSY.
+//    The fix was made for type1, where the group attach precedes any device fd; on the cdev path the
+//    bind (device access) comes first, so until the refused user closes it holds a function of another
+//    owner's group, and the isolation checker reports that window.
 //
 // The PCI driver is driver_managed_dma (as a VFIO driver is), so binding it does not take the group's
 // default domain; each function gets one type, "vfio-mdev-pci-1", with one core-counted instance.
@@ -29,7 +34,7 @@ import {
   iommufdDeviceAttach, iommufdDeviceBind, iommufdDeviceDetach, iommufdDeviceReplace, iommufdDeviceUnbind,
   type IommufdDevice,
 } from '../iommufd/device.ts';
-import type { HwptPaging } from '../iommufd/hw-pagetable.ts';
+import { HwptPaging } from '../iommufd/hw-pagetable.ts';
 import { VfioDevice, type VfioDeviceOps } from '../vfio/vfio-device.ts';
 import type { VfioCore } from '../vfio/vfio.ts';
 import { mdevBind, mdevGetHwpt, mdevPutHwpt, mdevUnbind, type MdevBinding } from './binding.ts';
@@ -166,7 +171,12 @@ export class IommuBackedParentDriver implements MdevParentDriver {
     if (g.ownerCnt !== 0 && g.owner !== b.ctx) {
       return fail('EBUSY', `group ${g.id} of ${parent.shortBdf} is already in use (vfio_iommu_device_group_opened_inc, seed 001)`);
     }
-    const hwpt = mdevGetHwpt(b, ptId, 0);
+    // A sibling mdev of the same user already attached the group: share its HWPT when the user names it
+    // or its IOAS (as iommufd's auto domains are shared), as one container shares one domain per group.
+    const cur = g.ridHandle?.cookie;
+    const shared = (this.groupUsers.get(g) ?? 0) > 0 && cur instanceof HwptPaging && cur.ctx === b.ctx && (cur.id === ptId || cur.ioas.id === ptId);
+    if (shared) b.ctx.objects.ref(cur);
+    const hwpt = shared ? ok(cur) : mdevGetHwpt(b, ptId, 0);
     if (!hwpt.ok) return hwpt;
     const claimed = core.deviceClaimDmaOwner(parent, b.ctx);
     if (!claimed.ok) { mdevPutHwpt(hwpt.value); return fail('EBUSY', claimed.reason); }
