@@ -29,6 +29,7 @@ export const ERRNO = {
   ELOOP: { code: 40, message: 'Too many levels of symbolic links' },
   EOVERFLOW: { code: 75, message: 'Value too large for defined data type' },
   EBADFD: { code: 77, message: 'File descriptor in bad state' },
+  EUSERS: { code: 87, message: 'Too many users' },
   EMSGSIZE: { code: 90, message: 'Message too long' },
   EOPNOTSUPP: { code: 95, message: 'Operation not supported' },
   EADDRINUSE: { code: 98, message: 'Address already in use' },

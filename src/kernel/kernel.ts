@@ -23,6 +23,7 @@ import { VfioPciDriver, type VfioPciOptions } from './vfio/pci/vfio-pci-driver.t
 import { registerVfioContainerNode } from './vfio/container.ts';
 import { VfioCore, type VfioOptions } from './vfio/vfio.ts';
 import { Sysfs } from './sysfs/sysfs.ts';
+import { MdevCore } from './mdev/mdev-core.ts';
 import { ok } from './errno.ts';
 
 /** MISC_MAJOR: /dev/iommu and /dev/vfio/vfio are misc devices. */
@@ -58,6 +59,8 @@ export class Kernel {
   readonly sysfs: Sysfs = new Sysfs(this);
   /** The vfio-pci driver (registered at boot, as `modprobe vfio-pci`). */
   readonly vfioPci: VfioPciDriver;
+  /** The mdev core: parents, types and mdevs (/sys/bus/mdev). Parent drivers live in kernel/mdev/. */
+  readonly mdev = new MdevCore();
   private nextMiscMinor = 127;
 
   constructor(booted: BootedHost, opts: KernelBootOptions = {}) {
