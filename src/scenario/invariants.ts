@@ -2,8 +2,11 @@
 //  * pins balanced: every long-term pin of a user frame is charged to some process's mm->pinned_vm
 //    (iommufd charges every pin-once page there, whatever its accounting mode), and no more;
 //  * no group used by two owners: a group owned for user-space DMA has no device bound to a host driver
-//    that uses the kernel's DMA API (only driver_managed_dma drivers, or none).
+//    that uses the kernel's DMA API (only driver_managed_dma drivers, or none);
+//  * isolation (kernel/isolation): no IOMMU group split between owners, no requester ID or PASID entry
+//    pointing at another owner's domain, no untranslated peer-to-peer route into another owner's BAR.
 
+import { checkIsolation } from '../kernel/isolation/check.ts';
 import type { Kernel } from '../kernel/kernel.ts';
 
 export interface InvariantOptions {
@@ -11,7 +14,7 @@ export interface InvariantOptions {
   readonly extraPins?: () => number;
 }
 
-export function checkInvariants(k: Kernel, processes: Iterable<{ readonly proc: { readonly mm: { readonly pinnedVm: number } } }>, opts: InvariantOptions = {}): string[] {
+export function checkInvariants(k: Kernel, processes: Iterable<{ readonly proc: { readonly mm: { readonly pinnedVm: number } } }>, opts: InvariantOptions & { readonly isolation?: boolean } = {}): string[] {
   const out: string[] = [];
   let pinned = 0;
   k.frames.forEachAllocated((pfn) => { pinned += k.memory.pinCount(pfn); });
@@ -27,5 +30,6 @@ export function checkInvariants(k: Kernel, processes: Iterable<{ readonly proc: 
       }
     }
   }
+  if (opts.isolation !== false) for (const b of checkIsolation(k).breaches) out.push(`isolation: ${b.reason}`);
   return out;
 }

@@ -26,7 +26,7 @@ export function stepLines(r: StepRecord, c: Paint = NO_PAINT): string[] {
 
 export function narrative(run: ScenarioRun, c: Paint = NO_PAINT): string[] {
   const s = run.scenario;
-  const out = [c.bold(`scenario ${s.scenario}`)];
+  const out = [c.bold(`scenario ${s.scenario}${run.variant !== null ? ` — variant ${run.variant}` : ''}`)];
   if (s.description !== undefined) for (const l of s.description.trim().split('\n')) out.push(c.dim(`  ${l}`));
   out.push('');
   for (const l of run.setup) out.push(`  ${l}`);

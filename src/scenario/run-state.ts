@@ -4,6 +4,11 @@
 import type { Kernel } from '../kernel/kernel.ts';
 import type { Process } from '../kernel/process/process.ts';
 import type { PciDev } from '../pci/dev.ts';
+import { EmulatedParentDriver } from '../kernel/mdev/emulated-parent.ts';
+import { IommuBackedParentDriver, type MdevGroupPolicy } from '../kernel/mdev/iommu-backed-parent.ts';
+import { PasidBackedParentDriver } from '../kernel/mdev/pasid-backed-parent.ts';
+import type { MdevDevice } from '../kernel/mdev/types.ts';
+import type { VfioDevice } from '../kernel/vfio/vfio-device.ts';
 import { resolveValue, type NumberLike, type ValueScope } from './values.ts';
 
 export interface Region {
@@ -27,7 +32,50 @@ export class RunState {
   readonly processes = new Map<string, ScenarioProcess>();
   readonly variables = new Map<string, bigint>();
 
-  constructor(readonly kernel: Kernel) {}
+  /** Isolation breaches fail the run (options.isolation: enforce) or are only shown by isolation-check. */
+  isolationEnforced = true;
+  private emulated: EmulatedParentDriver | null = null;
+  private iommuBacked: IommuBackedParentDriver | null = null;
+  private pasidBacked: PasidBackedParentDriver | null = null;
+
+  constructor(readonly kernel: Kernel, readonly mdevGroupPolicy: MdevGroupPolicy = 'inherit-parent-group') {}
+
+  /** The mdev parent drivers, made on first use (as modprobe would load them). */
+  emulatedDriver(): EmulatedParentDriver {
+    return (this.emulated ??= new EmulatedParentDriver({ vfio: this.kernel.vfio, memory: this.kernel.memory }));
+  }
+
+  iommuBackedDriver(): IommuBackedParentDriver {
+    if (this.iommuBacked === null) {
+      const k = this.kernel;
+      this.iommuBacked = new IommuBackedParentDriver({ core: k.core, vfio: k.vfio, mdev: k.mdev }, this.mdevGroupPolicy);
+      k.drivers.registerDriver(this.iommuBacked.pciDriver);
+    }
+    return this.iommuBacked;
+  }
+
+  pasidBackedDriver(): PasidBackedParentDriver {
+    const k = this.kernel;
+    return (this.pasidBacked ??= new PasidBackedParentDriver({ core: k.core, vfio: k.vfio, mdev: k.mdev, machine: k.machine }));
+  }
+
+  mdev(uuid: string): MdevDevice {
+    const m = this.kernel.mdev.device(uuid);
+    if (m === undefined) throw new StepError(`no mdev ${uuid} (create it with mdev-create)`);
+    return m;
+  }
+
+  /** The VFIO device named by a PCI address or an mdev UUID. */
+  vfioDevice(name: string): VfioDevice {
+    const m = this.kernel.mdev.device(name);
+    if (m !== undefined) {
+      if (m.vdev === null) throw new StepError(`mdev ${name} has no VFIO device`);
+      return m.vdev;
+    }
+    const v = this.kernel.vfio.deviceOfPci(this.device(name));
+    if (v === undefined) throw new StepError(`${name} is not a VFIO device (bind it to vfio-pci first)`);
+    return v;
+  }
 
   process(name: string): ScenarioProcess {
     const p = this.processes.get(name);

@@ -14,7 +14,7 @@ import type { HostSpec } from '../pci/spec.ts';
 import { checkInvariants } from './invariants.ts';
 import { RunState, StepError } from './run-state.ts';
 import type { Scenario, ScenarioStep } from './schema.ts';
-import type { Expect, StepKind, StepOutcome } from './step-kind.ts';
+import type { Expect, SingleExpect, StepKind, StepOutcome } from './step-kind.ts';
 import { STEP_KINDS } from './steps/index.ts';
 import { formatSize } from './values.ts';
 
@@ -33,6 +33,8 @@ export interface StepRecord {
 
 export interface ScenarioRun {
   readonly scenario: Scenario;
+  /** The design variant this run played (null: the scenario has none). */
+  readonly variant: string | null;
   readonly kernel: Kernel;
   readonly state: RunState;
   readonly setup: readonly string[];
@@ -46,29 +48,50 @@ export interface RunOptions {
   readonly baseDir?: string;
   /** Called after each step (progress, JSONL tracing). */
   readonly onStep?: (r: StepRecord) => void;
+  /** The variant to play (default: the first, when the scenario has variants). */
+  readonly variant?: string;
+}
+
+/** Every variant of the scenario, in order (one run when it has none). */
+export function runScenarioVariants(s: Scenario, opts: Omit<RunOptions, 'variant'> = {}): ScenarioRun[] {
+  if (s.variants === undefined || s.variants.length === 0) return [runScenario(s, opts)];
+  return s.variants.map((v) => runScenario(s, { ...opts, variant: v.name }));
 }
 
 const KINDS = new Map(STEP_KINDS.map((k) => [k.name, k]));
 
-export function runScenario(s: Scenario, opts: RunOptions = {}): ScenarioRun {
+export function runScenario(base: Scenario, opts: RunOptions = {}): ScenarioRun {
+  const variant = base.variants === undefined || base.variants.length === 0 ? null
+    : (base.variants.find((v) => v.name === (opts.variant ?? base.variants?.[0]?.name)) ?? null);
+  if (opts.variant !== undefined && variant === null) throw new StepError(`no variant "${opts.variant}" in scenario ${base.scenario}`);
+  const s: Scenario = variant === null ? base : {
+    ...base,
+    options: {
+      mdevGroupPolicy: variant.options.mdevGroupPolicy ?? base.options.mdevGroupPolicy,
+      isolation: variant.options.isolation ?? base.options.isolation,
+      vfio: { ...base.options.vfio, ...variant.options.vfio }, iopf: { ...base.options.iopf, ...variant.options.iopf },
+    },
+  };
   const spec = hostOf(s, opts.baseDir ?? '.');
   const kernel = Kernel.boot(spec, {
     ...(s.cmdline !== undefined ? { cmdline: s.cmdline } : spec.kernel.cmdline !== undefined ? { cmdline: spec.kernel.cmdline } : {}),
     vfio: s.options.vfio, iopf: s.options.iopf,
   });
-  const state = new RunState(kernel);
+  const state = new RunState(kernel, s.options.mdevGroupPolicy);
+  state.isolationEnforced = s.options.isolation === 'enforce';
   const setup = [`host ${spec.name}: ${kernel.booted.host.topology.devices().length} functions, ${kernel.core.groups.length} IOMMU groups; cmdline "${kernel.booted.options.cmdline}"`];
   for (const [name, p] of Object.entries(s.processes)) setup.push(spawn(state, name, p));
   const steps: StepRecord[] = [];
   s.steps.forEach((step, index) => {
-    const rec = runStep(state, step, index);
+    const rec = runStep(state, step, index, variant?.name ?? null);
     steps.push(rec);
     opts.onStep?.(rec);
   });
-  return { scenario: s, kernel, state, setup, steps, ok: steps.every((r) => r.met && r.breaches.length === 0) };
+  if (variant !== null) setup.unshift(`variant ${variant.name}${variant.description !== undefined ? `: ${variant.description}` : ''}`);
+  return { scenario: s, variant: variant?.name ?? null, kernel, state, setup, steps, ok: steps.every((r) => r.met && r.breaches.length === 0) };
 }
 
-function runStep(state: RunState, step: ScenarioStep, index: number): StepRecord {
+function runStep(state: RunState, step: ScenarioStep, index: number, variant: string | null): StepRecord {
   const kind = KINDS.get(step.do) as StepKind;
   let outcome: StepOutcome;
   try {
@@ -77,16 +100,18 @@ function runStep(state: RunState, step: ScenarioStep, index: number): StepRecord
     if (!(err instanceof StepError)) throw err;
     outcome = { ok: false, summary: `step cannot run: ${err.message}` };
   }
-  const expect = (step as { expect?: Expect }).expect;
+  const raw = (step as { expect?: Expect }).expect;
+  const expect: SingleExpect | undefined = raw !== undefined && typeof raw === 'object' && 'by' in raw
+    ? (variant === null ? undefined : raw.by[variant]) : raw;
   const verdict = judge(outcome, expect, (v) => {
     try { return state.value(v); } catch (err) { if (err instanceof StepError) return undefined; throw err; }
   });
-  const breaches = checkInvariants(state.kernel, state.processes.values());
+  const breaches = checkInvariants(state.kernel, state.processes.values(), { isolation: state.isolationEnforced });
   const note = (step as { note?: string }).note;
   return { index, do: step.do, ...(note !== undefined ? { note } : {}), outcome, ...verdict, breaches };
 }
 
-function judge(o: StepOutcome, e: Expect | undefined, value: (v: number | string) => bigint | undefined): { expected: string; met: boolean; unmet?: string } {
+function judge(o: StepOutcome, e: SingleExpect | undefined, value: (v: number | string) => bigint | undefined): { expected: string; met: boolean; unmet?: string } {
   if (e === undefined || e === 'ok') {
     return o.ok ? { expected: 'ok', met: true } : { expected: 'ok', met: false, unmet: o.errno !== undefined ? `failed with ${o.errno}` : 'failed' };
   }

@@ -25,6 +25,17 @@ const processSchema = z.object({
 
 /** Design variants the seeds debate, and Linux's module parameters. */
 const optionsSchema = z.object({
+  /**
+   * Seed 001: the VFIO group of an IOMMU-backed mdev. separate-virtual-group is the 2019 sample (its own
+   * fake group: two owners can split an IOMMU group); inherit-parent-group (EPERM at bind) and
+   * attach-time-ebusy (EBUSY at attach) are the fixes discussed.
+   */
+  mdevGroupPolicy: z.enum(['separate-virtual-group', 'inherit-parent-group', 'attach-time-ebusy']).default('inherit-parent-group'),
+  /**
+   * What an isolation breach after a step does: fail the run (enforce), or only show it (report), for
+   * scenarios that demonstrate a hole and assert it with an isolation-check step.
+   */
+  isolation: z.enum(['enforce', 'report']).default('enforce'),
   /** vfio_iommu_type1.dma_entry_limit and friends. */
   vfio: z.object({
     iommufdContainer: z.boolean().optional(),
@@ -44,6 +55,22 @@ const optionsSchema = z.object({
 const stepObject = (k: (typeof STEP_KINDS)[number]) => z.object({ do: z.literal(k.name), ...k.fields }).strict().describe(k.summary);
 type StepObject = ReturnType<typeof stepObject>;
 
+/** A variant's options: the same fields, none defaulted, so only what the variant names overrides. */
+const variantOptionsSchema = z.object({
+  mdevGroupPolicy: z.enum(['separate-virtual-group', 'inherit-parent-group', 'attach-time-ebusy']).optional(),
+  isolation: z.enum(['enforce', 'report']).optional(),
+  vfio: z.object({
+    iommufdContainer: z.boolean().optional(),
+    enableUnsafeNoiommuMode: z.boolean().optional(),
+    dmaEntryLimit: z.number().int().min(0).optional(),
+    allowUnsafeInterrupts: z.boolean().optional(),
+  }).strict().optional(),
+  iopf: z.object({
+    privateDataCookie: z.boolean().optional(),
+    unregisterWithPendingFaults: z.enum(['auto-respond', 'ebusy']).optional(),
+  }).strict().optional(),
+}).strict();
+
 function stepSchemas(): [StepObject, StepObject, ...StepObject[]] {
   const [a, b, ...rest] = STEP_KINDS.map(stepObject);
   if (a === undefined || b === undefined) throw new Error('fewer than two step kinds');
@@ -61,7 +88,16 @@ export const scenarioSchema = z.object({
   host: z.union([z.string().min(1), z.object({ file: z.string().min(1) }).strict()]).default('default'),
   /** The kernel command line (default: the host file's own). */
   cmdline: z.string().optional(),
-  options: optionsSchema.default({ vfio: {}, iopf: {} }),
+  options: optionsSchema.default({ mdevGroupPolicy: 'inherit-parent-group', isolation: 'enforce', vfio: {}, iopf: {} }),
+  /**
+   * Design variants: the scenario runs once per variant, each with its options applied over `options`;
+   * steps may expect differently per variant (expect: { by: { NAME: ... } }).
+   */
+  variants: z.array(z.object({
+    name: z.string().regex(/^[A-Za-z0-9_][\w.-]*$/),
+    description: z.string().optional(),
+    options: variantOptionsSchema.default({}),
+  }).strict()).optional(),
   processes: z.record(z.string().regex(/^[A-Za-z_][\w-]*$/), processSchema).default({}),
   steps: z.array(stepSchema).min(1),
 }).strict();

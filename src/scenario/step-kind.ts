@@ -7,7 +7,7 @@ import type { ErrnoName } from '../kernel/errno.ts';
 import type { RunState } from './run-state.ts';
 
 /** What a step may state about its outcome. */
-export const expectSchema = z.union([
+const singleExpect = z.union([
   z.literal('ok'),
   z.string().regex(/^E[A-Z0-9]+$/, 'an errno name such as EBUSY'),
   z.object({
@@ -20,6 +20,10 @@ export const expectSchema = z.union([
     value: z.union([z.number(), z.string()]).optional(),
   }).strict(),
 ]);
+
+/** An expectation, or one per design variant of the scenario (`by: { variant: expectation }`). */
+export const expectSchema = z.union([singleExpect, z.object({ by: z.record(z.string(), singleExpect) }).strict()]);
+export type SingleExpect = z.infer<typeof singleExpect>;
 export type Expect = z.infer<typeof expectSchema>;
 
 /** Fields every step may carry besides its own. */

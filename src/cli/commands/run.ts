@@ -1,7 +1,7 @@
 import { dirname } from 'node:path';
 import { loadScenarioText } from '../../scenario/load.ts';
 import { narrative, traceLine, type Paint } from '../../scenario/narrate.ts';
-import { runScenario } from '../../scenario/runner.ts';
+import { runScenarioVariants } from '../../scenario/runner.ts';
 import { EXIT_OK } from '../errors.ts';
 import { readInput } from '../input.ts';
 import { colorsFor, type CliIo } from '../io.ts';
@@ -23,14 +23,17 @@ export async function runCommand(file: string, opts: RunCommandOptions, io: CliI
   const scenario = loadScenarioText(text, source);
   const c = colorsFor(io, opts.json ? false : opts.color);
   const paint: Paint = { ok: c.green, bad: c.red, dim: c.dim, bold: c.bold };
-  const run = runScenario(scenario, {
+  const runs = runScenarioVariants(scenario, {
     baseDir: file === '-' ? '.' : dirname(file),
     ...(opts.json ? { onStep: (r) => { io.stdout.write(`${traceLine(r)}\n`); } } : {}),
   });
-  if (opts.json) {
-    io.stdout.write(`${JSON.stringify({ scenario: scenario.scenario, ok: run.ok, steps: run.steps.length, unmet: run.steps.filter((r) => !r.met).length })}\n`);
-  } else {
-    for (const l of narrative(run, paint)) io.stdout.write(`${l}\n`);
-  }
-  return run.ok ? EXIT_OK : EXIT_SCENARIO_FAILED;
+  runs.forEach((run, i) => {
+    if (opts.json) {
+      io.stdout.write(`${JSON.stringify({ scenario: scenario.scenario, variant: run.variant, ok: run.ok, steps: run.steps.length, unmet: run.steps.filter((r) => !r.met).length })}\n`);
+    } else {
+      if (i > 0) io.stdout.write('\n');
+      for (const l of narrative(run, paint)) io.stdout.write(`${l}\n`);
+    }
+  });
+  return runs.every((r) => r.ok) ? EXIT_OK : EXIT_SCENARIO_FAILED;
 }

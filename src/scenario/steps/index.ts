@@ -5,10 +5,17 @@ import { bind, sysfsRead, sysfsWrite, unbind } from './drivers.ts';
 import { dma } from './dma.ts';
 import { destroy, faultQueueAlloc, faultRead, faultRespond, hwptAlloc, ioasAlloc, ioasMap, ioasUnmap } from './iommufd.ts';
 import { close, exit, open, readMemory, writeMemory } from './process.ts';
+import { mapDma, setIommu, unmapDma } from './container.ts';
+import { mdevCreate, mdevDma, mdevParent } from './mdev.ts';
+import { isolationCheck } from './isolation.ts';
+import { deviceAttach, deviceBind, deviceDetach, deviceReset, groupGetDeviceFd, groupSetContainer, groupStatus } from './vfio.ts';
 
 export const STEP_KINDS: readonly StepKind[] = [
   unbind, bind, sysfsWrite, sysfsRead,
   open, close, exit, writeMemory, readMemory,
   ioasAlloc, ioasMap, ioasUnmap, destroy, hwptAlloc, faultQueueAlloc, faultRead, faultRespond,
+  groupStatus, groupSetContainer, groupGetDeviceFd, deviceBind, deviceAttach, deviceDetach, deviceReset,
+  setIommu, mapDma, unmapDma,
+  mdevParent, mdevCreate, mdevDma, isolationCheck,
   dma,
 ];

@@ -11,14 +11,26 @@ const processName = z.string().min(1);
 
 export const open = stepKind({
   name: 'open',
-  summary: 'open(2) a device node; `as` names the fd for later steps',
-  fields: { process: processName, path: z.string().startsWith('/dev/'), as: z.string().min(1).optional(), ...commonFields },
+  summary: 'open(2) a device node by path, or the VFIO cdev (cdev:) or group node (group:) of a device or mdev; `as` names the fd',
+  fields: {
+    process: processName, path: z.string().startsWith('/dev/').optional(), cdev: z.string().min(1).optional(),
+    group: z.string().min(1).optional(), as: z.string().min(1).optional(), ...commonFields,
+  },
   run(s, st) {
     const p = s.process(st.process);
-    const r = s.kernel.devfs.open(p.proc, st.path, O_RDWR);
-    return fromResult(r, `${p.name}: open ${st.path}`, (fd) => {
+    const given = [st.path, st.cdev, st.group].filter((x) => x !== undefined).length;
+    if (given !== 1) throw new StepError('open takes exactly one of path:, cdev: (a device or mdev) and group: (a device or mdev)');
+    let path = st.path ?? '';
+    if (st.cdev !== undefined) path = `/dev/vfio/devices/vfio${s.vfioDevice(st.cdev).index}`;
+    if (st.group !== undefined) {
+      const g = s.vfioDevice(st.group).group;
+      if (g === null) throw new StepError(`${st.group} has no VFIO group`);
+      path = g.devPath;
+    }
+    const r = s.kernel.devfs.open(p.proc, path, O_RDWR);
+    return fromResult(r, `${p.name}: open ${path}`, (fd) => {
       if (st.as !== undefined) p.fds.set(st.as, fd);
-      return `${p.name} opens ${st.path} as fd ${fd}`;
+      return `${p.name} opens ${path}${st.cdev !== undefined ? ` (${st.cdev})` : st.group !== undefined ? ` (group of ${st.group})` : ''} as fd ${fd}`;
     }, (fd) => ({ value: BigInt(fd) }));
   },
 });
