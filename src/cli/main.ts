@@ -7,6 +7,7 @@ import { groupsCommand } from './commands/groups.ts';
 import { planCommand } from './commands/plan.ts';
 import { sysfsCommand } from './commands/sysfs.ts';
 import { runCommand } from './commands/run.ts';
+import { demoCommand } from './commands/demo.ts';
 import { EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, reportError, reportLines, UsageError } from './errors.ts';
 import { resolveIo, type CliIo } from './io.ts';
 
@@ -16,6 +17,7 @@ const ALGORITHMS: readonly Algorithm[] = ['linux', 'proposed-2025'];
 
 const EXAMPLES = `
 Examples:
+  $ ioasis demo                                     two VMs, device DMA, IO page faults, seed 001, a summary
   $ ioasis groups                                   groups of the built-in default host
   $ sudo lspci -vvnn > host.txt; ioasis groups host.txt
   $ sudo lspci -vvnn | ioasis groups - --explain    why each device is in its group
@@ -144,6 +146,16 @@ Example:
       setStatus(await planCommand(device, file, {
         host: o.host, cmdline: o.cmdline, json: o.json === true, algorithm: o.algorithm, color: o.color,
       }, io));
+    });
+
+  colorOptions(program.command('demo')
+    .description('the main job: two VMs on the built-in host through iommufd and VFIO, seed 001, and a summary')
+    .addHelpText('after', `
+Example:
+  $ ioasis demo            (what npm start runs)`))
+    .action((_opts: unknown, cmd: Command) => {
+      const o = cmd.opts<{ color?: boolean }>();
+      setStatus(demoCommand({ color: o.color }, io));
     });
 
   colorOptions(program.command('run')

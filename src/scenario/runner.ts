@@ -47,7 +47,7 @@ export interface RunOptions {
   /** Directory host-file paths are relative to (the scenario file's). */
   readonly baseDir?: string;
   /** Called after each step (progress, JSONL tracing). */
-  readonly onStep?: (r: StepRecord) => void;
+  readonly onStep?: (r: StepRecord, state: RunState) => void;
   /** The variant to play (default: the first, when the scenario has variants). */
   readonly variant?: string;
 }
@@ -85,7 +85,7 @@ export function runScenario(base: Scenario, opts: RunOptions = {}): ScenarioRun 
   s.steps.forEach((step, index) => {
     const rec = runStep(state, step, index, variant?.name ?? null);
     steps.push(rec);
-    opts.onStep?.(rec);
+    opts.onStep?.(rec, state);
   });
   if (variant !== null) setup.unshift(`variant ${variant.name}${variant.description !== undefined ? `: ${variant.description}` : ''}`);
   return { scenario: s, variant: variant?.name ?? null, kernel, state, setup, steps, ok: steps.every((r) => r.met && r.breaches.length === 0) };

@@ -9,11 +9,18 @@ const run = (args: string[], env: Record<string, string> = {}) =>
   spawnSync(process.execPath, [resolve(root, 'bin/ioasis.mjs'), ...args], { cwd: root, encoding: 'utf8', env: { ...process.env, ...env } });
 
 describe('bin/ioasis.mjs', () => {
-  it('prints the default host\'s groups (what npm start runs) and exits 0', () => {
+  it('prints the default host\'s groups and exits 0', () => {
     const r = run(['groups']);
     expect(r.status).toBe(0);
     expect(r.stdout).toMatch(/IOMMU group 0 /);
     expect(r.stdout).toMatch(/Topology/);
+  });
+
+  it('npm start runs the demo as a child process: exit 0, a summary, no colour codes under CI', () => {
+    const r = run(['demo'], { CI: 'true', FORCE_COLOR: '' });
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/Summary \(read from the model after the runs\)/);
+    expect(r.stdout).not.toMatch(/\u001b\[/);
   });
 
   it('never colours piped output, even under CI=true (picocolors alone would)', () => {
