@@ -13,4 +13,13 @@ describe('examples', () => {
     expect(r.stdout).toContain('DMA write: ok; memory at 0x40000000 now reads "hello from 29:00.0"');
     expect(r.stdout).toMatch(/after unmap: fault: .*PTE_NOT_PRESENT/);
   });
+
+  it('vfio-cdev: a VMM binds a device through its cdev, maps guest RAM, the device DMA lands; exit releases it', () => {
+    const r = spawnSync(process.execPath, [resolve(root, 'bin/run-ts.mjs'), 'examples/vfio-cdev.ts'], { cwd: root, encoding: 'utf8' });
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    expect(r.stdout).toContain('device DMA: ok; guest RAM at 0x1000 reads "hello guest"');
+    expect(r.stdout).toMatch(/second process binding the same device: EINVAL/);
+    expect(r.stdout).toContain('after exit: VmPin 0 pages; group of 38:02.0 owned: false');
+  });
 });
