@@ -81,7 +81,7 @@ export async function main(argv: readonly string[], ioOverrides: Partial<CliIo> 
 
 function buildProgram(io: CliIo, setStatus: (code: number) => void): Command {
   const program = new Command('ioasis')
-    .description('IOMMU groups as Linux forms them: from an lspci -vvnn dump, a host file or a built-in host')
+    .description('Linux\'s user-space IOMMU stack, simulated: IOMMU groups from lspci dumps, /dev/iommu and VFIO scenarios, sysfs')
     .version(pkg.version)
     .exitOverride()
     .configureOutput({

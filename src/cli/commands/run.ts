@@ -23,10 +23,17 @@ export async function runCommand(file: string, opts: RunCommandOptions, io: CliI
   const scenario = loadScenarioText(text, source);
   const c = colorsFor(io, opts.json ? false : opts.color);
   const paint: Paint = { ok: c.green, bad: c.red, dim: c.dim, bold: c.bold };
+  // Progress on a terminal (the narrative comes at the end of each variant); JSON lines as they happen.
+  const total = scenario.steps.length;
+  const progress = !opts.json && io.isTTY;
   const runs = runScenarioVariants(scenario, {
     baseDir: file === '-' ? '.' : dirname(file),
-    ...(opts.json ? { onStep: (r) => { io.stdout.write(`${traceLine(r)}\n`); } } : {}),
+    onStep: (r) => {
+      if (opts.json) io.stdout.write(`${traceLine(r)}\n`);
+      else if (progress) io.stderr.write(`\r${scenario.scenario}: step ${r.index + 1}/${total}\x1b[K`);
+    },
   });
+  if (progress) io.stderr.write('\r\x1b[K');
   runs.forEach((run, i) => {
     if (opts.json) {
       io.stdout.write(`${JSON.stringify({ scenario: scenario.scenario, variant: run.variant, ok: run.ok, steps: run.steps.length, unmet: run.steps.filter((r) => !r.met).length })}\n`);
