@@ -25,6 +25,8 @@ import { VfioCore, type VfioOptions } from './vfio/vfio.ts';
 import { Sysfs } from './sysfs/sysfs.ts';
 import { MdevCore } from './mdev/mdev-core.ts';
 import { ok } from './errno.ts';
+import { attachDeviceModels, type DeviceModelKind } from './device-models.ts';
+import { ModelBarHandler } from './vfio/pci/model-bar.ts';
 
 /** MISC_MAJOR: /dev/iommu and /dev/vfio/vfio are misc devices. */
 export const MISC_MAJOR = 10;
@@ -39,6 +41,8 @@ export interface KernelBootOptions {
   readonly iopf?: IopfOptions;
   /** Group algorithm (default 'linux'). */
   readonly algorithm?: Algorithm;
+  /** Attach the simulated NIC and accelerator models to the functions that have them (default true). */
+  readonly deviceModels?: boolean;
   /** VFIO module parameters. */
   readonly vfio?: VfioOptions;
   /** vfio-pci module parameters (ids=). */
@@ -57,6 +61,8 @@ export class Kernel {
   readonly devfs = new DevFs();
   readonly vfio: VfioCore;
   readonly sysfs: Sysfs = new Sysfs(this);
+  /** The functions with a device model behind their BARs (device-models.ts). */
+  readonly models: ReadonlyMap<PciDev, DeviceModelKind>;
   /** The vfio-pci driver (registered at boot, as `modprobe vfio-pci`). */
   readonly vfioPci: VfioPciDriver;
   /** The mdev core: parents, types and mdevs (/sys/bus/mdev). Parent drivers live in kernel/mdev/. */
@@ -82,7 +88,12 @@ export class Kernel {
     registerVfioContainerNode(this);
     // Functions the host file lists on vfio-pci are bound to it at boot, as vfio-pci.ids= would.
     const onVfio = new Set(booted.host.topology.devices().filter((d) => d.info.driver === 'vfio-pci'));
-    this.vfioPci = new VfioPciDriver(this.vfio, (dev, bar) => this.machine.barMemory(dev, bar), { ...opts.vfioPci, bootDevices: onVfio });
+    this.models = opts.deviceModels === false ? new Map() : attachDeviceModels(this.machine, booted.host.topology.devices(),
+      (dev, index, vector) => { this.vfioPci.core(dev)?.raise(index, vector); });
+    this.vfioPci = new VfioPciDriver(this.vfio, (dev, bar) => this.machine.barMemory(dev, bar), {
+      ...opts.vfioPci, bootDevices: onVfio,
+      barModel: (dev, bar) => (this.machine.mmio.modelFor(dev, bar) === undefined ? undefined : new ModelBarHandler(this.machine.mmio, dev, bar)),
+    });
     this.drivers.registerDriver(this.vfioPci);
     if (this.core.groups.length > 0) {
       // iommufd_init(): /dev/iommu, mode 0660 root in upstream udev rules; root opens it.

@@ -167,8 +167,8 @@ describe('config space through the CONFIG region', () => {
 });
 
 describe('BAR regions', () => {
-  it('need memory decoding on (EIO), stop at the BAR end, and reach the Machine\'s BAR memory', () => {
-    const k = boot({ patch: patchNic });
+  it('need memory decoding on (EIO), stop at the BAR end, and reach the Machine\'s BAR memory (no device model)', () => {
+    const k = boot({ patch: patchNic, deviceModels: false });
     const { p, fd } = open(k, '38:00.0');
     expect(errno(regionRead({ proc: p, fd, offset: BAR(0), length: 4 }))).toBe('EIO');
     cfgWrite(p, fd, 0x04, 0x0002, 2);

@@ -38,6 +38,8 @@ export const VFIO_DEVICE_FLAGS_PCI = 2;
 
 /** Where a BAR's default handler finds memory (Machine.barMemory). */
 export type BarMemorySource = (dev: PciDev, bar: number) => PhysicalMemory | undefined;
+/** A device model's handler for a BAR, when the machine has one attached there (undefined: plain memory). */
+export type BarModelSource = (dev: PciDev, bar: number) => BarHandler | undefined;
 
 export class VfioPciCore implements VfioDeviceOps {
   readonly name = 'vfio-pci';
@@ -55,7 +57,7 @@ export class VfioPciCore implements VfioDeviceOps {
   private readonly handlers = new Map<number, BarHandler>();
   private readonly vga = new Uint8Array(0x20000);
 
-  constructor(readonly dev: PciDev, private readonly barMemory: BarMemorySource) {}
+  constructor(readonly dev: PciDev, private readonly barMemory: BarMemorySource, private readonly barModel: BarModelSource = () => undefined) {}
 
   /** Plug a device model into BAR `bar` (reads and writes of its region go there). */
   setBarHandler(bar: number, handler: BarHandler): void { this.handlers.set(bar, handler); }
@@ -67,7 +69,9 @@ export class VfioPciCore implements VfioDeviceOps {
     const b = barInfo(this.dev, bar);
     if (b.size === 0) return undefined;
     let h: BarHandler;
-    if (b.io) h = new PortBarHandler(b.size);
+    const model = this.barModel(this.dev, bar);
+    if (model !== undefined) h = model;
+    else if (b.io) h = new PortBarHandler(b.size);
     else {
       const mem = this.barMemory(this.dev, bar);
       if (mem === undefined) return undefined;

@@ -16,13 +16,15 @@ import { fail, ok, type Result } from '../../errno.ts';
 import { VfioDevice } from '../vfio-device.ts';
 import type { VfioCore } from '../vfio.ts';
 import { REQ } from './irqs.ts';
-import { VfioPciCore, type BarMemorySource } from './vfio-pci-core.ts';
+import { VfioPciCore, type BarMemorySource, type BarModelSource } from './vfio-pci-core.ts';
 
 export interface VfioPciOptions {
   /** vfio-pci.ids=: "vendor:device[,vendor:device...]" (hex; ffff matches any). */
   readonly ids?: string;
   /** Functions matched at boot because the host file shows them on vfio-pci. */
   readonly bootDevices?: ReadonlySet<PciDev>;
+  /** Device models behind BARs (the machine's MMIO bus): their regions are served by the model. */
+  readonly barModel?: BarModelSource;
 }
 
 const ANY = 0xffff;
@@ -34,9 +36,11 @@ export class VfioPciDriver implements PciDriver {
   readonly ids: Array<readonly [number, number]> = [];
   private readonly bound = new Map<PciDev, VfioDevice>();
   private readonly bootDevices: ReadonlySet<PciDev>;
+  private readonly barModel: BarModelSource;
 
   constructor(private readonly vfio: VfioCore, private readonly barMemory: BarMemorySource, opts: VfioPciOptions = {}) {
     this.bootDevices = opts.bootDevices ?? new Set();
+    this.barModel = opts.barModel ?? (() => undefined);
     for (const part of (opts.ids ?? '').split(',').filter((s) => s.trim() !== '')) {
       const [v, d] = part.trim().split(':').map((x) => parseInt(x, 16));
       if (v === undefined || d === undefined || Number.isNaN(v) || Number.isNaN(d)) throw new Error(`vfio-pci.ids: bad entry "${part}"`);
@@ -66,7 +70,7 @@ export class VfioPciDriver implements PciDriver {
   probe(dev: PciDev): Result {
     if (dev.hdrType !== PCI_HEADER_TYPE_NORMAL) return fail('EINVAL', `${dev.bdf} is a bridge: vfio-pci drives only type 0 functions`);
     const type = this.vfio.deps.core.groupOf(dev) === undefined ? 'no-iommu' : 'iommu';
-    const vdev = new VfioDevice(dev.bdf, type, new VfioPciCore(dev, this.barMemory), dev);
+    const vdev = new VfioDevice(dev.bdf, type, new VfioPciCore(dev, this.barMemory, this.barModel), dev);
     const r = this.vfio.registerGroupDev(vdev);
     if (!r.ok) return r;
     this.bound.set(dev, vdev);
