@@ -23,6 +23,7 @@ import { VfioPciDriver, type VfioPciOptions } from './vfio/pci/vfio-pci-driver.t
 import { registerVfioContainerNode } from './vfio/container.ts';
 import { VfioCore, type VfioOptions } from './vfio/vfio.ts';
 import { Sysfs } from './sysfs/sysfs.ts';
+import { buildVfioMdevTree } from './sysfs/vfio-mdev-tree.ts';
 import { MdevCore } from './mdev/mdev-core.ts';
 import { ok } from './errno.ts';
 
@@ -84,6 +85,8 @@ export class Kernel {
     const onVfio = new Set(booted.host.topology.devices().filter((d) => d.info.driver === 'vfio-pci'));
     this.vfioPci = new VfioPciDriver(this.vfio, (dev, bar) => this.machine.barMemory(dev, bar), { ...opts.vfioPci, bootDevices: onVfio });
     this.drivers.registerDriver(this.vfioPci);
+    // mdev_sysfs.c and VFIO's fake groups and cdev devices in /sys.
+    this.sysfs.addProvider((root) => { buildVfioMdevTree(this, root); });
     if (this.core.groups.length > 0) {
       // iommufd_init(): /dev/iommu, mode 0660 root in upstream udev rules; root opens it.
       this.devfs.register('/dev/iommu', { mode: 0o660, uid: 0, gid: 0, major: MISC_MAJOR, minor: this.miscMinor() },
