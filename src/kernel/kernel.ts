@@ -23,6 +23,7 @@ import { VfioPciDriver, type VfioPciOptions } from './vfio/pci/vfio-pci-driver.t
 import { registerVfioContainerNode } from './vfio/container.ts';
 import { VfioCore, type VfioOptions } from './vfio/vfio.ts';
 import { Sysfs } from './sysfs/sysfs.ts';
+import { buildVfioMdevTree } from './sysfs/vfio-mdev-tree.ts';
 import { MdevCore } from './mdev/mdev-core.ts';
 import { ok } from './errno.ts';
 import { attachDeviceModels, type DeviceModelKind } from './device-models.ts';
@@ -95,6 +96,8 @@ export class Kernel {
       barModel: (dev, bar) => (this.machine.mmio.modelFor(dev, bar) === undefined ? undefined : new ModelBarHandler(this.machine.mmio, dev, bar)),
     });
     this.drivers.registerDriver(this.vfioPci);
+    // mdev_sysfs.c and VFIO's fake groups and cdev devices in /sys.
+    this.sysfs.addProvider((root) => { buildVfioMdevTree(this, root); });
     if (this.core.groups.length > 0) {
       // iommufd_init(): /dev/iommu, mode 0660 root in upstream udev rules; root opens it.
       this.devfs.register('/dev/iommu', { mode: 0o660, uid: 0, gid: 0, major: MISC_MAJOR, minor: this.miscMinor() },

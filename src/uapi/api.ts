@@ -30,20 +30,18 @@ const pageAlign = (n: number): number => Math.ceil(n / PAGE) * PAGE;
 export interface FdArgs { readonly proc: Process; readonly fd: number }
 
 // ---------------------------------------------------------------------------------------------------
-// Scratch memory: one anonymous mapping per process, grown (remapped) when a call needs more.
-
-interface Scratch { addr: number; size: number }
-const scratches = new WeakMap<Process, Scratch>();
+// Scratch memory: one anonymous mapping per process (Process.apiScratch), grown (remapped) when a call
+// needs more.
 
 /** A user buffer of at least `bytes` in `proc` (reused between calls; contents are not kept). */
 function scratch(proc: Process, bytes: number): Result<number> {
-  const have = scratches.get(proc);
-  if (have !== undefined && have.size >= bytes) return ok(have.addr);
+  const have = proc.apiScratch;
+  if (have !== null && have.size >= bytes) return ok(have.addr);
   const size = Math.max(pageAlign(bytes), 4 * PAGE);
   const addr = proc.mmap(0, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (!addr.ok) return addr;
-  if (have !== undefined) proc.mm.munmap(have.addr, have.size);
-  scratches.set(proc, { addr: addr.value, size });
+  if (have !== null) proc.mm.munmap(have.addr, have.size);
+  proc.apiScratch = { addr: addr.value, size };
   return ok(addr.value);
 }
 

@@ -12,9 +12,6 @@ import { copyArgszFromUser, copyArgszToUser, placeCapChain, writeCapChain } from
 import { VFIO_PCI_NUM_IRQS, VFIO_REGION_INFO_FLAG_CAPS } from './vfio-consts.ts';
 import * as V from './vfio-structs.ts';
 
-/** sizeof(struct vfio_device_info) in the kernel: cap_offset is followed by a u32 pad. */
-const DEVICE_INFO_KERNEL_SIZE = 24;
-
 const hex = (n: number): string => `0x${(n >>> 0).toString(16)}`;
 const notty = (what: string): Result<number> => fail('ENOTTY', what);
 
@@ -27,9 +24,9 @@ export function deviceDriverIoctl(proc: Process, vdev: VfioDevice, cmd: number, 
       const c = copyArgszFromUser(proc.mm, arg, S, S.offsetofend('num_irqs'));
       if (!c.ok) return c;
       const info = ops.deviceInfo();
-      const out = new Uint8Array(DEVICE_INFO_KERNEL_SIZE);
-      S.encode({ argsz: c.value.argsz, flags: info.flags, num_regions: info.numRegions, num_irqs: info.numIrqs, cap_offset: 0 }, out);
-      const n = Math.min(c.value.argsz, DEVICE_INFO_KERNEL_SIZE);
+      // vfio_pci_ioctl_get_info(): info starts zeroed, minsz (16) is read, and min(argsz, sizeof) is written back.
+      const out = S.encode({ argsz: c.value.argsz, flags: info.flags, num_regions: info.numRegions, num_irqs: info.numIrqs, cap_offset: 0, pad: 0 });
+      const n = Math.min(c.value.argsz, S.sizeof);
       return proc.mm.write(arg, out.subarray(0, n)).ok ? ok(0) : fail('EFAULT', 'cannot write struct vfio_device_info');
     }
     case VFIO_DEVICE_GET_REGION_INFO: {

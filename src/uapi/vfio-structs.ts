@@ -11,8 +11,9 @@ export const vfio_info_cap_header = defineStruct('vfio_info_cap_header', capHead
 
 export const vfio_group_status = defineStruct('vfio_group_status', { argsz: u32, flags: u32 });
 
+// include/uapi/linux/vfio.h: cap_offset is followed by a __u32 pad (24 bytes, 8-byte multiple).
 export const vfio_device_info = defineStruct('vfio_device_info', {
-  argsz: u32, flags: u32, num_regions: u32, num_irqs: u32, cap_offset: u32,
+  argsz: u32, flags: u32, num_regions: u32, num_irqs: u32, cap_offset: u32, pad: u32,
 });
 
 export const vfio_region_info = defineStruct('vfio_region_info', {

@@ -56,7 +56,7 @@ const IOMMUFD: Record<keyof typeof IOMMUFD_STRUCTS, Layout> = {
 const VFIO: Record<keyof typeof VFIO_STRUCTS, Layout> = {
   vfio_info_cap_header: [8, { id: 0, version: 2, next: 4 }],
   vfio_group_status: [8, { argsz: 0, flags: 4 }],
-  vfio_device_info: [20, { argsz: 0, flags: 4, num_regions: 8, num_irqs: 12, cap_offset: 16 }],
+  vfio_device_info: [24, { argsz: 0, flags: 4, num_regions: 8, num_irqs: 12, cap_offset: 16, pad: 20 }],
   vfio_region_info: [32, { argsz: 0, flags: 4, index: 8, cap_offset: 12, size: 16, offset: 24 }],
   vfio_region_sparse_mmap_area: [16, { offset: 0, size: 8 }],
   vfio_region_info_cap_sparse_mmap: [16, { id: 0, version: 2, next: 4, nr_areas: 8, reserved: 12 }],

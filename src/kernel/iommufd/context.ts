@@ -1,6 +1,10 @@
+import type { PciDev } from '../../pci/dev.ts';
 import type { IommuCore } from '../iommu/core.ts';
+import type { IommuGroup } from '../iommu/group.ts';
 import type { KernelFile } from '../process/file.ts';
 import type { Process } from '../process/process.ts';
+import type { Igroup, IommufdDevice } from './device.ts';
+import type { IommufdObject } from './object.ts';
 import { ObjectTable } from './object-table.ts';
 
 /** How pinned pages are charged (IOMMU_OPTION_RLIMIT_MODE): per user (default) or per mm (VFIO-compatible). */
@@ -19,6 +23,14 @@ export class IommufdCtx implements KernelFile {
   vfioIoasId = 0;
   /** VFIO_SET_IOMMU(VFIO_NOIOMMU_IOMMU) on the compat layer: no compat IOAS may be created any more. */
   vfioNoIommu = false;
+  /** ictx->groups: the context's igroups by IOMMU group (device.ts keeps them). */
+  readonly igroups = new Map<IommuGroup, Igroup>();
+  /** The bound DEVICE objects by function (iommufd_get_device by device). */
+  readonly devicesByDev = new Map<PciDev, IommufdDevice>();
+  /** ucmd->new_obj of the ioctl in progress: IDs reserved, finalized or aborted by the dispatcher. */
+  readonly pendingObjects: IommufdObject[] = [];
+  /** Undo actions of the ioctl in progress, run (newest first) if its write-back fails. */
+  readonly writeBackUndos: (() => void)[] = [];
   private closed = false;
 
   constructor(readonly core: IommuCore, readonly opener: Process, opts: { vfioCompat?: boolean } = {}) {

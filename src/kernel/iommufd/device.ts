@@ -46,22 +46,6 @@ export class Igroup {
   constructor(readonly ctx: IommufdCtx, readonly group: IommuGroup) {}
 }
 
-interface CtxDevices {
-  readonly igroups: Map<IommuGroup, Igroup>;
-  readonly byDev: Map<PciDev, IommufdDevice>;
-}
-
-const registry = new WeakMap<IommufdCtx, CtxDevices>();
-
-function devicesOf(ctx: IommufdCtx): CtxDevices {
-  let r = registry.get(ctx);
-  if (r === undefined) {
-    r = { igroups: new Map(), byDev: new Map() };
-    registry.set(ctx, r);
-  }
-  return r;
-}
-
 export class IommufdDevice implements IommufdObject {
   readonly type = 'device' as const;
   readonly driverOwned = true;
@@ -90,10 +74,9 @@ export class IommufdDevice implements IommufdObject {
   destroy(): void {
     if (!this.bound) return;
     this.bound = false;
-    const reg = devicesOf(this.ctx);
-    reg.byDev.delete(this.dev);
+    this.ctx.devicesByDev.delete(this.dev);
     this.igroup.devices.delete(this);
-    if (this.igroup.devices.size === 0) reg.igroups.delete(this.igroup.group);
+    if (this.igroup.devices.size === 0) this.ctx.igroups.delete(this.igroup.group);
     this.ctx.core.deviceReleaseDmaOwner(this.dev);
     const file = this.file;
     this.file = null;
@@ -103,7 +86,7 @@ export class IommufdDevice implements IommufdObject {
 
 /** The DEVICE of `dev` in `ctx`, if bound (iommufd_get_device by device). */
 export function deviceOf(ctx: IommufdCtx, dev: PciDev): IommufdDevice | undefined {
-  return registry.get(ctx)?.byDev.get(dev);
+  return ctx.devicesByDev.get(dev);
 }
 
 /** The dev_id a FAULT record carries: the DEVICE object ID of `dev` in `ctx`, 0 when not bound. */
@@ -113,7 +96,7 @@ export function deviceIdOf(ctx: IommufdCtx, dev: PciDev): number {
 
 /** iommufd_ctx_has_group(). */
 export function ctxHasGroup(ctx: IommufdCtx, group: IommuGroup): boolean {
-  return (registry.get(ctx)?.igroups.get(group)?.devices.size ?? 0) > 0;
+  return (ctx.igroups.get(group)?.devices.size ?? 0) > 0;
 }
 
 // ---- bind / unbind --------------------------------------------------------------------------------
@@ -127,25 +110,24 @@ export function iommufdDeviceBind(ctx: IommufdCtx, dev: PciDev, opts: { file?: O
   if (ctx.isClosed) return fail('EBADF', 'the iommufd is closed');
   const group = ctx.core.groupOf(dev);
   if (group === undefined) return fail('ENODEV', `${dev.shortBdf} has no IOMMU group`);
-  const reg = devicesOf(ctx);
-  if (reg.byDev.has(dev)) return fail('EBUSY', `${dev.shortBdf} is already bound to this iommufd`);
+  if (ctx.devicesByDev.has(dev)) return fail('EBUSY', `${dev.shortBdf} is already bound to this iommufd`);
   const claimed = ctx.core.deviceClaimDmaOwner(dev, ctx);
   if (!claimed.ok) return claimed;
-  let ig = reg.igroups.get(group);
+  let ig = ctx.igroups.get(group);
   if (ig === undefined) {
     ig = new Igroup(ctx, group);
-    reg.igroups.set(group, ig);
+    ctx.igroups.set(group, ig);
   }
   const idev = new IommufdDevice(ctx, dev, ig, opts.file ?? null);
   const id = ctx.objects.reserve(idev);
   if (!id.ok) {
-    if (ig.devices.size === 0) reg.igroups.delete(group);
+    if (ig.devices.size === 0) ctx.igroups.delete(group);
     ctx.core.deviceReleaseDmaOwner(dev);
     return id;
   }
   ctx.objects.finalize(idev);
   ig.devices.add(idev);
-  reg.byDev.set(dev, idev);
+  ctx.devicesByDev.set(dev, idev);
   if (opts.file !== undefined) opts.file.get();
   return ok(idev);
 }

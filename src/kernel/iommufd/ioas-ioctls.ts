@@ -35,8 +35,6 @@ export function failWithWriteBack(err: KernelError, writeBack: Decoded): KernelE
 
 // ---- new objects (ucmd->new_obj) --------------------------------------------------------------------
 
-const pending = new WeakMap<IommufdCtx, IommufdObject[]>();
-
 /**
  * Reserve an ID for an object this ioctl creates. The dispatcher finalizes it when the ioctl (write-back
  * included) succeeds and aborts it otherwise, as main.c does with ucmd.new_obj.
@@ -44,37 +42,26 @@ const pending = new WeakMap<IommufdCtx, IommufdObject[]>();
 export function newObject(ctx: IommufdCtx, obj: IommufdObject): Result<number> {
   const r = ctx.objects.reserve(obj);
   if (!r.ok) return r;
-  const list = pending.get(ctx);
-  if (list === undefined) pending.set(ctx, [obj]);
-  else list.push(obj);
+  ctx.pendingObjects.push(obj);
   return r;
 }
-
-const undos = new WeakMap<IommufdCtx, (() => void)[]>();
 
 /**
  * Undo work a successful handler did outside the object table (an fd it installed) if writing the struct
  * back then fails: the dispatcher runs these, newest first, before returning EFAULT.
  */
 export function onWriteBackFailure(ctx: IommufdCtx, undo: () => void): void {
-  const list = undos.get(ctx);
-  if (list === undefined) undos.set(ctx, [undo]);
-  else list.push(undo);
+  ctx.writeBackUndos.push(undo);
 }
 
 /** The undo actions registered since the last call (the dispatcher's side of onWriteBackFailure()). */
 export function takeWriteBackUndos(ctx: IommufdCtx): (() => void)[] {
-  const list = undos.get(ctx) ?? [];
-  undos.delete(ctx);
-  return list.reverse();
+  return ctx.writeBackUndos.splice(0).reverse();
 }
 
 /** The objects reserved since the last call (the dispatcher's side of newObject()). */
 export function takeNewObjects(ctx: IommufdCtx): IommufdObject[] {
-  const list = pending.get(ctx);
-  if (list === undefined) return [];
-  pending.delete(ctx);
-  return list;
+  return ctx.pendingObjects.splice(0);
 }
 
 // ---- helpers ----------------------------------------------------------------------------------------

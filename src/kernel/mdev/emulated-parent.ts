@@ -15,10 +15,10 @@ import {
   type IommufdAccess,
 } from '../iommufd/access.ts';
 import type { IommufdCtx } from '../iommufd/context.ts';
+import { vfioDmaRw, vfioPinPages, vfioUnpinPages } from '../vfio/pin.ts';
 import { VfioDevice, type VfioDeviceOps } from '../vfio/vfio-device.ts';
 import type { VfioCore } from '../vfio/vfio.ts';
 import type { MdevDevice, MdevKind, MdevParent, MdevParentDriver, MdevType, MdevTypeSpec } from './types.ts';
-import { vfioDmaRw, vfioPinPages, vfioUnpinPages } from './vfio-pin.ts';
 
 const PAGE = BigInt(PAGE_SIZE);
 
@@ -104,7 +104,7 @@ export class EmulatedParentDriver implements MdevParentDriver {
   /** vfio_pin_pages() by the device, remembered until unpin (or dma_unmap). */
   pin(mdev: MdevDevice, iova: bigint, npage: number, write = true): Result<Uint32Array> {
     const st = this.stateOf(mdev);
-    const r = vfioPinPages(vdevOf(mdev), st.access, iova, npage, write);
+    const r = vfioPinPages(vdevOf(mdev), iova, npage, write);
     if (r.ok) st.pins.push({ iova: iova - (iova % PAGE), npage });
     return r;
   }
@@ -114,12 +114,12 @@ export class EmulatedParentDriver implements MdevParentDriver {
     const st = this.stateOf(mdev);
     const i = st.pins.findIndex((p) => p.iova === iova && p.npage === npage);
     if (i >= 0) st.pins.splice(i, 1);
-    vfioUnpinPages(vdevOf(mdev), st.access, iova, npage);
+    vfioUnpinPages(vdevOf(mdev), iova, npage);
   }
 
   /** vfio_dma_rw(): a CPU copy to (write) or from guest memory. */
   dmaRw(mdev: MdevDevice, iova: bigint, data: Uint8Array, write: boolean): Result {
-    return vfioDmaRw(vdevOf(mdev), this.stateOf(mdev).access, iova, data, write);
+    return vfioDmaRw(vdevOf(mdev), iova, data, write);
   }
 
   /** Pin, write `data` through the pinned frames with the CPU, unpin (a framebuffer blit). */
@@ -151,11 +151,13 @@ export class EmulatedParentDriver implements MdevParentDriver {
         if (!r.ok) return r;
         st.access = r.value.access;
         st.accessId = r.value.id;
+        vdev.iommufdAccess = r.value.access;
         mdev.user = ctx;
         return ok(r.value.id);
       },
-      unbindIommufd: (): void => {
+      unbindIommufd: (vdev: VfioDevice): void => {
         if (st.access !== null) iommufdAccessDestroy(st.access);
+        vdev.iommufdAccess = null;
         st.access = null;
         st.accessId = 0;
         st.ioasId = 0;

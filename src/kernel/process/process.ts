@@ -69,6 +69,11 @@ export class Process {
   /** The address space. After exit it stays readable (iommufd keeps source_mm for its counters). */
   readonly mm: Mm;
   readonly fds: FdTable;
+  /**
+   * The user buffer the typed API (uapi/api.ts) builds ioctl arguments in: an anonymous mapping of this
+   * process's own, as a C library's stack buffer would be. Null until the first typed call.
+   */
+  apiScratch: { readonly addr: number; readonly size: number } | null = null;
   private exited = false;
 
   constructor(private readonly host: ProcessHost, init: ProcessInit) {

@@ -1,6 +1,7 @@
 // The PCI and IOMMU parts of /sys, built from kernel state:
 //   /sys/devices/pciDDDD:BB/.../DDDD:BB:DD.F/   vendor, device, class, subsystem_*, driver_override,
-//        iommu_group -> group, driver -> driver dir, vfio-dev/vfioN/dev (a VFIO cdev's major:minor)
+//        iommu_group -> group, driver -> driver dir, subsystem -> /sys/bus/pci,
+//        vfio-dev/vfioN/dev (a VFIO cdev's major:minor)
 //   /sys/bus/pci/devices/BDF -> the device dir; /sys/bus/pci/drivers/NAME/{bind,unbind,new_id,BDF}
 //   /sys/bus/pci/drivers_probe
 //   /sys/kernel/iommu_groups/N/{devices/BDF, type, reserved_regions}
@@ -69,6 +70,7 @@ function addDevice(k: Kernel, root: SysDir, dev: PciDev): void {
     (t) => k.drivers.setDriverOverride(dev, t),
   ));
   put(root, `/sys/bus/pci/devices/${dev.bdf}`, sysLink(relative('/sys/bus/pci/devices', p)));
+  put(root, `${p}/subsystem`, sysLink(relative(p, '/sys/bus/pci')));
   const g = k.core.groupOf(dev);
   if (g !== undefined) put(root, `${p}/iommu_group`, sysLink(relative(p, `/sys/kernel/iommu_groups/${g.id}`)));
   const drv = k.drivers.boundDriver(dev);

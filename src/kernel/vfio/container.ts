@@ -16,15 +16,12 @@ import type { VfioDevice } from './vfio-device.ts';
 import type { VfioGroup } from './vfio-group.ts';
 import type { VfioCore } from './vfio.ts';
 import { Type1Iommu, VFIO_TYPE1_IOMMU, VFIO_TYPE1v2_IOMMU } from './type1/iommu.ts';
-import { type1DmaRw, type1PinPages, type1UnpinPages } from './type1/pin.ts';
 
 /** misc_register(&vfio_dev): MISC_MAJOR and VFIO_MINOR (include/linux/miscdevice.h). */
 export const VFIO_CONTAINER_MAJOR = 10;
 export const VFIO_CONTAINER_MINOR = 196;
 export const VFIO_API_VERSION = 0;
 export const VFIO_NOIOMMU_IOMMU = 8;
-/** VFIO_PIN_PAGES_MAX_ENTRIES. */
-export const VFIO_PIN_PAGES_MAX_ENTRIES = 512;
 
 /** The no-IOMMU backend (vfio_noiommu_ops): nothing to map; it only exists to let devices open. */
 export class NoIommuBackend {
@@ -199,33 +196,6 @@ function releaseBackend(b: VfioIommuBackend): void {
 /** The container a VFIO group is set to through the legacy API, or null. */
 export function containerOf(group: VfioGroup | null): VfioContainer | null {
   return group !== null && group.container instanceof VfioContainer ? group.container : null;
-}
-
-function deviceBackend(vdev: VfioDevice): Result<Type1Iommu> {
-  const b = containerOf(vdev.group)?.backend ?? null;
-  return b instanceof Type1Iommu ? ok(b) : fail('ENOTTY', `${vdev.name}'s container has no backend that pins pages`);
-}
-
-/** vfio_pin_pages() on the legacy path: EINVAL for no pages or a closed device, E2BIG over 512, ENOTTY without type1. */
-export function vfioPinPages(vdev: VfioDevice, iova: bigint, npage: number, write: boolean): Result<number[]> {
-  if (npage <= 0 || vdev.openCount === 0) return fail('EINVAL', npage <= 0 ? 'npage must be positive' : `${vdev.name} is not open`);
-  if (npage > VFIO_PIN_PAGES_MAX_ENTRIES) return fail('E2BIG', `at most ${VFIO_PIN_PAGES_MAX_ENTRIES} pages per call`);
-  const b = deviceBackend(vdev);
-  return b.ok ? type1PinPages(b.value, iova, npage, write) : b;
-}
-
-/** vfio_unpin_pages(): bad arguments are a WARN (logged by the backend) and nothing happens. */
-export function vfioUnpinPages(vdev: VfioDevice, iova: bigint, npage: number): void {
-  if (npage <= 0 || npage > VFIO_PIN_PAGES_MAX_ENTRIES || vdev.openCount === 0) return;
-  const b = deviceBackend(vdev);
-  if (b.ok) type1UnpinPages(b.value, iova, npage);
-}
-
-/** vfio_dma_rw(): EINVAL for an empty buffer or a closed device, ENOTTY without type1. */
-export function vfioDmaRw(vdev: VfioDevice, iova: bigint, data: Uint8Array, write: boolean): Result {
-  if (data.length === 0 || vdev.openCount === 0) return fail('EINVAL', 'an empty transfer or a closed device');
-  const b = deviceBackend(vdev);
-  return b.ok ? type1DmaRw(b.value, iova, data, write) : b;
 }
 
 /**

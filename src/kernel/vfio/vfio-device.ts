@@ -5,6 +5,7 @@
 
 import type { PciDev } from '../../pci/dev.ts';
 import type { Result } from '../errno.ts';
+import type { IommufdAccess } from '../iommufd/access.ts';
 import type { IommufdCtx } from '../iommufd/context.ts';
 import type { VfioDeviceFdOps } from './device-fd-ops.ts';
 import type { VfioGroup } from './vfio-group.ts';
@@ -45,6 +46,8 @@ export class VfioDevice {
   openCount = 0;
   /** The iommufd this device is bound to (through a cdev, or a group attached to an iommufd). */
   iommufd: IommufdCtx | null = null;
+  /** device->iommufd_access: the ACCESS an emulated device's bind created (vfio_pin_pages uses it). */
+  iommufdAccess: IommufdAccess | null = null;
   /** False once unregistered: new opens fail ENODEV. */
   registered = false;
 

@@ -69,6 +69,15 @@ describe('VFIO_DEVICE_GET_INFO / GET_REGION_INFO / GET_IRQ_INFO', () => {
     value(p.mm.read(at, b));
     expect([...b.subarray(4, 16)]).toEqual([3, 0, 0, 0, 9, 0, 0, 0, 5, 0, 0, 0]);
     expect([...b.subarray(16)]).toEqual(new Array<number>(8).fill(0xaa));
+    // argsz past sizeof (24, with the trailing pad): min(argsz, sizeof) is written, zeros for cap_offset and pad.
+    value(p.mm.write(at, new Uint8Array(40).fill(0xaa)));
+    value(p.mm.write(at, new Uint8Array([32, 0, 0, 0])));
+    expect(dispatch(p, fd, VFIO_DEVICE_GET_INFO, at).ok).toBe(true);
+    const c = new Uint8Array(40);
+    value(p.mm.read(at, c));
+    expect([...c.subarray(0, 4)]).toEqual([32, 0, 0, 0]);
+    expect([...c.subarray(16, 24)]).toEqual(new Array<number>(8).fill(0));
+    expect([...c.subarray(24, 40)]).toEqual(new Array<number>(16).fill(0xaa));
   });
 
   it('GET_REGION_INFO: BAR sizes from the function, 64-bit upper halves empty, I/O BAR not mappable, config, VGA for VGA only', () => {

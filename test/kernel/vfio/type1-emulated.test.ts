@@ -3,7 +3,7 @@
 // groups come and go.
 
 import { describe, expect, it } from 'vitest';
-import { vfioDmaRw, vfioPinPages, vfioUnpinPages } from '../../../src/kernel/vfio/container.ts';
+import { vfioDmaRw, vfioPinPages, vfioUnpinPages } from '../../../src/kernel/vfio/pin.ts';
 import type { Type1Iommu } from '../../../src/kernel/vfio/type1/iommu.ts';
 import { KernelBug } from '../../../src/kernel/vfio/type1/map-unmap.ts';
 import type { VfioDevice } from '../../../src/kernel/vfio/vfio-device.ts';
