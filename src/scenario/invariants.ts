@@ -8,6 +8,26 @@
 
 import { checkIsolation } from '../kernel/isolation/check.ts';
 import type { Kernel } from '../kernel/kernel.ts';
+import { VfioContainer } from '../kernel/vfio/container.ts';
+import { Type1Iommu } from '../kernel/vfio/type1/iommu.ts';
+
+/** Pins VFIO type1 containers hold (charged to mm->locked_vm, not pinned_vm): each set container once. */
+export function type1Pins(k: Kernel): number {
+  const seen = new Set<object>();
+  let n = 0;
+  for (const g of k.vfio.groupList()) {
+    const c = g.container;
+    if (!(c instanceof VfioContainer) || seen.has(c)) continue;
+    seen.add(c);
+    const b = c.backend;
+    if (!(b instanceof Type1Iommu)) continue;
+    for (const d of b.dmas) {
+      n += d.iommuPfns?.length ?? 0;
+      for (const e of d.external.values()) n += e.refs;
+    }
+  }
+  return n;
+}
 
 export interface InvariantOptions {
   /** Pins held by something that charges locked_vm only (VFIO type1), counted separately. */

@@ -11,7 +11,7 @@ import { loadBuiltinHost } from '../pci/builtin-hosts.ts';
 import { loadHostFile } from '../pci/host-file.ts';
 import { parseLspci } from '../pci/lspci/index.ts';
 import type { HostSpec } from '../pci/spec.ts';
-import { checkInvariants } from './invariants.ts';
+import { checkInvariants, type1Pins } from './invariants.ts';
 import { RunState, StepError } from './run-state.ts';
 import type { Scenario, ScenarioStep } from './schema.ts';
 import type { Expect, SingleExpect, StepKind, StepOutcome } from './step-kind.ts';
@@ -106,7 +106,7 @@ function runStep(state: RunState, step: ScenarioStep, index: number, variant: st
   const verdict = judge(outcome, expect, (v) => {
     try { return state.value(v); } catch (err) { if (err instanceof StepError) return undefined; throw err; }
   });
-  const breaches = checkInvariants(state.kernel, state.processes.values(), { isolation: state.isolationEnforced });
+  const breaches = checkInvariants(state.kernel, state.processes.values(), { isolation: state.isolationEnforced, extraPins: () => type1Pins(state.kernel) });
   const note = (step as { note?: string }).note;
   return { index, do: step.do, ...(note !== undefined ? { note } : {}), outcome, ...verdict, breaches };
 }

@@ -64,4 +64,23 @@ describe('scenario runner', () => {
       expect((err as Error).message, text).toMatch(re);
     }
   });
+  it('pins a type1 container holds are charged to locked_vm and count as balanced', () => {
+    const text = `
+scenario: type1
+processes:
+  vm: { memlock: 64M, caps: [], memory: { ram: { size: 2M } } }
+steps:
+  - { do: bind, device: 38:02.0, driver: vfio-pci }
+  - { do: open, process: vm, group: 38:02.0, as: group }
+  - { do: open, process: vm, path: /dev/vfio/vfio, as: container }
+  - { do: group-set-container, process: vm, fd: group, container: container }
+  - { do: set-iommu, process: vm }
+  - { do: map-dma, process: vm, vaddr: ram, iova: 0, size: 2M }
+  - { do: unmap-dma, process: vm, iova: 0, size: 2M }
+  - { do: exit, process: vm }
+`;
+    const run = runScenario(loadScenarioText(text, 'type1.yaml'));
+    expect(run.steps.flatMap((s) => s.breaches)).toEqual([]);
+    expect(run.ok, narrative(run).join('\n')).toBe(true);
+  });
 });

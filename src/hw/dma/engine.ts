@@ -404,7 +404,8 @@ export class DmaEngine {
     const job = g.job;
     const r = job.result;
     const code = msg.code === PageResponseCode.Success || msg.code === PageResponseCode.Invalid ? msg.code : PageResponseCode.Failure;
-    this.say(`${this.dev.shortBdf}: page request group ${g.prgi} answered ${code === PageResponseCode.Success ? 'SUCCESS' : code === PageResponseCode.Invalid ? 'INVALID' : 'FAILURE'}`);
+    const pd = msg.privateData === null ? '' : ` with private data ${hex(msg.privateData[0])} ${hex(msg.privateData[1])}`;
+    this.say(`${this.dev.shortBdf}: page request group ${g.prgi} answered ${code === PageResponseCode.Success ? 'SUCCESS' : code === PageResponseCode.Invalid ? 'INVALID' : 'FAILURE'}${pd}`);
     if (!r.settled) {
       if (code === PageResponseCode.Success) {
         for (const p of g.pages) job.answered.add(p);

@@ -16,6 +16,8 @@ export const dma = stepKind({
     read: numberLike.optional(),
     iova: numberLike,
     pasid: z.number().int().min(0).max(0xfffff).optional(),
+    /** Private data (two 32-bit words) the transfer's page requests carry; the response must echo it. */
+    privateData: z.tuple([z.number().int().min(0).max(0xffffffff), z.number().int().min(0).max(0xffffffff)]).optional(),
     ...commonFields,
   },
   run(s, st) {
@@ -28,6 +30,7 @@ export const dma = stepKind({
     const r = s.kernel.machine.dma(dev, {
       op: data === undefined ? 'read' : 'write', address, length, ...(data !== undefined ? { data } : {}),
       ...(st.pasid !== undefined ? { pasid: st.pasid } : {}),
+      ...(st.privateData !== undefined ? { privateData: st.privateData } : {}),
     });
     // The IOMMU's interrupt: fault and page-request queues are drained into the kernel.
     s.kernel.core.poll();

@@ -8,14 +8,18 @@ import { close, exit, open, readMemory, writeMemory } from './process.ts';
 import { mapDma, setIommu, unmapDma } from './container.ts';
 import { mdevCreate, mdevDma, mdevParent } from './mdev.ts';
 import { isolationCheck } from './isolation.ts';
+import { hostPasidAttach, hostPasidDetach } from './host-pasid.ts';
+import { hwInfo } from './hw-info.ts';
+import { deviceLog, iopfDisable } from './iopf.ts';
 import { deviceAttach, deviceBind, deviceDetach, deviceReset, groupGetDeviceFd, groupSetContainer, groupStatus } from './vfio.ts';
 
 export const STEP_KINDS: readonly StepKind[] = [
   unbind, bind, sysfsWrite, sysfsRead,
   open, close, exit, writeMemory, readMemory,
-  ioasAlloc, ioasMap, ioasUnmap, destroy, hwptAlloc, faultQueueAlloc, faultRead, faultRespond,
+  ioasAlloc, ioasMap, ioasUnmap, destroy, hwptAlloc, faultQueueAlloc, faultRead, faultRespond, hwInfo,
   groupStatus, groupSetContainer, groupGetDeviceFd, deviceBind, deviceAttach, deviceDetach, deviceReset,
   setIommu, mapDma, unmapDma,
   mdevParent, mdevCreate, mdevDma, isolationCheck,
-  dma,
+  hostPasidAttach, hostPasidDetach, iopfDisable,
+  dma, deviceLog,
 ];

@@ -43,12 +43,15 @@ export const mdevParent = stepKind({
 
 export const mdevCreate = stepKind({
   name: 'mdev-create',
-  summary: 'echo UUID > mdev_supported_types/TYPE/create',
-  fields: { device: z.string().min(1), type: z.string().min(1), uuid: z.string().min(1), ...commonFields },
+  summary: 'echo UUID > mdev_supported_types/TYPE/create; `as` stores a PASID-backed mdev\'s default PASID',
+  fields: { device: z.string().min(1), type: z.string().min(1), uuid: z.string().min(1), as: z.string().optional(), ...commonFields },
   run(s, st) {
     const dev = s.device(st.device);
-    return fromResult(s.kernel.mdev.create(dev, st.type, st.uuid), `create mdev ${st.uuid}`, (m) =>
-      `mdev ${m.uuid} (${st.type}) created on ${dev.bdf}${m.vdev !== null ? `: /dev/vfio/devices/vfio${m.vdev.index}, group ${m.vdev.group?.id ?? '?'}` : ''}${m.pasid !== null ? `, default PASID ${m.pasid}` : ''}`);
+    // `as` and expect.value: the default PASID of a PASID-backed mdev.
+    return fromResult(s.kernel.mdev.create(dev, st.type, st.uuid), `create mdev ${st.uuid}`, (m) => {
+      if (m.pasid !== null) s.set(st.as, m.pasid);
+      return `mdev ${m.uuid} (${st.type}) created on ${dev.bdf}${m.vdev !== null ? `: /dev/vfio/devices/vfio${m.vdev.index}, group ${m.vdev.group?.id ?? '?'}` : ''}${m.pasid !== null ? `, default PASID ${m.pasid}` : ''}`;
+    }, (m) => (m.pasid !== null ? { value: BigInt(m.pasid) } : {}));
   },
 });
 
