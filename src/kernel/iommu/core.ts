@@ -115,6 +115,8 @@ export class IommuCore {
         const fabricRid = machine.fabric.requesterId(dev).rid;
         const rids = fabricRid === dev.rid ? [dev.rid] : [fabricRid, dev.rid];
         const maxPasids = Math.min(driver.maxPasids, devicePasids(dev));
+        // intel_iommu_probe_finalize() -> iommu_enable_pci_caps(): PASID on at probe when both sides support it.
+        if (maxPasids > 0) enablePasid(dev);
         const di: DeviceInfo = { dev, group, driver, rids, maxPasids, iopfUsers: 0 };
         this.info.set(dev, di);
         const map = this.byRid.get(driver) as Map<number, PciDev>;
@@ -488,15 +490,21 @@ export class IommuCore {
 function enablePri(dev: PciDev): void {
   if (dev.physfn !== undefined && dev.physfn !== null) return;
   const cfg = dev.config;
-  const pasid = cfg.findExtCapability(PCI_EXT_CAP_ID_PASID);
-  if (pasid !== 0 && (cfg.read16(pasid + PCI_PASID_CTRL) & PCI_PASID_CTRL_ENABLE) === 0) {
-    const cap = cfg.read16(pasid + PCI_PASID_CAP);
-    cfg.write16(pasid + PCI_PASID_CTRL, PCI_PASID_CTRL_ENABLE | (cap & (PCI_PASID_CAP_EXEC | PCI_PASID_CAP_PRIV)));
-  }
+  enablePasid(dev);
   const pri = cfg.findExtCapability(PCI_EXT_CAP_ID_PRI);
   if (pri === 0 || (cfg.read16(pri + PCI_PRI_CTRL) & PCI_PRI_CTRL_ENABLE) !== 0) return;
   cfg.write32(pri + PCI_PRI_ALLOC_REQ, cfg.read32(pri + PCI_PRI_MAX_REQ));
   cfg.write16(pri + PCI_PRI_CTRL, PCI_PRI_CTRL_ENABLE);
+}
+
+/** pci_enable_pasid(): Execute and Privileged modes too where the function supports them. */
+function enablePasid(dev: PciDev): void {
+  if (dev.physfn !== undefined && dev.physfn !== null) return;
+  const cfg = dev.config;
+  const pasid = cfg.findExtCapability(PCI_EXT_CAP_ID_PASID);
+  if (pasid === 0 || (cfg.read16(pasid + PCI_PASID_CTRL) & PCI_PASID_CTRL_ENABLE) !== 0) return;
+  const cap = cfg.read16(pasid + PCI_PASID_CAP);
+  cfg.write16(pasid + PCI_PASID_CTRL, PCI_PASID_CTRL_ENABLE | (cap & (PCI_PASID_CAP_EXEC | PCI_PASID_CAP_PRIV)));
 }
 
 /** intel_iommu_disable_iopf(): pci_disable_pri (PASID stays enabled, as Linux leaves it). */

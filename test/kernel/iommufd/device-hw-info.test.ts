@@ -77,10 +77,13 @@ describe('IOMMU_GET_HW_INFO', () => {
     const s = setup();
     const dev = s.w.dev(DSA);
     const log2 = Math.log2(s.w.core.maxPasids(dev));
+    const cap = dev.config.findExtCapability(PCI_EXT_CAP_ID_PASID);
+    // The IOMMU driver enabled PASID (with Privileged mode, which the DSA supports) at probe.
+    expect(dev.config.read16(cap + PCI_PASID_CTRL) & (PCI_PASID_CTRL_ENABLE | PCI_PASID_CTRL_PRIV)).toBe(PCI_PASID_CTRL_ENABLE | PCI_PASID_CTRL_PRIV);
+    dev.config.write16(cap + PCI_PASID_CTRL, 0);
     let r = s.info({ dev_id: s.dsa.id });
     expect(s.out(r).out_max_pasid_log2).toBe(log2);
     expect(s.out(r).out_capabilities).toBe(C.IOMMU_HW_CAP_DIRTY_TRACKING);
-    const cap = dev.config.findExtCapability(PCI_EXT_CAP_ID_PASID);
     dev.config.write16(cap + PCI_PASID_CTRL, PCI_PASID_CTRL_ENABLE | PCI_PASID_CTRL_EXEC | PCI_PASID_CTRL_PRIV);
     r = s.info({ dev_id: s.dsa.id });
     const got = s.out(r).out_capabilities;
