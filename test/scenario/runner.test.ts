@@ -84,3 +84,20 @@ steps:
     expect(run.ok, narrative(run).join('\n')).toBe(true);
   });
 });
+
+describe('scenario files: what the schema cannot check', () => {
+  it('unknown devices and mdevs are located and nothing runs', () => {
+    const text = 'scenario: x\nprocesses: { vm: {} }\nsteps:\n  - { do: bind, device: 77:00.0, driver: vfio-pci }\n  - { do: open, process: vm, cdev: 0a7c3f52-4e8b-4b0e-9d2a-5c1f00000009 }\n';
+    let err: unknown;
+    try { loadScenarioText(text, 'x.yaml'); } catch (e) { err = e; }
+    expect(err).toBeInstanceOf(ScenarioFileError);
+    expect((err as Error).message).toMatch(/x\.yaml:4:\d+: steps\.0\.device: no PCI function 77:00\.0 on host default/);
+    expect((err as Error).message).toMatch(/x\.yaml:5:\d+: steps\.1\.cdev: "0a7c3f52-4e8b-4b0e-9d2a-5c1f00000009" is neither a PCI address/);
+  });
+
+  it('an unknown built-in host is located at host:', () => {
+    let err: unknown;
+    try { loadScenarioText('scenario: x\nhost: nosuch\nsteps:\n  - { do: isolation-check }\n', 'x.yaml'); } catch (e) { err = e; }
+    expect((err as Error).message).toMatch(/x\.yaml:2:7: host: unknown built-in host "nosuch"/);
+  });
+});
