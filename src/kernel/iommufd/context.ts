@@ -3,6 +3,14 @@ import type { KernelFile } from '../process/file.ts';
 import type { Process } from '../process/process.ts';
 import { ObjectTable } from './object-table.ts';
 
+/** iommufd's module parameters (one object per Kernel, shared by its contexts). */
+export interface IommufdParams {
+  /** iommufd.allow_unsafe_interrupts: bind devices whose MSIs the platform cannot isolate. */
+  readonly allowUnsafeInterrupts: boolean;
+}
+
+export const DEFAULT_IOMMUFD_PARAMS: IommufdParams = { allowUnsafeInterrupts: false };
+
 /** How pinned pages are charged (IOMMU_OPTION_RLIMIT_MODE): per user (default) or per mm (VFIO-compatible). */
 export type AccountMode = 'user' | 'mm';
 
@@ -19,10 +27,12 @@ export class IommufdCtx implements KernelFile {
   vfioIoasId = 0;
   /** VFIO_SET_IOMMU(VFIO_NOIOMMU_IOMMU) on the compat layer: no compat IOAS may be created any more. */
   vfioNoIommu = false;
+  readonly params: IommufdParams;
   private closed = false;
 
-  constructor(readonly core: IommuCore, readonly opener: Process, opts: { vfioCompat?: boolean } = {}) {
+  constructor(readonly core: IommuCore, readonly opener: Process, opts: { vfioCompat?: boolean; params?: IommufdParams } = {}) {
     this.accountMode = opts.vfioCompat === true ? 'mm' : 'user';
+    this.params = opts.params ?? DEFAULT_IOMMUFD_PARAMS;
   }
 
   get isClosed(): boolean { return this.closed; }
