@@ -61,6 +61,8 @@ export interface IommuFactoryContext {
   readonly memory: PhysicalMemory;
   /** Where the unit sends page responses. */
   readonly sendToDevice: DeviceMessageSink;
+  /** Capabilities the host file sets for this unit (its DMAR entry's snoopControl, deviceTlb). */
+  readonly unitCaps: Partial<Pick<IommuCaps, 'snoopControl' | 'deviceTlb'>>;
 }
 
 export type IommuFactory<P extends IommuPort = IommuPort> = (ctx: IommuFactoryContext) => P;
@@ -103,7 +105,10 @@ export interface MachineStats {
   undeliverableResponses: number;
 }
 
-interface UnitSlot<P extends IommuPort> { unit: MachineIommu<P> | null; readonly key: string; readonly name: string; readonly domain: number; readonly order: number }
+interface UnitSlot<P extends IommuPort> {
+  unit: MachineIommu<P> | null; readonly key: string; readonly name: string; readonly domain: number; readonly order: number;
+  readonly unitCaps: Partial<Pick<IommuCaps, 'snoopControl' | 'deviceTlb'>>;
+}
 
 const hex = (n: number): string => `0x${n.toString(16)}`;
 
@@ -133,7 +138,7 @@ export class Machine<P extends IommuPort = IommuUnit> {
 
   constructor(readonly booted: BootedHost, private readonly opts: MachineOptions<P> = {}) {
     const caps = opts.iommuCaps ?? DEFAULT_IOMMU_CAPS;
-    const real: IommuFactory = (ctx) => new IommuUnit(ctx.memory, caps, { sendToDevice: ctx.sendToDevice });
+    const real: IommuFactory = (ctx) => new IommuUnit(ctx.memory, { ...caps, ...ctx.unitCaps }, { sendToDevice: ctx.sendToDevice });
     this.factory = opts.createIommu === null ? null : (opts.createIommu ?? (real as unknown as IommuFactory<P>));
     this.host = booted.host;
     this.memory = opts.memory ?? new PhysicalMemory();
@@ -351,11 +356,16 @@ export class Machine<P extends IommuPort = IommuUnit> {
     let key: string;
     let name: string;
     let order = 0;
+    let unitCaps: UnitSlot<P>['unitCaps'] = {};
     if (this.host.platform.iommu === 'intel' && units.length > 0) {
       const u = units.findIndex((unit) => unit.includeAll || unit.scope.some((s) => inScope(dev, s)));
       if (u < 0) return null;
       const unit = units[u] as ProbeUnit;
       order = u;
+      unitCaps = {
+        ...(unit.snoopControl !== undefined ? { snoopControl: unit.snoopControl } : {}),
+        ...(unit.deviceTlb !== undefined ? { deviceTlb: unit.deviceTlb } : {}),
+      };
       key = unit.includeAll ? `${u}@${dev.domain}` : `${u}`;
       name = unit.includeAll && dev.domain !== 0 ? `${unit.name} (segment ${dev.domain.toString(16).padStart(4, '0')})` : unit.name;
     } else {
@@ -363,7 +373,7 @@ export class Machine<P extends IommuPort = IommuUnit> {
       name = `${this.host.platform.iommu} IOMMU, segment ${dev.domain.toString(16).padStart(4, '0')}`;
     }
     let slot = this.slots.get(key);
-    if (slot === undefined) this.slots.set(key, (slot = { unit: null, key, name, domain: dev.domain, order }));
+    if (slot === undefined) this.slots.set(key, (slot = { unit: null, key, name, domain: dev.domain, order, unitCaps }));
     return slot;
   }
 
@@ -374,7 +384,7 @@ export class Machine<P extends IommuPort = IommuUnit> {
     const sendToDevice: DeviceMessageSink = (msg) => {
       if (holder.unit !== null) this.inbox.push({ unit: holder.unit, msg });
     };
-    const port = (this.factory as IommuFactory<P>)({ index, name: slot.name, domain: slot.domain, memory: this.memory, sendToDevice });
+    const port = (this.factory as IommuFactory<P>)({ index, name: slot.name, domain: slot.domain, memory: this.memory, sendToDevice, unitCaps: slot.unitCaps });
     const unit: MachineIommu<P> = { index, name: slot.name, domain: slot.domain, port };
     holder.unit = unit;
     slot.unit = unit;

@@ -15,7 +15,7 @@ import type { PciDev } from '../pci/dev.ts';
 import { DriverCore } from './drivers/driver-core.ts';
 import type { IopfOptions } from './iommu/io-pgfault.ts';
 import { IommuCore } from './iommu/core.ts';
-import { IommufdCtx } from './iommufd/context.ts';
+import { IommufdCtx, type IommufdParams } from './iommufd/context.ts';
 import { FrameAllocator } from './mm/frame-allocator.ts';
 import { ProcessTable } from './process/process-table.ts';
 import { DevFs } from './vfs/devfs.ts';
@@ -46,6 +46,11 @@ export interface KernelBootOptions {
   readonly deviceModels?: boolean;
   /** VFIO module parameters. */
   readonly vfio?: VfioOptions;
+  /**
+   * iommufd module parameters. allowUnsafeInterrupts defaults to vfio.allowUnsafeInterrupts, so one
+   * switch covers both paths as VfioOptions documents.
+   */
+  readonly iommufd?: { readonly allowUnsafeInterrupts?: boolean };
   /** vfio-pci module parameters (ids=). */
   readonly vfioPci?: VfioPciOptions;
 }
@@ -61,6 +66,8 @@ export class Kernel {
   readonly drivers: DriverCore;
   readonly devfs = new DevFs();
   readonly vfio: VfioCore;
+  /** iommufd's module parameters, shared by every /dev/iommu context of this kernel. */
+  readonly iommufdParams: IommufdParams;
   readonly sysfs: Sysfs = new Sysfs(this);
   /** The functions with a device model behind their BARs (device-models.ts). */
   readonly models: ReadonlyMap<PciDev, DeviceModelKind>;
@@ -72,6 +79,7 @@ export class Kernel {
 
   constructor(booted: BootedHost, opts: KernelBootOptions = {}) {
     this.booted = booted;
+    this.iommufdParams = { allowUnsafeInterrupts: opts.iommufd?.allowUnsafeInterrupts ?? opts.vfio?.allowUnsafeInterrupts ?? false };
     this.memory = new PhysicalMemory({ size: opts.memSize ?? 16 * 2 ** 30 });
     this.machine = new Machine(booted, { memory: this.memory });
     const half = Math.floor(this.memory.frameCount / 2);
@@ -101,7 +109,7 @@ export class Kernel {
     if (this.core.groups.length > 0) {
       // iommufd_init(): /dev/iommu, mode 0660 root in upstream udev rules; root opens it.
       this.devfs.register('/dev/iommu', { mode: 0o660, uid: 0, gid: 0, major: MISC_MAJOR, minor: this.miscMinor() },
-        (proc) => ok(new IommufdCtx(this.core, proc)));
+        (proc) => ok(new IommufdCtx(this.core, proc, { params: this.iommufdParams })));
     }
   }
 

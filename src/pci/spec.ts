@@ -129,6 +129,10 @@ export const platformSchema = z.object({
     includeAll: z.boolean().default(false),
     /** Devices (and, for bridges, everything below them) the unit's device scope lists. */
     scope: z.array(addressSchema).default([]),
+    /** Snoop control (ECAP.SC): the unit can enforce cache coherency on its domains. Default true. */
+    snoopControl: z.boolean().optional(),
+    /** Device-TLB support (ECAP.DT): ATS can be used by the devices of this unit. Default true. */
+    deviceTlb: z.boolean().optional(),
   }).strict()).optional(),
   /** Functions the IOMMU does not translate for (no group); a platform default applies when absent. */
   uncovered: z.array(addressSchema).optional(),
@@ -138,10 +142,25 @@ export const platformSchema = z.object({
    * absent it is inferred: see docs/groups.md.
    */
   pciSort: z.enum(['depth-first', 'breadth-first']).optional(),
+  /**
+   * Whether the platform isolates MSIs (Linux's "isolated MSI": x86 interrupt remapping, the ARM GIC
+   * ITS). Without it, iommufd refuses to bind a device and VFIO type1 to attach a group (EPERM) unless
+   * allow_unsafe_interrupts is set. Absent: see interruptRemappingOf().
+   */
+  interruptRemapping: z.boolean().optional(),
   /** Firmware (IVRS/IORT) DMA aliases on the same bus, invisible in lspci: [device, alias]. */
   firmwareAliases: z.array(z.tuple([addressSchema, addressSchema])).default([]),
 }).strict();
 export type PlatformSpec = z.infer<typeof platformSchema>;
+
+/**
+ * Whether the platform's MSIs are isolated: the host file's `interruptRemapping`, else on for intel and
+ * amd (interrupt remapping is enabled with the IOMMU) and arm-smmu (the ITS), off for virtio (an x86
+ * guest without a remapping unit) and none.
+ */
+export function interruptRemappingOf(platform: Pick<PlatformSpec, 'iommu' | 'interruptRemapping'>): boolean {
+  return platform.interruptRemapping ?? (platform.iommu === 'intel' || platform.iommu === 'amd' || platform.iommu === 'arm-smmu');
+}
 
 export const hostSpecSchema = z.object({
   name: z.string().default('unnamed host'),

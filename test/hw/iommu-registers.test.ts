@@ -19,6 +19,7 @@ describe('IOMMU registers', () => {
     const caps: IommuCaps = {
       inputAddressWidth: 48, physAddressWidth: 39, fiveLevel: false, pageSize2M: true, pageSize1G: false, pasidWidth: 16,
       pri: true, nesting: false, dirtyTracking: true, coherent: false, firstStage: true, secondStage: false, passThrough: true,
+      snoopControl: false, deviceTlb: true,
     };
     const v = unitWith(caps).readReg(Reg.CAP);
     expect(v & 0xff).toBe(48);
@@ -27,7 +28,8 @@ describe('IOMMU registers', () => {
     expect((v >>> 17) & 1).toBe(1); // 2 MiB
     expect((v >>> 18) & 1).toBe(0); // 1 GiB
     expect((v >>> 19) & 0x1f).toBe(16); // pasidWidth
-    expect([24, 25, 26, 27, 28, 29, 30].map((b) => (v >>> b) & 1)).toEqual([1, 0, 1, 0, 1, 0, 1]);
+    expect([24, 25, 26, 27, 28, 29, 30, 31].map((b) => (v >>> b) & 1)).toEqual([1, 0, 1, 0, 1, 0, 1, 0]);
+    expect(Math.floor(v / 2 ** 32) & 1).toBe(1); // deviceTlb
     expect(decodeCaps(v)).toEqual(caps);
     expect(decodeCaps(encodeCaps(DEFAULT_IOMMU_CAPS))).toEqual(DEFAULT_IOMMU_CAPS);
     const u = unitWith();

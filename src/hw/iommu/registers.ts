@@ -44,11 +44,12 @@ export const IPSR_PQ = 1 << 1;
 export const IPSR_CQ = 1 << 2;
 
 const TWO_52 = 2 ** 52;
+const TWO_32 = 2 ** 32;
 
 /** The CAP register value for `caps` (bits as in docs/hw-iommu.md, "Capabilities"). */
 export function encodeCaps(caps: IommuCaps): number {
   const bit = (b: boolean, n: number): number => (b ? 1 << n : 0);
-  return (
+  return ((
     (caps.inputAddressWidth & 0xff) |
     ((caps.physAddressWidth & 0xff) << 8) |
     bit(caps.fiveLevel, 16) |
@@ -61,8 +62,9 @@ export function encodeCaps(caps: IommuCaps): number {
     bit(caps.coherent, 27) |
     bit(caps.firstStage, 28) |
     bit(caps.secondStage, 29) |
-    bit(caps.passThrough, 30)
-  ) >>> 0;
+    bit(caps.passThrough, 30) |
+    bit(caps.snoopControl, 31)
+  ) >>> 0) + (caps.deviceTlb ? TWO_32 : 0);
 }
 
 /** Capabilities as software reads them from the CAP register. */
@@ -83,6 +85,8 @@ export function decodeCaps(value: number): IommuCaps {
     firstStage: bit(28),
     secondStage: bit(29),
     passThrough: bit(30),
+    snoopControl: bit(31),
+    deviceTlb: Math.floor(value / TWO_32) % 2 === 1,
   };
 }
 

@@ -18,12 +18,19 @@ export interface IommuCaps {
   readonly firstStage: boolean;
   readonly secondStage: boolean;
   readonly passThrough: boolean;
+  /**
+   * Snoop control (VT-d ECAP.SC): the unit can force snooping on a domain's DMA, so no-snoop requests
+   * cannot bypass the CPU caches (Linux's IOMMU_CAP_ENFORCE_CACHE_COHERENCY). Recorded, not enforced on DMA.
+   */
+  readonly snoopControl: boolean;
+  /** Device-TLB support (VT-d ECAP.DT): the unit answers ATS translation requests (IOMMU_CAP_PCI_ATS_SUPPORTED). */
+  readonly deviceTlb: boolean;
 }
 
 export const DEFAULT_IOMMU_CAPS: IommuCaps = {
   inputAddressWidth: 57, physAddressWidth: 46, fiveLevel: true, pageSize2M: true, pageSize1G: true,
   pasidWidth: 20, pri: true, nesting: true, dirtyTracking: true, coherent: true,
-  firstStage: true, secondStage: true, passThrough: true,
+  firstStage: true, secondStage: true, passThrough: true, snoopControl: true, deviceTlb: true,
 };
 
 /** Why a request could not be translated (the REASON field of a fault record). */

@@ -30,7 +30,7 @@
 //    they end (iommufd_auto_response_faults).
 
 import {
-  PCI_EXT_CAP_ID_PASID, PCI_EXT_CAP_ID_PRI, PCI_PASID_CAP, PCI_PASID_CAP_EXEC, PCI_PASID_CAP_PRIV, PCI_PASID_CTRL,
+  PCI_EXT_CAP_ID_ATS, PCI_EXT_CAP_ID_PASID, PCI_EXT_CAP_ID_PRI, PCI_PASID_CAP, PCI_PASID_CAP_EXEC, PCI_PASID_CAP_PRIV, PCI_PASID_CTRL,
   PCI_PRI_ALLOC_REQ, PCI_PRI_CTRL, PCI_PRI_MAX_REQ,
 } from '../../pci/regs.ts';
 import { PCI_PASID_CTRL_ENABLE, PCI_PRI_CTRL_ENABLE } from '../../hw/dma/pri.ts';
@@ -41,6 +41,7 @@ import { NO_PASID } from '../../hw/iommu/types.ts';
 import type { IommuUnit } from '../../hw/iommu/unit.ts';
 import type { Machine } from '../../hw/machine.ts';
 import { PageResponseCode } from '../../hw/iommu/types.ts';
+import { interruptRemappingOf } from '../../pci/spec.ts';
 import { fail, ok, type Result } from '../errno.ts';
 import { FrameAllocator } from '../mm/frame-allocator.ts';
 import type { IommuDomain, PagingDomain } from './domain.ts';
@@ -152,6 +153,24 @@ export class IommuCore {
     return di.driver.allocPagingDomain(type, opts);
   }
 
+  /**
+   * iommu_group_has_isolated_msi(): every device's MSIs are isolated (msi_device_has_isolated_msi). The
+   * model has one answer per platform: the host's interrupt remapping (interruptRemappingOf).
+   */
+  groupHasIsolatedMsi(g: IommuGroup): boolean {
+    return g.devices.length === 0 || interruptRemappingOf(this.machine.host.platform);
+  }
+
+  /**
+   * device_iommu_capable(dev, IOMMU_CAP_PCI_ATS_SUPPORTED), intel's info->ats_supported: the unit has a
+   * device TLB (ECAP.DT) and the function has the ATS capability (pci_ats_supported).
+   */
+  pciAtsSupported(dev: PciDev): boolean {
+    const di = this.info.get(dev);
+    if (di === undefined || !di.driver.caps.deviceTlb) return false;
+    return dev.config.findExtCapability(PCI_EXT_CAP_ID_ATS) !== 0;
+  }
+
   /** iommu_get_resv_regions. */
   resvRegions(dev: PciDev): ResvRegion[] {
     if (!this.info.has(dev)) return [];
@@ -239,6 +258,8 @@ export class IommuCore {
 
   /** iommu_attach_group_handle (and iommu_attach_group with no cookie). */
   attachGroup(domain: IommuDomain, g: IommuGroup, cookie?: unknown): Result {
+    const snoop = snoopCompatible(domain, g.driver);
+    if (!snoop.ok) return snoop;
     if (domain.owner !== g.driver) return fail('EINVAL', `the domain belongs to another IOMMU driver than group ${g.id}'s`);
     if (g.ridHandle !== null) return fail('EBUSY', `group ${g.id} already has an attach handle: use replace`);
     if (g.domain !== g.defaultDomain && g.domain !== g.blockingDomain) return fail('EBUSY', `group ${g.id} is attached to another domain`);
@@ -250,6 +271,8 @@ export class IommuCore {
 
   /** iommu_replace_group_handle: move the group to `domain` without passing through blocking. */
   replaceGroupHandle(g: IommuGroup, domain: IommuDomain, cookie?: unknown): Result {
+    const snoop = snoopCompatible(domain, g.driver);
+    if (!snoop.ok) return snoop;
     if (domain.owner !== g.driver) return fail('EINVAL', `the domain belongs to another IOMMU driver than group ${g.id}'s`);
     const r = this.setGroupDomain(g, domain);
     if (!r.ok) return r;
@@ -300,6 +323,8 @@ export class IommuCore {
     const di = this.info.get(dev);
     if (di === undefined) return fail('ENODEV', `${dev.shortBdf} has no IOMMU group`);
     const g = di.group;
+    const snoop = snoopCompatible(domain, di.driver);
+    if (!snoop.ok) return snoop;
     if (domain.owner !== di.driver) return fail('EINVAL', 'the domain belongs to another IOMMU driver');
     if (domain.type === 'blocked') return fail('EINVAL', 'attach the blocking domain with removeDevicePasid');
     if (!Number.isInteger(pasid) || pasid === 0) return fail('EINVAL', 'PASID 0 is IOMMU_NO_PASID: the RID has its own attach');
@@ -317,6 +342,8 @@ export class IommuCore {
     const di = this.info.get(dev);
     if (di === undefined) return fail('ENODEV', `${dev.shortBdf} has no IOMMU group`);
     const g = di.group;
+    const snoop = snoopCompatible(domain, di.driver);
+    if (!snoop.ok) return snoop;
     if (domain.owner !== di.driver) return fail('EINVAL', 'the domain belongs to another IOMMU driver');
     if (domain.type === 'blocked') return fail('EINVAL', 'replace with the blocking domain is a detach');
     if (!Number.isInteger(pasid) || pasid === 0) return fail('EINVAL', 'PASID 0 is IOMMU_NO_PASID');
@@ -519,4 +546,15 @@ export function devicePasids(dev: PciDev): number {
   const cap = owner.config.findExtCapability(PCI_EXT_CAP_ID_PASID);
   if (cap === 0) return 0;
   return 2 ** ((owner.config.read16(cap + PCI_PASID_CAP) >> 8) & 0x1f);
+}
+
+/**
+ * intel paging_domain_compatible()'s snoop rule, checked before anything else about the domain: a domain
+ * that forces snooping cannot be attached to a device whose unit has no snoop control (EINVAL).
+ */
+function snoopCompatible(domain: IommuDomain, driver: { readonly name: string; readonly enforceCacheCoherency: boolean }): Result {
+  if (domain.forceSnooping && !driver.enforceCacheCoherency) {
+    return fail('EINVAL', `the domain enforces cache coherency and ${driver.name} has no snoop control`);
+  }
+  return ok();
 }

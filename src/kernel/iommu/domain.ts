@@ -46,6 +46,8 @@ export interface IommuDomain {
   readonly dirtyTracking: boolean;
   /** IO page faults on this domain go here; null: none (a page request is answered INVALID). */
   iopfHandler: IopfHandler | null;
+  /** Snooping forced on every DMA through the domain (intel's dmar_domain->force_snooping). */
+  readonly forceSnooping: boolean;
   isPaging(): this is PagingDomain;
 }
 
@@ -60,6 +62,11 @@ export interface PagingDomain extends IommuDomain {
   readAndClearDirty(iova: number): boolean;
   addFlusher(f: IotlbFlusher): void;
   removeFlusher(f: IotlbFlusher): void;
+  /**
+   * The enforce_cache_coherency domain op: force snooping from now on. False when the owning unit has no
+   * snoop control (the domain is left as it was).
+   */
+  enforceCacheCoherency(): boolean;
 }
 
 /** A domain without a page table (BLOCKED, IDENTITY). */
@@ -67,6 +74,7 @@ export class StaticDomain implements IommuDomain {
   readonly aperture = { start: 0, last: -1 };
   readonly pgsizeBitmap = 0;
   readonly dirtyTracking = false;
+  readonly forceSnooping = false;
   iopfHandler: IopfHandler | null = null;
   constructor(readonly id: number, readonly type: 'blocked' | 'identity', readonly owner: unknown) {}
   isPaging(): this is PagingDomain { return false; }
@@ -84,6 +92,8 @@ export interface PagingDomainOptions {
   readonly pageSize2M: boolean;
   readonly pageSize1G: boolean;
   readonly dirtyTracking?: boolean;
+  /** The owning unit has snoop control (ECAP.SC): enforceCacheCoherency() can succeed. */
+  readonly snoopControl?: boolean;
 }
 
 /** A paging domain over a second-stage IoPageTable in simulated memory. */
@@ -97,6 +107,8 @@ export class IoPageTableDomain implements PagingDomain {
   readonly table: IoPageTable;
   readonly levels: 4 | 5;
   iopfHandler: IopfHandler | null = null;
+  private snooping = false;
+  private readonly snoopControl: boolean;
   private readonly flushers = new Set<IotlbFlusher>();
   private readonly limit: number;
   private readonly memory: PhysicalMemory;
@@ -112,11 +124,21 @@ export class IoPageTableDomain implements PagingDomain {
     this.aperture = { start: 0, last: this.limit - 1 };
     this.pgsizeBitmap = SZ_4K | (o.pageSize2M ? SZ_2M : 0) | (o.pageSize1G ? SZ_1G : 0);
     this.dirtyTracking = o.dirtyTracking === true;
+    this.snoopControl = o.snoopControl !== false;
     this.memory = o.memory;
     this.table = new IoPageTable(o.memory, o.tables, { format: 'second', levels: this.levels, pageSize2M: o.pageSize2M, pageSize1G: o.pageSize1G });
   }
 
   isPaging(): this is PagingDomain { return true; }
+
+  get forceSnooping(): boolean { return this.snooping; }
+
+  /** intel_iommu_enforce_cache_coherency(): needs the unit's snoop control; sticky once set. */
+  enforceCacheCoherency(): boolean {
+    if (!this.snoopControl) return false;
+    this.snooping = true;
+    return true;
+  }
 
   map(iova: number, pa: number, size: number, prot: MapProt): Result {
     if (!Number.isSafeInteger(iova) || !Number.isSafeInteger(pa) || !Number.isSafeInteger(size) || size <= 0 || iova < 0 || pa < 0) {

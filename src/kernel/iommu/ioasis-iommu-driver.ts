@@ -47,6 +47,8 @@ export interface IommuDriverOps {
   readonly maxPasids: number;
   readonly blockedDomain: IommuDomain;
   readonly identityDomain: IommuDomain;
+  /** IOMMU_CAP_ENFORCE_CACHE_COHERENCY for its devices: the unit has snoop control (intel: ECAP.SC). */
+  readonly enforceCacheCoherency: boolean;
   /** domain_alloc_paging: a DMA or UNMANAGED domain. EOPNOTSUPP for dirty tracking the IOMMU lacks. */
   allocPagingDomain(type: 'dma' | 'unmanaged', opts?: { dirtyTracking?: boolean }): Result<PagingDomain>;
   /** probe_device: set the requester ID up (blocked) with room for `maxPasids` PASIDs. */
@@ -98,6 +100,7 @@ export class IoasisIommuDriver implements IommuDriverOps, IotlbFlusher {
   readonly maxPasids: number;
   readonly blockedDomain: IommuDomain;
   readonly identityDomain: IommuDomain;
+  readonly enforceCacheCoherency: boolean;
   readonly faultLog: FaultRecord[] = [];
   readonly root: number;
   readonly tables: TableFrames;
@@ -119,6 +122,7 @@ export class IoasisIommuDriver implements IommuDriverOps, IotlbFlusher {
     this.name = opts.name ?? 'ioasis-iommu';
     this.caps = unit.caps;
     this.maxPasids = this.caps.pasidWidth === 0 ? 0 : 2 ** this.caps.pasidWidth;
+    this.enforceCacheCoherency = this.caps.snoopControl;
     this.kick = opts.kick ?? (() => unit.processCommands());
     this.tables = new TableFrames(frames);
     this.blockedDomain = new StaticDomain(this.nextDomainId++, 'blocked', this);
@@ -147,6 +151,7 @@ export class IoasisIommuDriver implements IommuDriverOps, IotlbFlusher {
       return ok(new IoPageTableDomain({
         id: this.nextDomainId++, type, owner: this, memory: this.memory, tables: this.tables, addressWidth: this.caps.inputAddressWidth,
         pageSize2M: this.caps.pageSize2M, pageSize1G: this.caps.pageSize1G, dirtyTracking: opts.dirtyTracking === true,
+        snoopControl: this.caps.snoopControl,
       }));
     } catch {
       return fail('ENOMEM', 'no memory for a page-table root');

@@ -7,6 +7,14 @@ import type { Igroup, IommufdDevice } from './device.ts';
 import type { IommufdObject } from './object.ts';
 import { ObjectTable } from './object-table.ts';
 
+/** iommufd's module parameters (one object per Kernel, shared by its contexts). */
+export interface IommufdParams {
+  /** iommufd.allow_unsafe_interrupts: bind devices whose MSIs the platform cannot isolate. */
+  readonly allowUnsafeInterrupts: boolean;
+}
+
+export const DEFAULT_IOMMUFD_PARAMS: IommufdParams = { allowUnsafeInterrupts: false };
+
 /** How pinned pages are charged (IOMMU_OPTION_RLIMIT_MODE): per user (default) or per mm (VFIO-compatible). */
 export type AccountMode = 'user' | 'mm';
 
@@ -31,10 +39,12 @@ export class IommufdCtx implements KernelFile {
   readonly pendingObjects: IommufdObject[] = [];
   /** Undo actions of the ioctl in progress, run (newest first) if its write-back fails. */
   readonly writeBackUndos: (() => void)[] = [];
+  readonly params: IommufdParams;
   private closed = false;
 
-  constructor(readonly core: IommuCore, readonly opener: Process, opts: { vfioCompat?: boolean } = {}) {
+  constructor(readonly core: IommuCore, readonly opener: Process, opts: { vfioCompat?: boolean; params?: IommufdParams } = {}) {
     this.accountMode = opts.vfioCompat === true ? 'mm' : 'user';
+    this.params = opts.params ?? DEFAULT_IOMMUFD_PARAMS;
   }
 
   get isClosed(): boolean { return this.closed; }

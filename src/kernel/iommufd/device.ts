@@ -26,7 +26,7 @@ import type { IommuGroup } from '../iommu/group.ts';
 import type { OpenFile } from '../process/file.ts';
 import type { IommufdCtx } from './context.ts';
 import type { FaultAttachHandle } from './fault.ts';
-import { HwptPaging, hwptPagingAlloc } from './hw-pagetable.ts';
+import { HwptPaging, hwptEnforceCc, hwptPagingAlloc } from './hw-pagetable.ts';
 import type { ReservedOwner } from './io-pagetable.ts';
 import { Ioas } from './ioas.ts';
 import type { IommufdObject } from './object.ts';
@@ -53,9 +53,13 @@ export class IommufdDevice implements IommufdObject {
   users = 0;
   /** The owner of the reserved regions this device puts in an IOAS while its RID is attached. */
   readonly resvOwner: ReservedOwner = { kind: 'device' };
+  /** idev->enforce_cache_coherency: device_iommu_capable(IOMMU_CAP_ENFORCE_CACHE_COHERENCY) at bind. */
+  readonly enforceCacheCoherency: boolean;
   private bound = true;
 
-  constructor(readonly ctx: IommufdCtx, readonly dev: PciDev, readonly igroup: Igroup, private file: OpenFile | null) {}
+  constructor(readonly ctx: IommufdCtx, readonly dev: PciDev, readonly igroup: Igroup, private file: OpenFile | null) {
+    this.enforceCacheCoherency = ctx.core.driverOf(dev)?.enforceCacheCoherency ?? false;
+  }
 
   get isBound(): boolean { return this.bound; }
 
@@ -102,8 +106,11 @@ export function ctxHasGroup(ctx: IommufdCtx, group: IommuGroup): boolean {
 // ---- bind / unbind --------------------------------------------------------------------------------
 
 /**
- * iommufd_device_bind(): ENODEV without an IOMMU group; EPERM when the group is owned by someone else
- * (another context, a host driver); EBUSY if `dev` is already bound here. The object is finalized at once
+ * iommufd_device_bind(): ENODEV without an IOMMU group; EPERM when the group's MSIs are not isolated
+ * (no interrupt remapping) and iommufd.allow_unsafe_interrupts is off (Linux warns and goes on when it
+ * is on); EPERM when the group is owned by someone else (another context, a host driver); EBUSY if `dev`
+ * is already bound here. The DEVICE records IOMMU_CAP_ENFORCE_CACHE_COHERENCY (idev->enforce_cache_coherency).
+ * IOMMU_CAP_CACHE_COHERENCY (EINVAL without it) holds for every modelled IOMMU, as for Intel's. The object is finalized at once
  * (the driver, not an ioctl, creates it). `file`: the iommufd's open file, held until unbind.
  */
 export function iommufdDeviceBind(ctx: IommufdCtx, dev: PciDev, opts: { file?: OpenFile } = {}): Result<IommufdDevice> {
@@ -111,6 +118,12 @@ export function iommufdDeviceBind(ctx: IommufdCtx, dev: PciDev, opts: { file?: O
   const group = ctx.core.groupOf(dev);
   if (group === undefined) return fail('ENODEV', `${dev.shortBdf} has no IOMMU group`);
   if (ctx.devicesByDev.has(dev)) return fail('EBUSY', `${dev.shortBdf} is already bound to this iommufd`);
+  if (!ctx.core.groupHasIsolatedMsi(group)) {
+    if (!ctx.params.allowUnsafeInterrupts) {
+      return fail('EPERM', `group ${group.id}: MSIs cannot be isolated (no interrupt remapping); iommufd.allow_unsafe_interrupts is off`);
+    }
+    ctx.core.log.push(`iommufd ${dev.shortBdf}: MSI interrupts are not secure, they cannot be isolated by the platform (allow_unsafe_interrupts)`);
+  }
   const claimed = ctx.core.deviceClaimDmaOwner(dev, ctx);
   if (!claimed.ok) return claimed;
   let ig = ctx.igroups.get(group);
@@ -272,6 +285,11 @@ function doAttach(idev: IommufdDevice, hwpt: HwptPaging, pasid: number): Result 
   const fc = faultCompat(idev, hwpt);
   if (!fc.ok) return fc;
   if (pasid === NO_PASID) {
+    // Try to upgrade the HWPT: a device that can enforce coherency makes its domain enforce it.
+    if (idev.enforceCacheCoherency) {
+      const cc = hwptEnforceCc(hwpt);
+      if (!cc.ok) return cc;
+    }
     const r = enforceResv(idev, hwpt.ioas);
     if (!r.ok) return r;
   }

@@ -1,8 +1,10 @@
 // IOMMU_GET_HW_INFO (drivers/iommu/iommufd/device.c iommufd_get_hw_info, and intel_iommu_hw_info), uAPI
 // reference §6.11: for a bound device, the driver's data (struct iommu_hw_info_vtd, out_data_type
 // INTEL_VTD), copied as min(data_len, kernel length) with the rest of the user buffer zero-filled and the
-// kernel's length returned in data_len; out_capabilities (DIRTY_TRACKING from the IOMMU, PCI_PASID_EXEC/
-// PRIV from the PASID control register) and out_max_pasid_log2 = ilog2(max_pasids), 0 without PASIDs.
+// kernel's length returned in data_len; out_capabilities (DIRTY_TRACKING from the IOMMU; PCI_ATS_NOT_SUPPORTED,
+// a negative-sense bit, when the device cannot use ATS: no ATS capability or a unit without a device TLB,
+// IOMMU_CAP_PCI_ATS_SUPPORTED; PCI_PASID_EXEC/PRIV from the PASID control register) and
+// out_max_pasid_log2 = ilog2(max_pasids), 0 without PASIDs.
 //
 // The simulated unit's own CAP register is not VT-d's, so cap_reg/ecap_reg are composed from its
 // capabilities at the VT-d bit positions (see vtdCapReg/vtdEcapReg). This layer may not import src/uapi:
@@ -22,6 +24,7 @@ export const IOMMU_HW_INFO_TYPE_INTEL_VTD = 1;
 export const IOMMU_HW_CAP_DIRTY_TRACKING = 1n << 0n;
 export const IOMMU_HW_CAP_PCI_PASID_EXEC = 1n << 1n;
 export const IOMMU_HW_CAP_PCI_PASID_PRIV = 1n << 2n;
+export const IOMMU_HW_CAP_PCI_ATS_NOT_SUPPORTED = 1n << 3n;
 /** sizeof(struct iommu_hw_info_vtd). */
 export const HW_INFO_VTD_SIZE = 24;
 
@@ -35,9 +38,9 @@ export function vtdCapReg(c: IommuCaps): bigint {
     | bit(56, c.firstStage && c.pageSize1G) | bit(60, c.firstStage && c.fiveLevel);
 }
 
-/** VT-d ECAP_REG: C, QI, PT, NEST, PRS, PSS, PASID, SMTS, SLADS, SLTS, FLTS, SMPWC. */
+/** VT-d ECAP_REG: C, QI, DT, PT, SC, NEST, PRS, PSS, PASID, SMTS, SLADS, SLTS, FLTS, SMPWC. */
 export function vtdEcapReg(c: IommuCaps): bigint {
-  return bit(0, c.coherent) | bit(1, true) | bit(6, c.passThrough) | bit(26, c.nesting) | bit(29, c.pri)
+  return bit(0, c.coherent) | bit(1, true) | bit(2, c.deviceTlb) | bit(6, c.passThrough) | bit(7, c.snoopControl) | bit(26, c.nesting) | bit(29, c.pri)
     | (c.pasidWidth > 0 ? BigInt(c.pasidWidth - 1) << 35n : 0n) | bit(40, c.pasidWidth > 0)
     | bit(43, true) | bit(45, c.dirtyTracking) | bit(46, c.secondStage) | bit(47, c.firstStage) | bit(48, c.coherent);
 }
@@ -85,6 +88,7 @@ export const iommufdGetHwInfo = handler<HwInfoCmd>((ctx, proc, cmd) => {
     if (!proc.mm.write(Number(cmd.data_uptr), out).ok) return fail('EFAULT', 'cannot write the hardware information to data_uptr');
   }
   let caps = driver.caps.dirtyTracking ? IOMMU_HW_CAP_DIRTY_TRACKING : 0n;
+  if (!ctx.core.pciAtsSupported(dev)) caps |= IOMMU_HW_CAP_PCI_ATS_NOT_SUPPORTED;
   const max = ctx.core.maxPasids(dev);
   let log2 = 0;
   if (max > 0) {

@@ -36,6 +36,11 @@ export class HwptPaging implements IommufdObject {
   readonly nestParent: boolean;
   /** Allocated with IOMMU_HWPT_ALLOC_PASID (hwpt->pasid_compat). */
   readonly pasidCompat: boolean;
+  /**
+   * hwpt_paging->enforce_cache_coherency: the domain forces snooping. Set at allocation for a device whose
+   * IOMMU can enforce it, or later when such a device attaches (never cleared).
+   */
+  enforceCacheCoherency = false;
   /** The FAULT object named by fault_id, or null. */
   fault: IommufdFault | null = null;
   private destroyed = false;
@@ -103,6 +108,11 @@ export function hwptPagingAlloc(ctx: IommufdCtx, ioas: Ioas, dev: PciDev, opts: 
   const domain = ctx.core.allocPagingDomain(dev, 'unmanaged', { dirtyTracking: dirty });
   if (!domain.ok) return domain;
   const hwpt = new HwptPaging(ctx, ioas, domain.value, opts);
+  // The coherency mode is chosen before any mapping, from the device the HWPT is allocated for.
+  if (driver.enforceCacheCoherency && !hwptEnforceCc(hwpt).ok) {
+    freeDomain(domain.value);
+    return fail('EINVAL', `${driver.name} reports IOMMU_CAP_ENFORCE_CACHE_COHERENCY but its domain refused it`);
+  }
   const added = ioas.addDomain(domain.value, hwpt);
   if (!added.ok) {
     freeDomain(domain.value);
@@ -110,4 +120,15 @@ export function hwptPagingAlloc(ctx: IommufdCtx, ioas: Ioas, dev: PciDev, opts: 
   }
   ctx.objects.ref(ioas);
   return ok(hwpt);
+}
+
+/**
+ * iommufd_hwpt_paging_enforce_cc(): make the HWPT's domain force snooping (the domain's
+ * enforce_cache_coherency op); EINVAL when its IOMMU cannot.
+ */
+export function hwptEnforceCc(hwpt: HwptPaging): Result {
+  if (hwpt.enforceCacheCoherency) return ok();
+  hwpt.enforceCacheCoherency = hwpt.domain.enforceCacheCoherency();
+  if (!hwpt.enforceCacheCoherency) return fail('EINVAL', `HWPT ${hwpt.id}: its IOMMU cannot enforce cache coherency (no snoop control)`);
+  return ok();
 }

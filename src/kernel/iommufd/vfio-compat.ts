@@ -8,6 +8,7 @@ import { PAGE_SIZE } from '../../hw/memory/physical-memory.ts';
 import { fail, ok, type Result } from '../errno.ts';
 import type { Process } from '../process/process.ts';
 import type { IommufdCtx } from './context.ts';
+import { HwptPaging } from './hw-pagetable.ts';
 import { IOMMU_CACHE, IOMMU_READ, IOMMU_WRITE } from './io-pagetable.ts';
 import { Ioas } from './ioas.ts';
 import { hex64, U64_MAX, ULONG_MAX, type IovaRange } from './iova-intervals.ts';
@@ -53,9 +54,14 @@ export function compatCheckExtension(ctx: IommufdCtx, ext: number): Result<numbe
     case VFIO_TYPE1_IOMMU: case VFIO_TYPE1v2_IOMMU: case VFIO_UNMAP_ALL: return ok(ctx.vfioNoIommu ? 0 : 1);
     case VFIO_NOIOMMU_IOMMU: return ok(CONFIG_VFIO_NOIOMMU ? 1 : 0);
     case VFIO_DMA_CC_IOMMU: {
-      // Every modelled IOMMU enforces cache coherency, so every HWPT of the IOAS does.
+      // iommufd_vfio_cc_iommu(): 1 when every paging HWPT of the compat IOAS enforces cache coherency.
       const ioas = compatIoas(ctx);
-      return ioas.ok ? ok(1) : ioas;
+      if (!ioas.ok) return ioas;
+      const all = ioas.value.domains().every((d) => {
+        const h = ioas.value.domainOwner(d);
+        return !(h instanceof HwptPaging) || h.enforceCacheCoherency;
+      });
+      return ok(all ? 1 : 0);
     }
     // Nesting, UPDATE_VADDR, sPAPR and the rest are not offered.
     default: return ok(0);

@@ -7,7 +7,7 @@
 
 import { fail, ok, type Result } from '../errno.ts';
 import type { IommuCore } from '../iommu/core.ts';
-import { IommufdCtx } from '../iommufd/context.ts';
+import { IommufdCtx, type IommufdParams } from '../iommufd/context.ts';
 import type { KernelFile } from '../process/file.ts';
 import type { Process } from '../process/process.ts';
 import type { DevFs } from '../vfs/devfs.ts';
@@ -50,7 +50,7 @@ function iommuDrivers(deps: VfioContainerDeps): IommuDriver[] {
       name: 'vfio-iommu-type1', noiommu: false,
       checkExtension: (b, ext) => Type1Iommu.checkExtension(b instanceof Type1Iommu ? b : null, ext),
       open: (type) => (type === VFIO_TYPE1_IOMMU || type === VFIO_TYPE1v2_IOMMU
-        ? ok(new Type1Iommu(deps.core, type === VFIO_TYPE1v2_IOMMU, deps.vfio.options.dmaEntryLimit))
+        ? ok(new Type1Iommu(deps.core, type === VFIO_TYPE1v2_IOMMU, deps.vfio.options.dmaEntryLimit, deps.vfio.options.allowUnsafeInterrupts))
         : fail('EINVAL', `type1 does not implement IOMMU type ${type}`)),
     },
     {
@@ -202,9 +202,9 @@ export function containerOf(group: VfioGroup | null): VfioContainer | null {
  * misc_register(&vfio_dev): /dev/vfio/vfio, mode 0666. Each open is a new container, or (with
  * CONFIG_IOMMUFD_VFIO_CONTAINER) a new iommufd in MM accounting mode.
  */
-export function registerVfioContainerNode(k: { readonly devfs: DevFs; readonly core: IommuCore; readonly vfio: VfioCore }): void {
+export function registerVfioContainerNode(k: { readonly devfs: DevFs; readonly core: IommuCore; readonly vfio: VfioCore; readonly iommufdParams?: IommufdParams }): void {
   k.devfs.register('/dev/vfio/vfio', { mode: 0o666, uid: 0, gid: 0, major: VFIO_CONTAINER_MAJOR, minor: VFIO_CONTAINER_MINOR }, (proc) => {
-    if (k.vfio.options.iommufdContainer) return ok(new IommufdCtx(k.core, proc, { vfioCompat: true }));
+    if (k.vfio.options.iommufdContainer) return ok(new IommufdCtx(k.core, proc, { vfioCompat: true, ...(k.iommufdParams !== undefined ? { params: k.iommufdParams } : {}) }));
     return ok(new VfioContainer({ core: k.core, vfio: k.vfio }));
   });
 }

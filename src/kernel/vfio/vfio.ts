@@ -27,7 +27,10 @@ export interface VfioOptions {
   readonly enableUnsafeNoiommuMode?: boolean;
   /** vfio_iommu_type1.dma_entry_limit (default 65535). */
   readonly dmaEntryLimit?: number;
-  /** vfio_iommu_type1.allow_unsafe_interrupts / iommufd.allow_unsafe_interrupts. */
+  /**
+   * vfio_iommu_type1.allow_unsafe_interrupts; also iommufd.allow_unsafe_interrupts unless
+   * KernelBootOptions.iommufd sets that one.
+   */
   readonly allowUnsafeInterrupts?: boolean;
   /** CONFIG_IOMMUFD_VFIO_CONTAINER: /dev/vfio/vfio is served by iommufd instead of the container code. */
   readonly iommufdContainer?: boolean;

@@ -11,6 +11,9 @@ export interface ProbeUnit {
   readonly name: string;
   readonly includeAll: boolean;
   readonly scope: readonly string[];
+  /** The host file's per-unit capabilities (ECAP.SC, ECAP.DT), when it gives them. */
+  readonly snoopControl?: boolean;
+  readonly deviceTlb?: boolean;
 }
 
 export interface ProbePlan {
@@ -78,8 +81,12 @@ export function planProbe(booted: BootedHost, unitsOverride?: readonly ProbeUnit
 
 /** dmar_register_drhd_unit(): specific units go to the list head (reversing them), include-all to the tail. */
 export function linuxUnitOrder(units: NonNullable<PlatformSpec['dmarUnits']>): ProbeUnit[] {
-  const specific = units.filter((u) => !u.includeAll).map((u, i) => ({ name: u.name ?? `dmar${i}`, includeAll: false, scope: u.scope }));
-  const all = units.filter((u) => u.includeAll).map((u, i) => ({ name: u.name ?? `dmar-all${i}`, includeAll: true, scope: u.scope }));
+  const caps = (u: (typeof units)[number]): Pick<ProbeUnit, 'snoopControl' | 'deviceTlb'> => ({
+    ...(u.snoopControl !== undefined ? { snoopControl: u.snoopControl } : {}),
+    ...(u.deviceTlb !== undefined ? { deviceTlb: u.deviceTlb } : {}),
+  });
+  const specific = units.filter((u) => !u.includeAll).map((u, i): ProbeUnit => ({ name: u.name ?? `dmar${i}`, includeAll: false, scope: u.scope, ...caps(u) }));
+  const all = units.filter((u) => u.includeAll).map((u, i): ProbeUnit => ({ name: u.name ?? `dmar-all${i}`, includeAll: true, scope: u.scope, ...caps(u) }));
   return [...specific.reverse(), ...all];
 }
 

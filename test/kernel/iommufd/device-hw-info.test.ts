@@ -32,8 +32,8 @@ describe('IOMMU_GET_HW_INFO', () => {
     expect(K.HW_INFO_VTD_SIZE).toBe(iommu_hw_info_vtd.sizeof);
     expect([K.IOMMU_HW_INFO_FLAG_INPUT_TYPE, K.IOMMU_HW_INFO_TYPE_DEFAULT, K.IOMMU_HW_INFO_TYPE_INTEL_VTD])
       .toEqual([C.IOMMU_HW_INFO_FLAG_INPUT_TYPE, C.IOMMU_HW_INFO_TYPE_DEFAULT, C.IOMMU_HW_INFO_TYPE_INTEL_VTD]);
-    expect([K.IOMMU_HW_CAP_DIRTY_TRACKING, K.IOMMU_HW_CAP_PCI_PASID_EXEC, K.IOMMU_HW_CAP_PCI_PASID_PRIV])
-      .toEqual([C.IOMMU_HW_CAP_DIRTY_TRACKING, C.IOMMU_HW_CAP_PCI_PASID_EXEC, C.IOMMU_HW_CAP_PCI_PASID_PRIV]);
+    expect([K.IOMMU_HW_CAP_DIRTY_TRACKING, K.IOMMU_HW_CAP_PCI_PASID_EXEC, K.IOMMU_HW_CAP_PCI_PASID_PRIV, K.IOMMU_HW_CAP_PCI_ATS_NOT_SUPPORTED])
+      .toEqual([C.IOMMU_HW_CAP_DIRTY_TRACKING, C.IOMMU_HW_CAP_PCI_PASID_EXEC, C.IOMMU_HW_CAP_PCI_PASID_PRIV, C.IOMMU_HW_CAP_PCI_ATS_NOT_SUPPORTED]);
   });
 
   it('data_len 0: only the type, length and capabilities are reported', () => {
@@ -43,8 +43,9 @@ describe('IOMMU_GET_HW_INFO', () => {
     expect(r.e).toBe('ok');
     expect(s.out(r).out_data_type).toBe(C.IOMMU_HW_INFO_TYPE_INTEL_VTD);
     expect(s.out(r).data_len).toBe(24);
-    expect(s.out(r).out_capabilities).toBe(C.IOMMU_HW_CAP_DIRTY_TRACKING);
-    expect(s.out(r).out_max_pasid_log2).toBe(0); // the NVMe has no PASID capability
+    // The NVMe has no ATS capability (PCI_ATS_NOT_SUPPORTED) and no PASID capability.
+    expect(s.out(r).out_capabilities).toBe(C.IOMMU_HW_CAP_DIRTY_TRACKING | C.IOMMU_HW_CAP_PCI_ATS_NOT_SUPPORTED);
+    expect(s.out(r).out_max_pasid_log2).toBe(0);
     const b = new Uint8Array(64);
     value(s.c.proc.mm.read(s.buf, b));
     expect(b.every((x) => x === 0xaa)).toBe(true);

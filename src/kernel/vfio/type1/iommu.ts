@@ -29,6 +29,8 @@ export interface IovaRange { readonly start: bigint; readonly last: bigint }
 export interface Type1Domain {
   readonly domain: PagingDomain;
   readonly groups: VfioGroup[];
+  /** domain->enforce_cache_coherency: the domain's enforce_cache_coherency op succeeded. */
+  readonly enforceCacheCoherency: boolean;
 }
 
 function apertureOf(d: PagingDomain): IovaRange {
@@ -62,7 +64,7 @@ export class Type1Iommu {
   readonly log: string[] = [];
   private iovas: IovaRange[] = [];
 
-  constructor(readonly core: IommuCore, readonly v2: boolean, dmaEntryLimit: number) {
+  constructor(readonly core: IommuCore, readonly v2: boolean, dmaEntryLimit: number, readonly allowUnsafeInterrupts = false) {
     this.dmaAvail = dmaEntryLimit;
   }
 
@@ -196,7 +198,9 @@ export class Type1Iommu {
    * vfio_iommu_type1_attach_group(): EBUSY while a VADDR unmap left vaddrs invalid; EINVAL for a group
    * already attached; emulated groups are only recorded. An IOMMU group gets a fresh paging domain
    * attached (its errno), EINVAL when existing mappings fall outside its aperture or on its reserved
-   * regions; then it moves to an existing domain of the same IOMMU driver, or keeps the new one and every
+   * regions, EPERM when the group's MSIs are not isolated (no interrupt remapping) and
+   * allow_unsafe_interrupts is off; the domain is asked to enforce cache coherency (kept per domain for
+   * VFIO_DMA_CC_IOMMU); then it moves to an existing domain of the same IOMMU driver and coherency mode, or keeps the new one and every
    * mapping is replayed into it (pinning first if no domain existed: ENOMEM over RLIMIT_MEMLOCK).
    */
   attachGroup(group: VfioGroup): Result {
@@ -216,8 +220,14 @@ export class Type1Iommu {
       this.core.detachGroup(ig);
       return fail('EINVAL', `existing mappings lie outside group ${group.id}'s aperture or on its reserved regions`);
     }
+    if (!this.allowUnsafeInterrupts && !this.core.groupHasIsolatedMsi(ig)) {
+      this.core.detachGroup(ig);
+      return fail('EPERM', `group ${group.id}: no interrupt remapping support; vfio_iommu_type1.allow_unsafe_interrupts is off`);
+    }
     const iovas = this.computeIovas({ aperture, group: ig });
-    const same = this.domains.find((d) => d.domain.owner === domain.owner);
+    const cc = domain.enforceCacheCoherency();
+    // Join a domain of the same driver with the same coherency mode.
+    const same = this.domains.find((d) => d.domain.owner === domain.owner && d.enforceCacheCoherency === cc);
     if (same !== undefined) {
       this.core.detachGroup(ig);
       if (this.core.attachGroup(same.domain, ig).ok) {
@@ -230,7 +240,7 @@ export class Type1Iommu {
     }
     const replayed = this.replay(domain);
     if (!replayed.ok) { this.core.detachGroup(ig); return replayed; }
-    this.domains.push({ domain, groups: [group] });
+    this.domains.push({ domain, groups: [group], enforceCacheCoherency: cc });
     this.iovas = iovas;
     return ok();
   }
@@ -305,8 +315,8 @@ export class Type1Iommu {
     switch (ext) {
       case VFIO_TYPE1_IOMMU: case VFIO_TYPE1v2_IOMMU: case VFIO_UNMAP_ALL: return 1;
       case VFIO_UPDATE_VADDR: return iommu !== null && !iommu.hasEmulated() ? 1 : 0;
-      // No modelled IOMMU lets a device bypass snooping: every domain enforces cache coherency.
-      case VFIO_DMA_CC_IOMMU: return iommu !== null ? 1 : 0;
+      // vfio_domains_have_enforce_cache_coherency(): 1 when every domain enforces it (also with none).
+      case VFIO_DMA_CC_IOMMU: return iommu !== null && iommu.domains.every((d) => d.enforceCacheCoherency) ? 1 : 0;
       default: return 0;
     }
   }
