@@ -126,9 +126,7 @@ export class Fabric {
   /** Route an untranslated memory request from `src` for `address`. Never throws. */
   route(src: PciDev, address: number): Route {
     const owner = this.map.barAt(address);
-    // Built only when an explanation is (upstream routes build theirs when `why` is read).
-    const ownerText = owner === undefined ? null : `the request for ${owner.dev.shortBdf}'s BAR ${owner.index}`;
-    const what = (): string => ownerText ?? `the request for ${hex(address)}`;
+    const what = owner === undefined ? `the request for ${hex(address)}` : `the request for ${owner.dev.shortBdf}'s BAR ${owner.index}`;
     const notes: string[] = [];
 
     // 1. Inside a multifunction device.
@@ -139,13 +137,13 @@ export class Fabric {
         if (bar === undefined) continue;
         const acs = this.acs(src);
         if (acs.requestRedirect) {
-          notes.push(`${src.shortBdf} ${acs.text}, so ${what()} leaves the device`);
+          notes.push(`${src.shortBdf} ${acs.text}, so ${what} leaves the device`);
         } else if (acs.egressControl) {
-          return { kind: 'blocked', at: src, why: `${src.shortBdf} ${acs.text}: Egress Control blocks ${what()} inside the multifunction device` };
+          return { kind: 'blocked', at: src, why: `${src.shortBdf} ${acs.text}: Egress Control blocks ${what} inside the multifunction device` };
         } else if (!acs.present && !this.mfdLoopback) {
-          notes.push(`${src.shortBdf} has no ACS and is taken to have no internal path to its sibling functions, so ${what()} leaves the device`);
+          notes.push(`${src.shortBdf} has no ACS and is taken to have no internal path to its sibling functions, so ${what} leaves the device`);
         } else {
-          return p2p(bar, address, 'multifunction', src, `${src.shortBdf} ${acs.text}: ${what()} is routed inside the multifunction device`);
+          return p2p(bar, address, 'multifunction', src, `${src.shortBdf} ${acs.text}: ${what} is routed inside the multifunction device`);
         }
         break;
       }
@@ -158,8 +156,7 @@ export class Fabric {
       if (bus.isVirtual()) { bus = bus.parent as PciBus; continue; }
       const bridge = bus.self;
       if (bus.isRoot() || bridge === null) {
-        const at = node.shortBdf, busNumber = bus.number;
-        return this.upstream(src, null, notes, () => `${at} is on root bus ${hex2(busNumber)}: the root complex hands ${notes.length > 0 ? 'it' : what()} to the IOMMU`);
+        return this.upstream(src, null, notes, `${node.shortBdf} is on root bus ${hex2(bus.number)}: the root complex hands ${notes.length > 0 ? 'it' : what} to the IOMMU`);
       }
       if (!bridge.isPcie() || bridge.pcieType() === PcieType.PcieToPciBridge) {
         // A conventional PCI bus: shared, no ACS.
@@ -167,11 +164,11 @@ export class Fabric {
         if (hit !== undefined) {
           const by = hit.bar !== undefined && hit.bar.dev === hit.claimedBy ? '' : ` by ${kindOf(hit.claimedBy)} ${hit.claimedBy.shortBdf}`;
           return this.deliver(hit.bar, address, 'conventional-bus', bridge, hit.claimedBy,
-            `conventional PCI bus ${hex2(bus.number)} is shared, with no ACS: ${what()} is claimed on it${by}`);
+            `conventional PCI bus ${hex2(bus.number)} is shared, with no ACS: ${what} is claimed on it${by}`);
         }
         const own = this.map.barOf(bridge, address);
         if (own !== undefined) {
-          return p2p(own, address, 'bridge-bar', bridge, `${kindOf(bridge)} ${bridge.shortBdf} claims ${what()} as it crosses it from conventional PCI bus ${hex2(bus.number)}`);
+          return p2p(own, address, 'bridge-bar', bridge, `${kindOf(bridge)} ${bridge.shortBdf} claims ${what} as it crosses it from conventional PCI bus ${hex2(bus.number)}`);
         }
         node = bridge;
         bus = bridge.bus;
@@ -180,19 +177,18 @@ export class Fabric {
       switch (bridge.pcieType()) {
         case PcieType.RootPort: {
           const turn = this.map.inWindow(bridge, address) ? ' (the address is below it, but root ports do not turn requests around: root-complex peer-to-peer goes through the IOMMU)' : '';
-          const at = bridge.shortBdf;
-          return this.upstream(src, bridge, notes, () => `root port ${at} passes ${notes.length > 0 ? 'it' : what()} to the root complex's IOMMU${turn}`);
+          return this.upstream(src, bridge, notes, `root port ${bridge.shortBdf} passes ${notes.length > 0 ? 'it' : what} to the root complex's IOMMU${turn}`);
         }
         case PcieType.DownstreamPort: {
           const acs = this.acs(bridge);
           const sub = bridge.subordinate;
           if (sub !== null && this.map.inWindow(bridge, address)) {
             if (acs.upstreamForwarding) {
-              notes.push(`switch downstream port ${bridge.shortBdf} ${acs.text}: Upstream Forwarding sends ${what()} upstream instead of back down`);
+              notes.push(`switch downstream port ${bridge.shortBdf} ${acs.text}: Upstream Forwarding sends ${what} upstream instead of back down`);
             } else {
               const bar = this.map.claimBelow(sub, address);
               return this.deliver(bar, address, 'port-loopback', bridge, bridge,
-                `switch downstream port ${bridge.shortBdf} ${acs.text} and no Upstream Forwarding: ${what()} is routed back down its link`);
+                `switch downstream port ${bridge.shortBdf} ${acs.text} and no Upstream Forwarding: ${what} is routed back down its link`);
             }
           } else {
             const internal = bridge.bus;
@@ -204,19 +200,18 @@ export class Fabric {
             }
             if (hit !== undefined) {
               if (acs.requestRedirect) {
-                notes.push(`switch downstream port ${bridge.shortBdf} ${acs.text}, so ${what()} is redirected upstream`);
+                notes.push(`switch downstream port ${bridge.shortBdf} ${acs.text}, so ${what} is redirected upstream`);
               } else if (acs.egressControl) {
-                return { kind: 'blocked', at: bridge, why: `switch downstream port ${bridge.shortBdf} ${acs.text}: Egress Control blocks ${what()}` };
+                return { kind: 'blocked', at: bridge, why: `switch downstream port ${bridge.shortBdf} ${acs.text}: Egress Control blocks ${what}` };
               } else {
                 return this.deliver(hit.bar, address, 'switch', bridge, hit.claimedBy,
-                  `switch downstream port ${bridge.shortBdf} ${acs.text}: ${what()} is routed inside the switch`);
+                  `switch downstream port ${bridge.shortBdf} ${acs.text}: ${what} is routed inside the switch`);
               }
             }
           }
           const up = bridge.bus.self;
           if (up === null || bridge.bus.isRoot()) {
-            const at = bridge.shortBdf, busNumber = bridge.busNumber;
-            return this.upstream(src, null, notes, () => `downstream port ${at} sits on root bus ${hex2(busNumber)}: the root complex hands ${notes.length > 0 ? 'it' : what()} to the IOMMU`);
+            return this.upstream(src, null, notes, `downstream port ${bridge.shortBdf} sits on root bus ${hex2(bridge.busNumber)}: the root complex hands ${notes.length > 0 ? 'it' : what} to the IOMMU`);
           }
           node = up;
           bus = up.bus;
@@ -232,12 +227,12 @@ export class Fabric {
           if (hit !== undefined) {
             const acs = this.acs(node);
             if (acs.requestRedirect) {
-              notes.push(`${node.shortBdf} on switch ${bridge.shortBdf}'s internal bus ${acs.text}, so ${what()} is redirected upstream`);
+              notes.push(`${node.shortBdf} on switch ${bridge.shortBdf}'s internal bus ${acs.text}, so ${what} is redirected upstream`);
             } else if (acs.egressControl) {
-              return { kind: 'blocked', at: node, why: `${node.shortBdf} ${acs.text}: Egress Control blocks ${what()}` };
+              return { kind: 'blocked', at: node, why: `${node.shortBdf} ${acs.text}: Egress Control blocks ${what}` };
             } else {
               return this.deliver(hit.bar, address, 'switch-internal', node, hit.claimedBy,
-                `${node.shortBdf} sits on switch ${bridge.shortBdf}'s internal bus and ${acs.text}: ${what()} is routed inside the switch`);
+                `${node.shortBdf} sits on switch ${bridge.shortBdf}'s internal bus and ${acs.text}: ${what} is routed inside the switch`);
             }
           }
           node = bridge;
@@ -254,19 +249,11 @@ export class Fabric {
     return { kind: 'blocked', at: null, why: 'the hierarchy above the function loops: no route' };
   }
 
-  // The explanation is built the first time `why` is read (same text); `final` and `notes` are fixed by then.
-  private upstream(src: PciDev, rootPort: PciDev | null, notes: string[], final: () => string): Route {
+  private upstream(src: PciDev, rootPort: PciDev | null, notes: string[], final: string): Route {
     const rid = this.requesterId(src);
-    const plain = rid.rewrittenBy === null && rid.rid === src.rid;
-    let why: string | undefined;
-    return {
-      kind: 'upstream', rid: rid.rid, domain: rid.domain, rootPort,
-      get why(): string {
-        return (why ??= [...notes, `${final()} ${plain ? `as ${rid.text}` : `as ${rid.text} (${rid.why})`}`].join('; '));
-      },
-    };
+    const as = rid.rewrittenBy === null && rid.rid === src.rid ? `as ${rid.text}` : `as ${rid.text} (${rid.why})`;
+    return { kind: 'upstream', rid: rid.rid, domain: rid.domain, rootPort, why: [...notes, `${final} ${as}`].join('; ') };
   }
-
 
   private deliver(bar: MemBar | undefined, address: number, mechanism: P2pMechanism, at: PciDev, claimedBy: PciDev, why: string): Route {
     if (bar === undefined) {
