@@ -115,7 +115,8 @@ const hex = (n: number): string => `0x${n.toString(16)}`;
 export class DmaEngine {
   readonly stats: DmaEngineStats = { transfers: 0, bytes: 0, pageRequests: 0, responses: 0, spuriousResponses: 0, retries: 0, stalls: 0, faults: 0, aborts: 0 };
   readonly regs: PriRegisters;
-  private readonly lines: string[] = [];
+  /** Log lines, or functions that build them (the frequent lines are built only when the log is read). */
+  private readonly lines: Array<string | (() => string)> = [];
   private readonly logSize: number;
   private readonly maxGroup: number;
   private readonly tr: TranslationRequest;
@@ -141,7 +142,13 @@ export class DmaEngine {
   get rid(): number { return this.opts.rid; }
   /** What the engine did that a person may want to know (page requests, responses, spurious ones), newest last. */
   get log(): readonly string[] {
-    return this.lines.length > this.logSize ? this.lines.slice(Math.max(0, this.lines.length - this.logSize)) : this.lines;
+    const from = Math.max(0, this.lines.length - this.logSize);
+    const out: string[] = [];
+    for (let i = from; i < this.lines.length; i++) {
+      const line = this.lines[i] as string | (() => string);
+      out.push(typeof line === 'string' ? line : (this.lines[i] = line()));
+    }
+    return out;
   }
   /** Page requests sent and not yet answered. */
   get outstanding(): number { return this.outstandingPages; }
@@ -200,7 +207,7 @@ export class DmaEngine {
   }
 
   // The newest logSize lines are kept; older ones are dropped in batches (at twice logSize) so a push is O(1).
-  private say(line: string): void {
+  private say(line: string | (() => string)): void {
     this.lines.push(line);
     if (this.lines.length > 2 * this.logSize) this.lines.splice(0, this.lines.length - this.logSize);
   }
@@ -357,16 +364,17 @@ export class DmaEngine {
     r.status = 'pending';
     r.fault = fault;
     r.why = `waiting for the response to page request group ${prgi} (${pages.length} page${pages.length === 1 ? '' : 's'} from ${hex(first)}, ${fault.reasonName})`;
-    this.say(`${this.dev.shortBdf}: page request group ${prgi}${r.pasid === NO_PASID ? '' : ` PASID ${r.pasid}`}: ${pages.length} page(s) from ${hex(first)} (${fault.reasonName}, ${job.write ? 'write' : 'read'})`);
-    pages.forEach((address, i) => {
+    const bdf = this.dev.shortBdf, pasid = r.pasid, n = pages.length, reason = fault.reasonName, write = job.write;
+    this.say(() => `${bdf}: page request group ${prgi}${pasid === NO_PASID ? '' : ` PASID ${pasid}`}: ${n} page(s) from ${hex(first)} (${reason}, ${write ? 'write' : 'read'})`);
+    for (let i = 0; i < pages.length; i++) {
       const msg: PageRequestMessage = {
-        rid: this.opts.rid, pasid: r.pasid, address, read: !job.write, write: job.write, exec: job.exec, priv: job.priv,
+        rid: this.opts.rid, pasid: r.pasid, address: pages[i] as number, read: !job.write, write: job.write, exec: job.exec, priv: job.priv,
         lastInGroup: i === pages.length - 1, prgi, privateData: job.privateData,
       };
       this.stats.pageRequests++;
       r.pageRequests++;
       iommu.pageRequest(msg);
-    });
+    }
   }
 
   private allocPrgi(): number {
@@ -404,8 +412,8 @@ export class DmaEngine {
     const job = g.job;
     const r = job.result;
     const code = msg.code === PageResponseCode.Success || msg.code === PageResponseCode.Invalid ? msg.code : PageResponseCode.Failure;
-    const pd = msg.privateData === null ? '' : ` with private data ${hex(msg.privateData[0])} ${hex(msg.privateData[1])}`;
-    this.say(`${this.dev.shortBdf}: page request group ${g.prgi} answered ${code === PageResponseCode.Success ? 'SUCCESS' : code === PageResponseCode.Invalid ? 'INVALID' : 'FAILURE'}${pd}`);
+    const bdf = this.dev.shortBdf, prgi = g.prgi, pdata = msg.privateData;
+    this.say(() => `${bdf}: page request group ${prgi} answered ${code === PageResponseCode.Success ? 'SUCCESS' : code === PageResponseCode.Invalid ? 'INVALID' : 'FAILURE'}${pdata === null ? '' : ` with private data ${hex(pdata[0])} ${hex(pdata[1])}`}`);
     if (!r.settled) {
       if (code === PageResponseCode.Success) {
         for (const p of g.pages) job.answered.add(p);

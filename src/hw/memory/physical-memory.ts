@@ -9,6 +9,9 @@ const PAGE_MASK = PAGE_SIZE - 1;
 // Frames are found through a two-level directory of plain arrays: fast for any address, sparse in memory.
 const DIR_SHIFT = 16; // 64 Ki frames (256 MiB) per directory chunk
 const DIR_SIZE = 1 << DIR_SHIFT;
+// A frame's first write takes its storage from a slab of this many frames: allocating 4 KiB buffers one
+// at a time costs ~1 µs each. A discarded frame's storage is not reused (a slab is freed with its last frame).
+const SLAB_FRAMES = 16;
 
 /** A physical address outside memory: hardware answers with an error, never with an exception. */
 export const BAD_ADDRESS = -1;
@@ -28,6 +31,9 @@ export class PhysicalMemory {
   /** Frames holding data (written at least once). */
   private populated = 0;
   private static readonly ZERO = new Uint8Array(PAGE_SIZE);
+  /** The slab new frames are carved from, and how many of its frames are handed out. */
+  private slab = new ArrayBuffer(0);
+  private slabUsed = SLAB_FRAMES;
 
   constructor(opts: PhysicalMemoryOptions = {}) {
     this.size = opts.size ?? 64 * 2 ** 30;
@@ -61,8 +67,14 @@ export class PhysicalMemory {
     }
     let frame = dir[lo];
     if (frame === undefined) {
-      frame = dir[lo] = new Uint8Array(PAGE_SIZE);
-      (this.words[hi] as Array<Uint32Array | undefined>)[lo] = new Uint32Array(frame.buffer);
+      // Frames are carved from slabs of SLAB_FRAMES (one zeroed allocation instead of one per frame).
+      if (this.slabUsed === SLAB_FRAMES) {
+        this.slab = new ArrayBuffer(SLAB_FRAMES * PAGE_SIZE);
+        this.slabUsed = 0;
+      }
+      const offset = this.slabUsed++ * PAGE_SIZE;
+      frame = dir[lo] = new Uint8Array(this.slab, offset, PAGE_SIZE);
+      (this.words[hi] as Array<Uint32Array | undefined>)[lo] = new Uint32Array(this.slab, offset, PAGE_SIZE / 4);
       this.populated++;
     }
     return frame;
@@ -114,6 +126,15 @@ export class PhysicalMemory {
   /** Copy `dest.length` bytes from `pa` into `dest`; false (dest untouched) when outside memory. */
   read(pa: number, dest: Uint8Array): boolean {
     if (!this.contains(pa, dest.length)) return false;
+    const off0 = pa & PAGE_MASK;
+    if (off0 + dest.length <= PAGE_SIZE) {
+      // Inside one frame: no view of the frame for a small copy.
+      const frame = this.frameForRead(Math.floor(pa / PAGE_SIZE));
+      const n = dest.length;
+      if (n <= 64) for (let i = 0; i < n; i++) dest[i] = frame[off0 + i] as number;
+      else dest.set(frame.subarray(off0, off0 + n));
+      return true;
+    }
     let done = 0;
     while (done < dest.length) {
       const at = pa + done;
@@ -129,6 +150,11 @@ export class PhysicalMemory {
   /** Copy `src` to `pa`; false (memory untouched) when outside memory. */
   write(pa: number, src: Uint8Array): boolean {
     if (!this.contains(pa, src.length)) return false;
+    if (src.length === 0) return true;
+    if ((pa & PAGE_MASK) + src.length <= PAGE_SIZE) {
+      this.frameForWrite(Math.floor(pa / PAGE_SIZE)).set(src, pa & PAGE_MASK);
+      return true;
+    }
     let done = 0;
     while (done < src.length) {
       const at = pa + done;

@@ -17,6 +17,8 @@ export interface UserSpace {
 }
 
 const hex = (n: number): string => `0x${n.toString(16)}`;
+// One success result for every check that passes (results are never mutated).
+const OK: Result = ok();
 
 /** access_ok() plus the VMA checks for every page of [addr, addr + length), a VMA at a time. */
 export function checkRange(mm: UserSpace, addr: number, length: number, write: boolean): Result {
@@ -24,7 +26,7 @@ export function checkRange(mm: UserSpace, addr: number, length: number, write: b
   if (!Number.isSafeInteger(addr) || addr < 0 || addr + length > mm.taskSize) {
     return fail('EFAULT', `${hex(addr)}+${length} is outside user space`);
   }
-  if (length === 0) return ok();
+  if (length === 0) return OK;
   const end = addr + length;
   for (let at = Math.floor(addr / PAGE_SIZE) * PAGE_SIZE; at < end;) {
     const vma = mm.findVma(at);
@@ -43,45 +45,49 @@ export function checkRange(mm: UserSpace, addr: number, length: number, write: b
     }
     at = vma.end;
   }
-  return ok();
+  return OK;
 }
 
 /** copy_from_user(): fill `dest` from user address `addr`. */
 export function copyFromUser(mm: UserSpace, addr: number, dest: Uint8Array): Result {
   const checked = checkRange(mm, addr, dest.length, false);
   if (!checked.ok) return checked;
-  return eachPage(mm, addr, dest.length, 'read', (pa, off, len) => {
-    const chunk = dest.subarray(off, off + len);
-    if (pa < 0) chunk.fill(0);
-    else mm.memory.read(pa, chunk);
-  });
+  const length = dest.length;
+  let done = 0;
+  while (done < length) {
+    const at = addr + done;
+    const inPage = at % PAGE_SIZE;
+    const len = Math.min(PAGE_SIZE - inPage, length - done);
+    const page = handleFault(mm.findVma(at) as Vma, Math.floor(at / PAGE_SIZE), 'read');
+    if (!page.ok) return page;
+    // A copy inside one page uses `dest` itself: no view.
+    const chunk = len === length ? dest : dest.subarray(done, done + len);
+    if (page.value === ZERO_PAGE) chunk.fill(0);
+    else mm.memory.read(page.value * PAGE_SIZE + inPage, chunk);
+    done += len;
+  }
+  return checked;
 }
 
 /** copy_to_user(): write `src` at user address `addr` (breaking copy-on-write where needed). */
 export function copyToUser(mm: UserSpace, addr: number, src: Uint8Array): Result {
   const checked = checkRange(mm, addr, src.length, true);
   if (!checked.ok) return checked;
-  return eachPage(mm, addr, src.length, 'write', (pa, off, len) => {
-    mm.memory.write(pa, src.subarray(off, off + len));
-  });
-}
-
-// Page by page, as the CPU does: fault the page in, then copy. A copy that runs into ENOMEM has done the
-// pages before it (Linux's copy_to_user() likewise leaves a prefix written). Faulting in page by page
-// matters when one write covers a shared and a private mapping of the same file page: the private copy
-// is taken when its page is reached, after the shared page was written.
-function eachPage(mm: UserSpace, addr: number, length: number, kind: 'read' | 'write',
-  fn: (pa: number, off: number, len: number) => void): Result {
+  const length = src.length;
   let done = 0;
   while (done < length) {
     const at = addr + done;
     const inPage = at % PAGE_SIZE;
     const len = Math.min(PAGE_SIZE - inPage, length - done);
-    const vpn = Math.floor(at / PAGE_SIZE);
-    const page = handleFault(mm.findVma(at) as Vma, vpn, kind);
+    const page = handleFault(mm.findVma(at) as Vma, Math.floor(at / PAGE_SIZE), 'write');
     if (!page.ok) return page;
-    fn(page.value === ZERO_PAGE ? -1 : page.value * PAGE_SIZE + inPage, done, len);
+    mm.memory.write(page.value * PAGE_SIZE + inPage, len === length ? src : src.subarray(done, done + len));
     done += len;
   }
-  return ok();
+  return checked;
 }
+
+// Both copies go page by page, as the CPU does: fault the page in, then copy. A copy that runs into ENOMEM
+// has done the pages before it (Linux's copy_to_user() likewise leaves a prefix written). Faulting in page
+// by page matters when one write covers a shared and a private mapping of the same file page: the private
+// copy is taken when its page is reached, after the shared page was written.
