@@ -19,6 +19,7 @@ import { copyArgszFromUser, copyArgszToUser, vfioArgszOp } from './vfio-argsz.ts
 import {
   VFIO_IOMMU_INFO_CAPS, VFIO_IOMMU_INFO_PGSIZES, VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE, VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL,
 } from './vfio-consts.ts';
+import { mapDmaFromUser, unmapDmaFromUser } from './vfio-dma-ioctls.ts';
 import * as V from './vfio-structs.ts';
 
 const U32_MAX = 0xffff_ffff;
@@ -94,23 +95,7 @@ function getInfo(proc: Process, ctx: IommufdCtx, arg: number): Result<number> {
   return wb.ok ? ok(0) : wb;
 }
 
-function mapDma(proc: Process, ctx: IommufdCtx, arg: number): Result<number> {
-  const c = copyArgszFromUser(proc.mm, arg, V.vfio_iommu_type1_dma_map, minsz(VFIO_IOMMU_MAP_DMA));
-  if (!c.ok) return c;
-  const r = compatMap(ctx, proc, c.value.value);
-  return r.ok ? ok(0) : r;
-}
 
-function unmapDma(proc: Process, ctx: IommufdCtx, arg: number): Result<number> {
-  const S = V.vfio_iommu_type1_dma_unmap;
-  const m = minsz(VFIO_IOMMU_UNMAP_DMA);
-  const c = copyArgszFromUser(proc.mm, arg, S, m);
-  if (!c.ok) return c;
-  const r = compatUnmap(ctx, c.value.value);
-  if (!r.ok) return r;
-  const wb = copyArgszToUser(proc.mm, arg, S, { ...c.value.value, size: r.value }, m);
-  return wb.ok ? ok(0) : wb;
-}
 
 /** A VFIO container ioctl on an iommufd: the return value or the errno. */
 export function dispatchVfioCompat(proc: Process, ctx: IommufdCtx, cmd: number, arg: number): Result<number> {
@@ -122,8 +107,8 @@ export function dispatchVfioCompat(proc: Process, ctx: IommufdCtx, cmd: number, 
       return r.ok ? ok(0) : r;
     }
     case VFIO_IOMMU_GET_INFO: return getInfo(proc, ctx, arg);
-    case VFIO_IOMMU_MAP_DMA: return mapDma(proc, ctx, arg);
-    case VFIO_IOMMU_UNMAP_DMA: return unmapDma(proc, ctx, arg);
+    case VFIO_IOMMU_MAP_DMA: return mapDmaFromUser(proc, arg, (a) => compatMap(ctx, proc, a));
+    case VFIO_IOMMU_UNMAP_DMA: return unmapDmaFromUser(proc, arg, (a) => compatUnmap(ctx, a));
     default: return fail('ENOTTY', `0x${(cmd >>> 0).toString(16)} is not a VFIO ioctl iommufd emulates`);
   }
 }

@@ -74,12 +74,10 @@ export const VFIO_IOMMU_TYPE1_INFO_CAP_MIGRATION = 2;
 export const VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL = 3;
 
 // struct vfio_iommu_type1_dma_map.flags / dma_unmap.flags
-export const VFIO_DMA_MAP_FLAG_READ = 1 << 0;
-export const VFIO_DMA_MAP_FLAG_WRITE = 1 << 1;
-export const VFIO_DMA_MAP_FLAG_VADDR = 1 << 2;
-export const VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP = 1 << 0;
-export const VFIO_DMA_UNMAP_FLAG_ALL = 1 << 1;
-export const VFIO_DMA_UNMAP_FLAG_VADDR = 1 << 2;
+export {
+  VFIO_DMA_MAP_FLAG_READ, VFIO_DMA_MAP_FLAG_VADDR, VFIO_DMA_MAP_FLAG_WRITE, VFIO_DMA_UNMAP_FLAG_ALL,
+  VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP, VFIO_DMA_UNMAP_FLAG_VADDR,
+} from '../kernel/vfio/type1/map-unmap.ts';
 
 // cdev: bind / attach / detach flags
 export const VFIO_DEVICE_BIND_FLAG_TOKEN = 1 << 0;

@@ -19,6 +19,7 @@ import {
   VFIO_IOMMU_INFO_CAPS, VFIO_IOMMU_INFO_PGSIZES, VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE,
   VFIO_IOMMU_TYPE1_INFO_CAP_MIGRATION, VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL,
 } from './vfio-consts.ts';
+import { mapDmaFromUser, unmapDmaFromUser } from './vfio-dma-ioctls.ts';
 import * as V from './vfio-structs.ts';
 
 /** DIRTY_BITMAP_SIZE_MAX: the bitmap bytes for INT_MAX pages, rounded to u64s. */
@@ -68,23 +69,7 @@ function getInfo(proc: Process, iommu: Type1Iommu, arg: number): Result<number> 
   return wb.ok ? ok(0) : wb;
 }
 
-function mapDma(proc: Process, iommu: Type1Iommu, arg: number): Result<number> {
-  const c = copyArgszFromUser(proc.mm, arg, V.vfio_iommu_type1_dma_map, minsz(VFIO_IOMMU_MAP_DMA));
-  if (!c.ok) return c;
-  const r = type1Map(iommu, proc, c.value.value);
-  return r.ok ? ok(0) : r;
-}
 
-function unmapDma(proc: Process, iommu: Type1Iommu, arg: number): Result<number> {
-  const S = V.vfio_iommu_type1_dma_unmap;
-  const m = minsz(VFIO_IOMMU_UNMAP_DMA);
-  const c = copyArgszFromUser(proc.mm, arg, S, m);
-  if (!c.ok) return c;
-  const r = type1Unmap(iommu, c.value.value);
-  if (!r.ok) return r;
-  const wb = copyArgszToUser(proc.mm, arg, S, { ...c.value.value, size: r.value }, m);
-  return wb.ok ? ok(0) : wb;
-}
 
 /** ioctl() on a container fd: the return value (0, an extension answer) or the errno. */
 export function dispatchVfioContainer(proc: Process, container: VfioContainer, cmd: number, arg: number): Result<number> {
@@ -102,8 +87,8 @@ export function dispatchVfioContainer(proc: Process, container: VfioContainer, c
   if (!(b instanceof Type1Iommu)) return fail('ENOTTY', 'the no-IOMMU backend has no ioctls besides VFIO_CHECK_EXTENSION');
   switch (cmd >>> 0) {
     case VFIO_IOMMU_GET_INFO: return getInfo(proc, b, arg);
-    case VFIO_IOMMU_MAP_DMA: return mapDma(proc, b, arg);
-    case VFIO_IOMMU_UNMAP_DMA: return unmapDma(proc, b, arg);
+    case VFIO_IOMMU_MAP_DMA: return mapDmaFromUser(proc, arg, (a) => type1Map(b, proc, a));
+    case VFIO_IOMMU_UNMAP_DMA: return unmapDmaFromUser(proc, arg, (a) => type1Unmap(b, a));
     default: return fail('ENOTTY', `0x${(cmd >>> 0).toString(16)} is not a type1 ioctl ioasis models`);
   }
 }
