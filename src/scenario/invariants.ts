@@ -1,4 +1,6 @@
 // Invariants checked after every step of a scenario, each a one-line breach when violated:
+//  * DMA confinement (dma-confinement.ts, reported by the DMA steps): every page a user-owned device
+//    reached through the IOMMU is a pinned frame;
 //  * pins balanced: every long-term pin of a user frame is charged to some process's mm->pinned_vm
 //    (iommufd charges every pin-once page there, whatever its accounting mode), and no more;
 //  * no group used by two owners: a group owned for user-space DMA has no device bound to a host driver

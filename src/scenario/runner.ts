@@ -106,7 +106,7 @@ function runStep(state: RunState, step: ScenarioStep, index: number, variant: st
   const verdict = judge(outcome, expect, (v) => {
     try { return state.value(v); } catch (err) { if (err instanceof StepError) return undefined; throw err; }
   });
-  const breaches = checkInvariants(state.kernel, state.processes.values(), { isolation: state.isolationEnforced, extraPins: () => type1Pins(state.kernel) });
+  const breaches = [...(outcome.breaches ?? []), ...checkInvariants(state.kernel, state.processes.values(), { isolation: state.isolationEnforced, extraPins: () => type1Pins(state.kernel) })];
   const note = (step as { note?: string }).note;
   return { index, do: step.do, ...(note !== undefined ? { note } : {}), outcome, ...verdict, breaches };
 }

@@ -47,6 +47,8 @@ export interface StepOutcome {
   readonly status?: string;
   /** A number the step produced (compared with expect.value). */
   readonly value?: bigint;
+  /** Invariant breaches the step itself observed (DMA confinement), added to the run's checks. */
+  readonly breaches?: readonly string[];
 }
 
 export interface StepKind<S extends z.ZodRawShape = z.ZodRawShape> {

@@ -6,6 +6,7 @@ import { commonFields, stepKind } from '../step-kind.ts';
 import { StepError } from '../run-state.ts';
 import { hex, numberLike } from '../values.ts';
 import { preview } from './process.ts';
+import { dmaConfinementBreaches } from '../dma-confinement.ts';
 
 export const dma = stepKind({
   name: 'dma',
@@ -37,9 +38,11 @@ export const dma = stepKind({
     const what = `${dev.shortBdf} DMA ${data === undefined ? 'read' : 'write'} of ${length} bytes at ${hex(address)}${st.pasid !== undefined ? ` PASID ${st.pasid}` : ''}`;
     const done = r.status === 'ok' || r.status === 'p2p';
     const readBack = r.data === null ? undefined : r.data.subarray(0, r.bytesDone);
+    const confined = dmaConfinementBreaches(s.kernel, dev, r, st.pasid);
     return {
       ok: done,
       status: r.status,
+      ...(confined.length > 0 ? { breaches: confined } : {}),
       summary: `${what}: ${r.status}${r.status === 'ok' && readBack !== undefined ? ` ${preview(readBack)}` : ''} (${r.why})`,
       ...(readBack !== undefined ? { data: readBack } : {}),
       ...(r.fault !== null ? { details: [`IOMMU fault: ${r.fault.reasonName} at ${hex(r.fault.iova)}${r.fault.recorded ? ', recorded in the fault queue' : ''}`] } : {}),

@@ -8,6 +8,7 @@ import { StepError } from '../run-state.ts';
 import { hex, numberLike } from '../values.ts';
 import { fromResult } from './outcome.ts';
 import { preview } from './process.ts';
+import { dmaConfinementBreaches } from '../dma-confinement.ts';
 
 export const mdevParent = stepKind({
   name: 'mdev-parent',
@@ -75,8 +76,10 @@ export const mdevDma = stepKind({
     if (m.pasid !== null) {
       const r = s.pasidBackedDriver().dma(m, { op: 'write', address: Number(iova), length: data.length, data });
       s.kernel.core.poll();
+      const confined = dmaConfinementBreaches(s.kernel, m.parent.dev, r, m.pasid);
       return {
         ok: r.status === 'ok', status: r.status,
+        ...(confined.length > 0 ? { breaches: confined } : {}),
         summary: `mdev ${m.uuid} DMA write at ${hex(iova)} tagged PASID ${m.pasid}: ${r.status} (${r.why})`,
         ...(r.fault !== null ? { details: [`IOMMU fault: ${r.fault.reasonName} at ${hex(r.fault.iova)}`] } : {}),
       };
