@@ -48,6 +48,6 @@ export function traceLine(r: StepRecord): string {
     step: r.index + 1, do: r.do, ok: o.ok, errno: o.errno ?? null, summary: o.summary, details: o.details ?? [],
     status: o.status ?? null, value: o.value === undefined ? null : o.value.toString(),
     data: o.data === undefined ? null : Buffer.from(o.data).toString('hex'),
-    expected: r.expected, met: r.met, unmet: r.unmet ?? null, breaches: r.breaches,
+    expected: r.expected, met: r.met, unmet: r.unmet ?? null, breaches: r.breaches, hw: r.hw,
   });
 }

@@ -29,6 +29,8 @@ export interface StepRecord {
   /** Why the expectation was not met. */
   readonly unmet?: string;
   readonly breaches: readonly string[];
+  /** Hardware events during the step (counts that changed): DMAs, P2P, MSIs, faults logged, page requests, responses. */
+  readonly hw: Readonly<Record<string, number>>;
 }
 
 export interface ScenarioRun {
@@ -91,8 +93,22 @@ export function runScenario(base: Scenario, opts: RunOptions = {}): ScenarioRun 
   return { scenario: s, variant: variant?.name ?? null, kernel, state, setup, steps, ok: steps.every((r) => r.met && r.breaches.length === 0) };
 }
 
+/** The machine's and the IOMMU drivers' event counters. */
+function hwCounters(k: Kernel): Record<string, number> {
+  const m = k.machine.stats;
+  const c: Record<string, number> = { dma: m.dma, p2p: m.p2p, msi: m.msi, blocked: m.blocked, faults: 0, pageRequests: 0, pageResponses: 0, iommuCommands: 0 };
+  for (const d of k.core.drivers) {
+    c.faults = (c.faults ?? 0) + d.stats.faultsLogged;
+    c.pageRequests = (c.pageRequests ?? 0) + d.stats.pageRequestsRead;
+    c.pageResponses = (c.pageResponses ?? 0) + d.stats.pageResponses;
+    c.iommuCommands = (c.iommuCommands ?? 0) + d.stats.commands;
+  }
+  return c;
+}
+
 function runStep(state: RunState, step: ScenarioStep, index: number, variant: string | null): StepRecord {
   const kind = KINDS.get(step.do) as StepKind;
+  const before = hwCounters(state.kernel);
   let outcome: StepOutcome;
   try {
     outcome = kind.run(state, step);
@@ -108,7 +124,10 @@ function runStep(state: RunState, step: ScenarioStep, index: number, variant: st
   });
   const breaches = [...(outcome.breaches ?? []), ...checkInvariants(state.kernel, state.processes.values(), { isolation: state.isolationEnforced, extraPins: () => type1Pins(state.kernel) })];
   const note = (step as { note?: string }).note;
-  return { index, do: step.do, ...(note !== undefined ? { note } : {}), outcome, ...verdict, breaches };
+  const after = hwCounters(state.kernel);
+  const hw: Record<string, number> = {};
+  for (const [key, v] of Object.entries(after)) if (v !== before[key]) hw[key] = v - (before[key] ?? 0);
+  return { index, do: step.do, ...(note !== undefined ? { note } : {}), outcome, ...verdict, breaches, hw };
 }
 
 function judge(o: StepOutcome, e: SingleExpect | undefined, value: (v: number | string) => bigint | undefined): { expected: string; met: boolean; unmet?: string } {
