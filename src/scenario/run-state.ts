@@ -34,6 +34,8 @@ export class RunState {
 
   /** Isolation breaches fail the run (options.isolation: enforce) or are only shown by isolation-check. */
   isolationEnforced = true;
+  /** options.vfioApi: how the assign step reaches a device (cdev, or the legacy group API). */
+  vfioApi: 'cdev' | 'group' = 'cdev';
   private emulated: EmulatedParentDriver | null = null;
   private iommuBacked: IommuBackedParentDriver | null = null;
   private pasidBacked: PasidBackedParentDriver | null = null;

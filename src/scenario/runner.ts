@@ -71,6 +71,7 @@ export function runScenario(base: Scenario, opts: RunOptions = {}): ScenarioRun 
     options: {
       mdevGroupPolicy: variant.options.mdevGroupPolicy ?? base.options.mdevGroupPolicy,
       isolation: variant.options.isolation ?? base.options.isolation,
+      vfioApi: variant.options.vfioApi ?? base.options.vfioApi,
       vfio: { ...base.options.vfio, ...variant.options.vfio }, iopf: { ...base.options.iopf, ...variant.options.iopf },
     },
   };
@@ -81,6 +82,7 @@ export function runScenario(base: Scenario, opts: RunOptions = {}): ScenarioRun 
   });
   const state = new RunState(kernel, s.options.mdevGroupPolicy);
   state.isolationEnforced = s.options.isolation === 'enforce';
+  state.vfioApi = s.options.vfioApi;
   const setup = [`host ${spec.name}: ${kernel.booted.host.topology.devices().length} functions, ${kernel.core.groups.length} IOMMU groups; cmdline "${kernel.booted.options.cmdline}"`];
   for (const [name, p] of Object.entries(s.processes)) setup.push(spawn(state, name, p));
   const steps: StepRecord[] = [];

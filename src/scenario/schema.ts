@@ -36,6 +36,11 @@ const optionsSchema = z.object({
    * scenarios that demonstrate a hole and assert it with an isolation-check step.
    */
   isolation: z.enum(['enforce', 'report']).default('enforce'),
+  /**
+   * How the assign step reaches a device: cdev (the device-centric API Linux ships, the default) or group
+   * (the legacy group-centric API, here on an iommufd as its container): seed 002's debate.
+   */
+  vfioApi: z.enum(['cdev', 'group']).default('cdev'),
   /** vfio_iommu_type1.dma_entry_limit and friends. */
   vfio: z.object({
     iommufdContainer: z.boolean().optional(),
@@ -59,6 +64,7 @@ type StepObject = ReturnType<typeof stepObject>;
 const variantOptionsSchema = z.object({
   mdevGroupPolicy: z.enum(['separate-virtual-group', 'inherit-parent-group', 'attach-time-ebusy']).optional(),
   isolation: z.enum(['enforce', 'report']).optional(),
+  vfioApi: z.enum(['cdev', 'group']).optional(),
   vfio: z.object({
     iommufdContainer: z.boolean().optional(),
     enableUnsafeNoiommuMode: z.boolean().optional(),
@@ -88,7 +94,7 @@ export const scenarioSchema = z.object({
   host: z.union([z.string().min(1), z.object({ file: z.string().min(1) }).strict()]).default('default'),
   /** The kernel command line (default: the host file's own). */
   cmdline: z.string().optional(),
-  options: optionsSchema.default({ mdevGroupPolicy: 'inherit-parent-group', isolation: 'enforce', vfio: {}, iopf: {} }),
+  options: optionsSchema.default({ mdevGroupPolicy: 'inherit-parent-group', isolation: 'enforce', vfioApi: 'cdev', vfio: {}, iopf: {} }),
   /**
    * Design variants: the scenario runs once per variant, each with its options applied over `options`;
    * steps may expect differently per variant (expect: { by: { NAME: ... } }).

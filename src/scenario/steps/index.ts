@@ -8,6 +8,7 @@ import { close, exit, open, readMemory, writeMemory } from './process.ts';
 import { mapDma, setIommu, unmapDma } from './container.ts';
 import { mdevCreate, mdevDma, mdevParent } from './mdev.ts';
 import { isolationCheck } from './isolation.ts';
+import { assign } from './assign.ts';
 import { hostPasidAttach, hostPasidDetach } from './host-pasid.ts';
 import { hwInfo } from './hw-info.ts';
 import { deviceLog, iopfDisable } from './iopf.ts';
@@ -17,7 +18,7 @@ export const STEP_KINDS: readonly StepKind[] = [
   unbind, bind, sysfsWrite, sysfsRead,
   open, close, exit, writeMemory, readMemory,
   ioasAlloc, ioasMap, ioasUnmap, destroy, hwptAlloc, faultQueueAlloc, faultRead, faultRespond, hwInfo,
-  groupStatus, groupSetContainer, groupGetDeviceFd, deviceBind, deviceAttach, deviceDetach, deviceReset,
+  assign, groupStatus, groupSetContainer, groupGetDeviceFd, deviceBind, deviceAttach, deviceDetach, deviceReset,
   setIommu, mapDma, unmapDma,
   mdevParent, mdevCreate, mdevDma, isolationCheck,
   hostPasidAttach, hostPasidDetach, iopfDisable,
