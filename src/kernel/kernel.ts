@@ -26,6 +26,7 @@ import { Sysfs } from './sysfs/sysfs.ts';
 import { buildVfioMdevTree } from './sysfs/vfio-mdev-tree.ts';
 import { MdevCore } from './mdev/mdev-core.ts';
 import { ok } from './errno.ts';
+import type { PasidAllocationPolicy } from './iommu/global-pasid.ts';
 import { attachDeviceModels, type DeviceModelKind } from './device-models.ts';
 import { ModelBarHandler } from './vfio/pci/model-bar.ts';
 
@@ -44,6 +45,8 @@ export interface KernelBootOptions {
   readonly algorithm?: Algorithm;
   /** Attach the simulated NIC and accelerator models to the functions that have them (default true). */
   readonly deviceModels?: boolean;
+  /** Per-device PASIDs (Linux, the default) or the 2021 system-wide allocator (an option; global-pasid.ts). */
+  readonly pasidAllocation?: PasidAllocationPolicy;
   /** VFIO module parameters. */
   readonly vfio?: VfioOptions;
   /**
@@ -88,6 +91,7 @@ export class Kernel {
     const tableFrames = new FrameAllocator(this.memory, { firstPfn: half });
     this.core = new IommuCore(this.machine, computeGroups(booted, opts.algorithm ?? 'linux'), {
       frames: tableFrames, ...(opts.iopf !== undefined ? { iopf: opts.iopf } : {}),
+      ...(opts.pasidAllocation !== undefined ? { pasidAllocation: opts.pasidAllocation } : {}),
     });
     this.processes = new ProcessTable({ frames: this.frames });
     this.drivers = new DriverCore(this.core, booted.host.topology.devices());

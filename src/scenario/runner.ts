@@ -72,13 +72,14 @@ export function runScenario(base: Scenario, opts: RunOptions = {}): ScenarioRun 
       mdevGroupPolicy: variant.options.mdevGroupPolicy ?? base.options.mdevGroupPolicy,
       isolation: variant.options.isolation ?? base.options.isolation,
       vfioApi: variant.options.vfioApi ?? base.options.vfioApi,
+      pasidAllocation: variant.options.pasidAllocation ?? base.options.pasidAllocation,
       vfio: { ...base.options.vfio, ...variant.options.vfio }, iopf: { ...base.options.iopf, ...variant.options.iopf },
     },
   };
   const spec = hostOf(s, opts.baseDir ?? '.');
   const kernel = Kernel.boot(spec, {
     ...(s.cmdline !== undefined ? { cmdline: s.cmdline } : spec.kernel.cmdline !== undefined ? { cmdline: spec.kernel.cmdline } : {}),
-    vfio: s.options.vfio, iopf: s.options.iopf,
+    vfio: s.options.vfio, iopf: s.options.iopf, pasidAllocation: s.options.pasidAllocation,
   });
   const state = new RunState(kernel, s.options.mdevGroupPolicy);
   state.isolationEnforced = s.options.isolation === 'enforce';

@@ -41,6 +41,11 @@ const optionsSchema = z.object({
    * (the legacy group-centric API, here on an iommufd as its container): seed 002's debate.
    */
   vfioApi: z.enum(['cdev', 'group']).default('cdev'),
+  /**
+   * PASIDs for user attaches: per-device (Linux: the VMM names any PASID) or global (the 2021 /dev/ioasid
+   * proposal: a system-wide allocator; attach with a PASID the iommufd did not allocate is EPERM).
+   */
+  pasidAllocation: z.enum(['per-device', 'global']).default('per-device'),
   /** vfio_iommu_type1.dma_entry_limit and friends. */
   vfio: z.object({
     iommufdContainer: z.boolean().optional(),
@@ -65,6 +70,7 @@ const variantOptionsSchema = z.object({
   mdevGroupPolicy: z.enum(['separate-virtual-group', 'inherit-parent-group', 'attach-time-ebusy']).optional(),
   isolation: z.enum(['enforce', 'report']).optional(),
   vfioApi: z.enum(['cdev', 'group']).optional(),
+  pasidAllocation: z.enum(['per-device', 'global']).optional(),
   vfio: z.object({
     iommufdContainer: z.boolean().optional(),
     enableUnsafeNoiommuMode: z.boolean().optional(),
@@ -94,7 +100,7 @@ export const scenarioSchema = z.object({
   host: z.union([z.string().min(1), z.object({ file: z.string().min(1) }).strict()]).default('default'),
   /** The kernel command line (default: the host file's own). */
   cmdline: z.string().optional(),
-  options: optionsSchema.default({ mdevGroupPolicy: 'inherit-parent-group', isolation: 'enforce', vfioApi: 'cdev', vfio: {}, iopf: {} }),
+  options: optionsSchema.default({ mdevGroupPolicy: 'inherit-parent-group', isolation: 'enforce', vfioApi: 'cdev', pasidAllocation: 'per-device', vfio: {}, iopf: {} }),
   /**
    * Design variants: the scenario runs once per variant, each with its options applied over `options`;
    * steps may expect differently per variant (expect: { by: { NAME: ... } }).

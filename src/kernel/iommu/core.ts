@@ -49,6 +49,7 @@ import { IommuGroup, type AttachHandle } from './group.ts';
 import { IopfQueue, type IopfGroup, type IopfOptions, type PageResponse } from './io-pgfault.ts';
 import { IoasisIommuDriver } from './ioasis-iommu-driver.ts';
 import { deviceResvRegions, type ResvRegion } from './resv-regions.ts';
+import { GlobalPasidAllocator, type PasidAllocationPolicy } from './global-pasid.ts';
 
 export interface IommuCoreOptions {
   /** Where the drivers' tables and queues come from (default: the upper half of the machine's memory). */
@@ -56,6 +57,8 @@ export interface IommuCoreOptions {
   readonly iopf?: IopfOptions;
   /** Default domains IDENTITY (default: iommu=pt or iommu.passthrough=1 on the command line). */
   readonly passthrough?: boolean;
+  /** Per-device PASIDs (Linux) or the 2021 system-wide allocator (global-pasid.ts). */
+  readonly pasidAllocation?: PasidAllocationPolicy;
 }
 
 interface DeviceInfo {
@@ -74,6 +77,8 @@ export class IommuCore {
   readonly drivers: readonly IoasisIommuDriver[];
   readonly iopf: IopfQueue;
   readonly passthrough: boolean;
+  /** The system-wide PASID space (iommu_global_pasid_ida) and the allocation policy. */
+  readonly globalPasids: GlobalPasidAllocator;
   /** WARN_ON lines (bounded). */
   readonly log: string[] = [];
   private readonly info = new Map<PciDev, DeviceInfo>();
@@ -83,6 +88,7 @@ export class IommuCore {
     const booted = run.booted;
     const words = booted.options.cmdline.split(/\s+/);
     this.passthrough = opts.passthrough ?? (words.includes('iommu=pt') || words.includes('iommu.passthrough=1'));
+    this.globalPasids = new GlobalPasidAllocator(opts.pasidAllocation ?? 'per-device');
     this.iopf = new IopfQueue((dev, pasid, prgi, code, pd) => this.respond(dev, pasid, prgi, code, pd), opts.iopf);
     const drivers: IoasisIommuDriver[] = [];
     const groups: IommuGroup[] = [];

@@ -54,6 +54,7 @@ export class IommufdCtx implements KernelFile {
     if (this.closed) return;
     this.closed = true;
     const stuck = this.objects.closeAll();
+    this.core.globalPasids.freeAll(this);
     if (stuck.length > 0) {
       // Linux WARNs here: something kept a reference it should not have. Surface it as a bug.
       throw new Error(`iommufd close left ${stuck.length} object(s) with users: ${stuck.map((o) => `${o.id}:${o.type}`).join(', ')}`);

@@ -84,7 +84,10 @@ export class PasidBackedParentDriver implements MdevParentDriver {
       const r = this.deps.vfio.unregister(mdev.vdev);
       if (!r.ok) return r;
     }
-    if (mdev.pasid !== null) this.pasids.get(mdev.parent.dev)?.delete(mdev.pasid);
+    if (mdev.pasid !== null) {
+      this.pasids.get(mdev.parent.dev)?.delete(mdev.pasid);
+      this.deps.core.globalPasids.free(mdev.pasid, this);
+    }
     mdev.vdev = null;
     mdev.pasid = null;
     this.state.delete(mdev);
@@ -101,9 +104,13 @@ export class PasidBackedParentDriver implements MdevParentDriver {
     let used = this.pasids.get(dev);
     if (used === undefined) this.pasids.set(dev, (used = new Set()));
     const max = this.deps.core.maxPasids(dev);
+    // The default PASID comes from the system-wide space the kernel's own PASID users share
+    // (iommu_alloc_global_pasid), so under the 2021 global option user allocations avoid it too.
+    const global = this.deps.core.globalPasids;
     for (let p = 1; p < max; p++) {
-      if (used.has(p) || this.deps.core.pasidHandle(dev, p) !== undefined) continue;
+      if (used.has(p) || this.deps.core.pasidHandle(dev, p) !== undefined || global.ownerOf(p) !== undefined) continue;
       used.add(p);
+      void global.reserve(p, this);
       return ok(p);
     }
     return fail('ENOSPC', `${dev.shortBdf}'s PASID space is exhausted`);

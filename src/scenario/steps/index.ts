@@ -9,6 +9,7 @@ import { mapDma, setIommu, unmapDma } from './container.ts';
 import { mdevCreate, mdevDma, mdevParent } from './mdev.ts';
 import { isolationCheck } from './isolation.ts';
 import { assign } from './assign.ts';
+import { pasidAlloc } from './pasid-alloc.ts';
 import { hostPasidAttach, hostPasidDetach } from './host-pasid.ts';
 import { hwInfo } from './hw-info.ts';
 import { deviceLog, iopfDisable } from './iopf.ts';
@@ -18,7 +19,7 @@ export const STEP_KINDS: readonly StepKind[] = [
   unbind, bind, sysfsWrite, sysfsRead,
   open, close, exit, writeMemory, readMemory,
   ioasAlloc, ioasMap, ioasUnmap, destroy, hwptAlloc, faultQueueAlloc, faultRead, faultRespond, hwInfo,
-  assign, groupStatus, groupSetContainer, groupGetDeviceFd, deviceBind, deviceAttach, deviceDetach, deviceReset,
+  assign, pasidAlloc, groupStatus, groupSetContainer, groupGetDeviceFd, deviceBind, deviceAttach, deviceDetach, deviceReset,
   setIommu, mapDma, unmapDma,
   mdevParent, mdevCreate, mdevDma, isolationCheck,
   hostPasidAttach, hostPasidDetach, iopfDisable,

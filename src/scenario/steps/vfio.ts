@@ -68,12 +68,13 @@ export const deviceBind = stepKind({
 export const deviceAttach = stepKind({
   name: 'device-attach',
   summary: 'VFIO_DEVICE_ATTACH_IOMMUFD_PT to an IOAS or HWPT (optionally at a PASID); `as` stores the attached HWPT id',
-  fields: { ...onFd, pt: numberLike, pasid: z.number().int().min(0).optional(), as: z.string().optional(), ...commonFields },
+  fields: { ...onFd, pt: numberLike, pasid: numberLike.optional(), as: z.string().optional(), ...commonFields },
   run(s, st) {
     const { p, a } = args(s, st);
     const pt = s.num(st.pt, p);
-    const r = vfio.deviceAttachPt({ ...a, ptId: pt, ...(st.pasid !== undefined ? { pasid: st.pasid } : {}) });
-    const at = st.pasid !== undefined ? ` at PASID ${st.pasid}` : '';
+    const pasid = st.pasid === undefined ? undefined : s.num(st.pasid, p);
+    const r = vfio.deviceAttachPt({ ...a, ptId: pt, ...(pasid !== undefined ? { pasid } : {}) });
+    const at = pasid !== undefined ? ` at PASID ${pasid}` : '';
     return fromResult(r, `${p.name}: VFIO_DEVICE_ATTACH_IOMMUFD_PT ${pt}${at}`, (hwpt) => {
       s.set(st.as, hwpt);
       return `${p.name}: VFIO_DEVICE_ATTACH_IOMMUFD_PT ${pt}${at} → HWPT ${hwpt}`;
@@ -84,11 +85,12 @@ export const deviceAttach = stepKind({
 export const deviceDetach = stepKind({
   name: 'device-detach',
   summary: 'VFIO_DEVICE_DETACH_IOMMUFD_PT (optionally of one PASID): that RID or PASID is blocked again',
-  fields: { ...onFd, pasid: z.number().int().min(0).optional(), ...commonFields },
+  fields: { ...onFd, pasid: numberLike.optional(), ...commonFields },
   run(s, st) {
     const { p, a } = args(s, st);
-    const at = st.pasid !== undefined ? ` PASID ${st.pasid}` : '';
-    return fromResult(vfio.deviceDetachPt({ ...a, ...(st.pasid !== undefined ? { pasid: st.pasid } : {}) }), `${p.name}: VFIO_DEVICE_DETACH_IOMMUFD_PT${at}`, () => `${p.name}: VFIO_DEVICE_DETACH_IOMMUFD_PT${at}`);
+    const pasid = st.pasid === undefined ? undefined : s.num(st.pasid, p);
+    const at = pasid !== undefined ? ` PASID ${pasid}` : '';
+    return fromResult(vfio.deviceDetachPt({ ...a, ...(pasid !== undefined ? { pasid } : {}) }), `${p.name}: VFIO_DEVICE_DETACH_IOMMUFD_PT${at}`, () => `${p.name}: VFIO_DEVICE_DETACH_IOMMUFD_PT${at}`);
   },
 });
 

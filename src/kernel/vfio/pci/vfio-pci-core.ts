@@ -131,6 +131,9 @@ export class VfioPciCore implements VfioDeviceOps {
 
   pasidAttachIoas(_vdev: VfioDevice, pasid: number, ptId: number): Result<number> {
     if (this.idev === null) return fail('EINVAL', `${this.dev.bdf} is not bound to an iommufd`);
+    // The 2021 system-wide PASID design (an option): only a PASID this iommufd allocated.
+    const allowed = this.idev.ctx.core.globalPasids.checkUserPasid(pasid, this.idev.ctx);
+    if (!allowed.ok) return allowed;
     if (this.pasids.has(pasid)) return iommufdDeviceReplace(this.idev, ptId, pasid);
     const r = iommufdDeviceAttach(this.idev, ptId, pasid);
     if (r.ok) this.pasids.add(pasid);
