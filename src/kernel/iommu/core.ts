@@ -324,18 +324,25 @@ export class IommuCore {
 
   // ---- PASID attach ----
 
-  /** iommu_attach_device_pasid. */
-  attachDevicePasid(domain: IommuDomain, dev: PciDev, pasid: number, cookie?: unknown): Result {
+  // What attach and replace at a PASID both check first: the device's group (ENODEV), cache coherency,
+  // the domain's driver, not the blocking domain, not IOMMU_NO_PASID, the PASID range (EINVAL).
+  private pasidAttachChecks(domain: IommuDomain, dev: PciDev, pasid: number, blockedWhy: string): Result<IommuGroup> {
     const di = this.info.get(dev);
     if (di === undefined) return fail('ENODEV', `${dev.shortBdf} has no IOMMU group`);
-    const g = di.group;
     const snoop = snoopCompatible(domain, di.driver);
     if (!snoop.ok) return snoop;
     if (domain.owner !== di.driver) return fail('EINVAL', 'the domain belongs to another IOMMU driver');
-    if (domain.type === 'blocked') return fail('EINVAL', 'attach the blocking domain with removeDevicePasid');
+    if (domain.type === 'blocked') return fail('EINVAL', blockedWhy);
     if (!Number.isInteger(pasid) || pasid === 0) return fail('EINVAL', 'PASID 0 is IOMMU_NO_PASID: the RID has its own attach');
-    const check = this.checkPasid(g, dev, pasid);
-    if (!check.ok) return check;
+    const check = this.checkPasid(di.group, dev, pasid);
+    return check.ok ? ok(di.group) : check;
+  }
+
+  /** iommu_attach_device_pasid. */
+  attachDevicePasid(domain: IommuDomain, dev: PciDev, pasid: number, cookie?: unknown): Result {
+    const checked = this.pasidAttachChecks(domain, dev, pasid, 'attach the blocking domain with removeDevicePasid');
+    if (!checked.ok) return checked;
+    const g = checked.value;
     if (g.pasidArray.has(pasid)) return fail('EBUSY', `PASID ${pasid} of group ${g.id} is already attached: use replace`);
     const r = this.setGroupPasid(g, pasid, domain, null);
     if (!r.ok) return r;
@@ -345,16 +352,9 @@ export class IommuCore {
 
   /** iommu_replace_device_pasid. */
   replaceDevicePasid(domain: IommuDomain, dev: PciDev, pasid: number, cookie?: unknown): Result {
-    const di = this.info.get(dev);
-    if (di === undefined) return fail('ENODEV', `${dev.shortBdf} has no IOMMU group`);
-    const g = di.group;
-    const snoop = snoopCompatible(domain, di.driver);
-    if (!snoop.ok) return snoop;
-    if (domain.owner !== di.driver) return fail('EINVAL', 'the domain belongs to another IOMMU driver');
-    if (domain.type === 'blocked') return fail('EINVAL', 'replace with the blocking domain is a detach');
-    if (!Number.isInteger(pasid) || pasid === 0) return fail('EINVAL', 'PASID 0 is IOMMU_NO_PASID');
-    const check = this.checkPasid(g, dev, pasid);
-    if (!check.ok) return check;
+    const checked = this.pasidAttachChecks(domain, dev, pasid, 'replace with the blocking domain is a detach');
+    if (!checked.ok) return checked;
+    const g = checked.value;
     const cur = g.pasidArray.get(pasid);
     if (cur === undefined) return fail('EINVAL', `PASID ${pasid} of group ${g.id} is not attached`);
     if (cur.domain !== domain) {

@@ -190,21 +190,7 @@ export class Mm {
   mprotect(addr: number, length: number, prot: number): Result {
     if (!Number.isSafeInteger(addr) || addr < 0 || addr % PAGE_SIZE !== 0) return fail('EINVAL', `mprotect at unaligned ${hex(addr)}`);
     if ((prot & ~PROT_ALL) !== 0) return fail('EINVAL', `unknown prot bits ${hex(prot & ~PROT_ALL)}`);
-    if (!Number.isSafeInteger(length) || length < 0) return fail('EINVAL', `length ${length}`);
-    if (length === 0) return ok();
-    const end = addr + pageAlign(length);
-    if (end > this.layout.taskSize) return fail('ENOMEM', `${hex(addr)}+${length} leaves user space`);
-    for (let at = addr; at < end;) {
-      const vma = this.findVma(at);
-      if (vma === undefined) return fail('ENOMEM', `${hex(at)} is not mapped`);
-      at = vma.end;
-    }
-    const split = this.splitEdges(addr, end);
-    if (!split.ok) return split;
-    for (let i = firstEndingAfter(this.vmas, addr); i < this.vmas.length && (this.vmas[i] as Vma).start < end; i++) {
-      (this.vmas[i] as Vma).prot = prot;
-    }
-    return ok();
+    return this.forEachVmaIn(addr, length, (vma) => { vma.prot = prot; });
   }
 
   /**
@@ -215,6 +201,12 @@ export class Mm {
   madvise(addr: number, length: number, advice: number): Result {
     if (!Number.isSafeInteger(addr) || addr < 0 || addr % PAGE_SIZE !== 0) return fail('EINVAL', `madvise at unaligned ${hex(addr)}`);
     if (advice !== MADV_HUGEPAGE && advice !== MADV_NOHUGEPAGE) return fail('EINVAL', `advice ${advice} is not modelled`);
+    return this.forEachVmaIn(addr, length, (vma) => { vma.thpAdvice = advice === MADV_HUGEPAGE ? 'huge' : 'nohuge'; });
+  }
+
+  // What mprotect() and madvise() share: EINVAL for a bad length, nothing for 0, ENOMEM when the range
+  // leaves user space or has a hole (nothing changes then), VMAs split at both edges, then `change` on each.
+  private forEachVmaIn(addr: number, length: number, change: (vma: Vma) => void): Result {
     if (!Number.isSafeInteger(length) || length < 0) return fail('EINVAL', `length ${length}`);
     if (length === 0) return ok();
     const end = addr + pageAlign(length);
@@ -226,9 +218,7 @@ export class Mm {
     }
     const split = this.splitEdges(addr, end);
     if (!split.ok) return split;
-    for (let i = firstEndingAfter(this.vmas, addr); i < this.vmas.length && (this.vmas[i] as Vma).start < end; i++) {
-      (this.vmas[i] as Vma).thpAdvice = advice === MADV_HUGEPAGE ? 'huge' : 'nohuge';
-    }
+    for (let i = firstEndingAfter(this.vmas, addr); i < this.vmas.length && (this.vmas[i] as Vma).start < end; i++) change(this.vmas[i] as Vma);
     return ok();
   }
 
