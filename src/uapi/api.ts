@@ -10,6 +10,7 @@ import { FaultFile } from '../kernel/iommufd/fault-fd.ts';
 import { MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE } from '../kernel/mm/mman.ts';
 import type { Process } from '../kernel/process/process.ts';
 import { dispatch } from './dispatch.ts';
+import { sysPread, sysPwrite } from './rw.ts';
 import {
   IOMMU_DESTROY, IOMMU_FAULT_QUEUE_ALLOC, IOMMU_GET_HW_INFO, IOMMU_HWPT_ALLOC, IOMMU_IOAS_ALLOC,
   IOMMU_IOAS_ALLOW_IOVAS, IOMMU_IOAS_COPY, IOMMU_IOAS_IOVA_RANGES, IOMMU_IOAS_MAP, IOMMU_IOAS_MAP_FILE,
@@ -318,7 +319,8 @@ export function faultRead(a: { readonly proc: Process; readonly faultFd: number;
   const count = (a.max ?? 64) * PGFAULT;
   const buf = scratch(a.proc, count);
   if (!buf.ok) return buf;
-  const n = file.value.read(a.proc, buf.value, count, 0);
+  // read(2) through the same entry a C program (or the shim) reaches.
+  const n = sysPread(a.proc, a.faultFd, buf.value, count, null);
   if (!n.ok) return n;
   const bytes = get(a.proc, buf.value, n.value);
   if (!bytes.ok) return bytes;
@@ -337,6 +339,6 @@ export function faultRespond(a: { readonly proc: Process; readonly faultFd: numb
   if (!buf.ok) return buf;
   const w = put(a.proc, buf.value, bytes);
   if (!w.ok) return w;
-  const n = file.value.write(a.proc, buf.value, bytes.length, 0);
+  const n = sysPwrite(a.proc, a.faultFd, buf.value, bytes.length, null);
   return n.ok ? ok(n.value / RESPONSE) : n;
 }
