@@ -67,6 +67,19 @@ export interface PagingDomain extends IommuDomain {
    * snoop control (the domain is left as it was).
    */
   enforceCacheCoherency(): boolean;
+  /** domain->dirty_ops: set on domains allocated for dirty tracking, null otherwise (EOPNOTSUPP upstairs). */
+  readonly dirtyOps: DirtyOps | null;
+}
+
+/** Linux's struct iommu_dirty_ops, as the iommufd layer calls it. */
+export interface DirtyOps {
+  /** set_dirty_tracking: start or stop hardware dirty-bit updates for every device attached to `domain`. */
+  setDirtyTracking(domain: PagingDomain, enabled: boolean): Result;
+  /**
+   * read_and_clear_dirty: call `mark(iova, bytes)` for each dirty leaf that intersects [iova, iova+size),
+   * clearing its dirty bit unless `noClear` (IOMMU_DIRTY_NO_CLEAR, which also skips the IOTLB flush).
+   */
+  readAndClearDirty(domain: PagingDomain, iova: number, size: number, noClear: boolean, mark: (iova: number, bytes: number) => void): Result;
 }
 
 /** A domain without a page table (BLOCKED, IDENTITY). */
@@ -107,6 +120,8 @@ export class IoPageTableDomain implements PagingDomain {
   readonly table: IoPageTable;
   readonly levels: 4 | 5;
   iopfHandler: IopfHandler | null = null;
+  /** Filled in by the dirty-tracking work (issue 7); no dirty ops yet, so iommufd answers EOPNOTSUPP. */
+  readonly dirtyOps: DirtyOps | null = null;
   private snooping = false;
   private readonly snoopControl: boolean;
   private readonly flushers = new Set<IotlbFlusher>();
