@@ -325,7 +325,7 @@ export function faultRead(a: { readonly proc: Process; readonly faultFd: number;
   const bytes = get(a.proc, buf.value, n.value);
   if (!bytes.ok) return bytes;
   const out: PageFault[] = [];
-  for (let at = 0; at < n.value; at += PGFAULT) out.push(S.iommu_hwpt_pgfault.decode(bytes.value.subarray(at, at + PGFAULT)));
+  for (let at = 0; at < n.value; at += PGFAULT) out.push(S.iommu_hwpt_pgfault.decodeAt(bytes.value, at));
   return ok(out);
 }
 
@@ -334,7 +334,10 @@ export function faultRespond(a: { readonly proc: Process; readonly faultFd: numb
   const file = faultFile(a.proc, a.faultFd);
   if (!file.ok) return file;
   const bytes = new Uint8Array(a.responses.length * RESPONSE);
-  a.responses.forEach((x, i) => S.iommu_hwpt_page_response.encode({ cookie: x.cookie, code: x.code }, bytes.subarray(i * RESPONSE, (i + 1) * RESPONSE)));
+  for (let i = 0; i < a.responses.length; i++) {
+    const x = a.responses[i] as { readonly cookie: number; readonly code: number };
+    S.iommu_hwpt_page_response.encodeAt({ cookie: x.cookie, code: x.code }, bytes, i * RESPONSE);
+  }
   const buf = scratch(a.proc, bytes.length);
   if (!buf.ok) return buf;
   const w = put(a.proc, buf.value, bytes);

@@ -53,12 +53,12 @@ function run<F extends FieldMap>(
   if (!r.ok) {
     for (const o of created) ctx.objects.abort(o);
     if ('writeBack' in r) {
-      const wb = writeStructBytes(proc.mm, arg, struct, overlay(struct, cmd, r.writeBack as Decoded), copied.value.userSize);
+      const wb = writeStructBytes(proc.mm, arg, struct, overlay(struct, cmd, r.writeBack as Decoded, copied.value.bytes), copied.value.userSize);
       if (!wb.ok) return wb;
     }
     return r;
   }
-  const wb = writeStructBytes(proc.mm, arg, struct, overlay(struct, cmd, r.value), copied.value.userSize);
+  const wb = writeStructBytes(proc.mm, arg, struct, overlay(struct, cmd, r.value, copied.value.bytes), copied.value.userSize);
   if (!wb.ok) {
     for (const o of created) ctx.objects.abort(o);
     for (const u of undos) u();
@@ -68,10 +68,15 @@ function run<F extends FieldMap>(
   return ok(0);
 }
 
-/** The encoding of { ...cmd, ...out } (encode leaves fields `out` does not name as `cmd` set them). */
-function overlay<F extends FieldMap>(struct: StructDef<F>, cmd: Decoded, out: Decoded | undefined): Uint8Array {
-  if (out === undefined) return struct.encode(cmd as Partial<StructValue<F>>);
+/**
+ * The encoding of { ...cmd, ...out } (encode leaves fields `out` does not name as `cmd` set them).
+ * `bytes` are the kernel-sized bytes `cmd` was decoded from; handlers never write to `cmd` (they return
+ * what changes), so for a struct without padding holes they are already cmd's encoding and `out` is
+ * written over them in place (the buffer is this call's own copy).
+ */
+function overlay<F extends FieldMap>(struct: StructDef<F>, cmd: Decoded, out: Decoded | undefined, bytes: Uint8Array): Uint8Array {
+  if (out === undefined) return struct.dense ? bytes : struct.encode(cmd as Partial<StructValue<F>>);
   // A field `out` sets to undefined is left out of the spread's encoding (zero): keep the spread for that.
   for (const k in out) if (out[k] === undefined) return struct.encode({ ...cmd, ...out } as Partial<StructValue<F>>);
-  return struct.encode(out as Partial<StructValue<F>>, struct.encode(cmd as Partial<StructValue<F>>));
+  return struct.encode(out as Partial<StructValue<F>>, struct.dense ? bytes : struct.encode(cmd as Partial<StructValue<F>>));
 }

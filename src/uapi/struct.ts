@@ -100,7 +100,7 @@ function writeScalar(view: DataView, off: number, kind: ScalarKind, v: unknown, 
   }
 }
 
-const viewOf = (b: Uint8Array): DataView => new DataView(b.buffer, b.byteOffset, b.byteLength);
+const viewAt = (b: Uint8Array, at: number, size: number): DataView => new DataView(b.buffer, b.byteOffset + at, size);
 
 // The codecs' scalar fast path works on the bytes directly: a DataView over a small on-heap Uint8Array
 // costs far more than the field itself (taking .buffer moves the array off the heap).
@@ -162,6 +162,11 @@ export class StructDef<F extends FieldMap = FieldMap> {
   readonly fields: readonly FieldLayout[];
   readonly sizeof: number;
   readonly align: number;
+  /**
+   * Every byte of sizeof belongs to a field (no padding holes): decoding then encoding gives back the
+   * same bytes, so a decoded copy's buffer can stand for the value (dispatch's write-back uses it).
+   */
+  readonly dense: boolean;
   private readonly byName: ReadonlyMap<string, FieldLayout>;
   /** Per field, its scalar kind, or null for byte and scalar arrays (the codecs' fast path). */
   private readonly scalarKinds: readonly (ScalarKind | null)[];
@@ -180,6 +185,7 @@ export class StructDef<F extends FieldMap = FieldMap> {
     this.fields = layout;
     this.align = align;
     this.sizeof = alignUp(off, align);
+    this.dense = layout.reduce((n, f) => n + f.size, 0) === this.sizeof;
     this.byName = new Map(layout.map((f) => [f.name, f]));
     this.scalarKinds = layout.map((f) => (f.type.kind === 'bytes' || f.type.kind === 'array' ? null : f.type.kind));
   }
@@ -198,15 +204,21 @@ export class StructDef<F extends FieldMap = FieldMap> {
   zero(): StructValue<F> { return this.decode(new Uint8Array(this.sizeof)); }
 
   /** Decode the first sizeof bytes (a shorter buffer is an error: zero-extend before decoding). */
-  decode(b: Uint8Array): StructValue<F> {
-    if (b.byteLength < this.sizeof) throw new RangeError(`struct ${this.name}: ${b.byteLength} bytes < sizeof ${this.sizeof}`);
+  decode(b: Uint8Array): StructValue<F> { return this.decodeAt(b, 0); }
+
+  /**
+   * Decode the sizeof bytes at offset `at` of `b`: decode(b.subarray(at)) without making the view (a
+   * typed-array view per record costs more than a small struct's fields; fault fd reads decode several).
+   */
+  decodeAt(b: Uint8Array, at: number): StructValue<F> {
+    if (b.byteLength - at < this.sizeof) throw new RangeError(`struct ${this.name}: ${b.byteLength - at} bytes < sizeof ${this.sizeof}`);
     let view: DataView | null = null;
     const out: Record<string, unknown> = {};
     const fields = this.fields;
     for (let i = 0; i < fields.length; i++) {
       const f = fields[i] as FieldLayout;
       const k = this.scalarKinds[i];
-      out[f.name] = k === null || k === undefined ? this.readField(view ??= viewOf(b), f) : getScalar(b, f.offset, k);
+      out[f.name] = k === null || k === undefined ? this.readField(view ??= viewAt(b, at, this.sizeof), f) : getScalar(b, at + f.offset, k);
     }
     return out as StructValue<F>;
   }
@@ -214,7 +226,13 @@ export class StructDef<F extends FieldMap = FieldMap> {
   /** Encode into `into` (or a new zeroed sizeof buffer); missing fields are left as they are (zero when new). */
   encode(value: Partial<StructValue<F>>, into?: Uint8Array): Uint8Array {
     const b = into ?? new Uint8Array(this.sizeof);
-    if (b.byteLength < this.sizeof) throw new RangeError(`struct ${this.name}: ${b.byteLength} bytes < sizeof ${this.sizeof}`);
+    this.encodeAt(value, b, 0);
+    return b;
+  }
+
+  /** encode() into the sizeof bytes at offset `at` of `b` (no subarray view; see decodeAt). */
+  encodeAt(value: Partial<StructValue<F>>, b: Uint8Array, at: number): void {
+    if (b.byteLength - at < this.sizeof) throw new RangeError(`struct ${this.name}: ${b.byteLength - at} bytes < sizeof ${this.sizeof}`);
     let view: DataView | null = null;
     const rec = value as Readonly<Record<string, unknown>>;
     const fields = this.fields;
@@ -224,9 +242,8 @@ export class StructDef<F extends FieldMap = FieldMap> {
       if (v === undefined) continue;
       const k = this.scalarKinds[i];
       // An invalid scalar falls through to writeField, which throws naming the field.
-      if (k === null || k === undefined || !storeScalar(b, f.offset, k, v)) this.writeField(view ??= viewOf(b), f, v);
+      if (k === null || k === undefined || !storeScalar(b, at + f.offset, k, v)) this.writeField(view ??= viewAt(b, at, this.sizeof), f, v);
     }
-    return b;
   }
 
   read<K extends keyof F & string>(view: DataView, name: K): FieldValue<F[K]> {

@@ -13,7 +13,7 @@
 // skipped; when none is left, the cache is scanned again.
 
 /** Size of the eviction candidate buffer: a full scan happens at most once per this many evictions. */
-const CANDIDATES = 32;
+const CANDIDATES = 64;
 
 export class LruIndex {
   readonly capacity: number;
@@ -123,27 +123,69 @@ export class LruIndex {
     }
   }
 
-  /** Fill the candidate buffer with the oldest live entries, oldest first (insertion into a sorted buffer). */
+  /**
+   * Fill the candidate buffer with the oldest live entries, oldest first. One scan keeps the oldest seen
+   * so far in a max-heap (the youngest of them at the root, so most entries are rejected by one compare
+   * and a replacement costs log n moves), then a heap sort puts them oldest first. Slots are reused in
+   * eviction order, so a scan meets long runs of entries older than everything kept: with an insertion
+   * into a sorted buffer each of those shifted the whole buffer.
+   */
   private collectCandidates(): void {
     const max = this.candSlot.length;
     const cs = this.candSlot;
     const ct = this.candStamp;
+    const live = this.live;
+    const stamp = this.stamp;
+    const capacity = this.capacity;
     let n = 0;
-    for (let s = 0; s < this.capacity; s++) {
-      if (this.live[s] !== 1) continue;
-      const t = this.stamp[s] as number;
-      if (n === max && t >= (ct[n - 1] as number)) continue;
-      let i = n < max ? n++ : n - 1;
-      while (i > 0 && (ct[i - 1] as number) > t) {
-        cs[i] = cs[i - 1] as number;
-        ct[i] = ct[i - 1] as number;
-        i--;
+    for (let s = 0; s < capacity; s++) {
+      if (live[s] !== 1) continue;
+      const t = stamp[s] as number;
+      if (n < max) {
+        // Sift up from the end.
+        let i = n++;
+        while (i > 0) {
+          const p = (i - 1) >> 1;
+          if ((ct[p] as number) >= t) break;
+          cs[i] = cs[p] as number;
+          ct[i] = ct[p] as number;
+          i = p;
+        }
+        cs[i] = s;
+        ct[i] = t;
+      } else if (t < (ct[0] as number)) {
+        this.siftDown(s, t, n);
       }
-      cs[i] = s;
-      ct[i] = t;
+    }
+    // Heap sort: move the youngest kept to the end, repeatedly; the buffer ends oldest first.
+    for (let end = n - 1; end > 0; end--) {
+      const rs = cs[0] as number;
+      const rt = ct[0] as number;
+      this.siftDown(cs[end] as number, ct[end] as number, end);
+      cs[end] = rs;
+      ct[end] = rt;
     }
     this.candPos = 0;
     this.candLen = n;
+  }
+
+  /** Put (slot, stamp) at the root of the candidate max-heap of `size` entries and sift it down. */
+  private siftDown(slot: number, t: number, size: number): void {
+    const cs = this.candSlot;
+    const ct = this.candStamp;
+    let i = 0;
+    for (;;) {
+      const l = 2 * i + 1;
+      if (l >= size) break;
+      const r = l + 1;
+      const c = r < size && (ct[r] as number) > (ct[l] as number) ? r : l;
+      if ((ct[c] as number) <= t) break;
+      cs[i] = cs[c] as number;
+      ct[i] = ct[c] as number;
+      i = c;
+    }
+    cs[i] = slot;
+    ct[i] = t;
   }
 
   /** Add key (a, b) as the most recently used entry; the caller has made room (see `full`, `victim`). */

@@ -154,40 +154,48 @@ const EMPTY = new Uint32Array(0);
 /** 2^0 .. 2^31: the entry counts a base register can select. */
 const POW2: readonly number[] = Array.from({ length: 32 }, (_, i) => 2 ** i);
 
-function queueState(port: RegisterPort, which: QueueName): { base: number; entries: number; head: number; tail: number } {
-  const r = QUEUE_REGS[which];
-  const b = port.readReg(r.base);
+/** Entries in a queue whose base register reads `b` (log2 of the size in its low 5 bits). */
+function queueEntries(b: number): number {
   const log2 = b % 32;
-  return { base: b - (b % FRAME), entries: POW2[log2] ?? 2 ** log2, head: port.readReg(r.head), tail: port.readReg(r.tail) };
+  return POW2[log2] ?? 2 ** log2;
 }
 
 /** Write `cmd` at the command queue's tail and ring it (CQT). False when the queue is full or outside memory. */
 export function postCommand(port: RegisterPort, mem: PhysicalMemory, cmd: Command): boolean {
-  const q = queueState(port, 'command');
+  // The registers are read one by one rather than into a state object: this runs for every command.
+  const r = QUEUE_REGS.command;
+  const b = port.readReg(r.base);
+  const entries = queueEntries(b);
+  const head = port.readReg(r.head);
+  const tail = port.readReg(r.tail);
   // A queue is full when (tail + 1) % entries == head.
-  if ((q.tail + 1) % q.entries === q.head) return false;
-  if (!writeHalves(mem, q.base + q.tail * RECORD_BYTES, encodeCommand(cmd))) return false;
-  port.writeReg(Reg.CQT, (q.tail + 1) % q.entries);
+  if ((tail + 1) % entries === head) return false;
+  if (!writeHalves(mem, b - (b % FRAME) + tail * RECORD_BYTES, encodeCommand(cmd))) return false;
+  port.writeReg(Reg.CQT, (tail + 1) % entries);
   return true;
 }
 
 function consume<T>(port: RegisterPort, mem: PhysicalMemory, which: QueueName, max: number, decode: (h: Uint32Array) => T): T[] {
-  const q = queueState(port, which);
+  const r = QUEUE_REGS[which];
+  const b = port.readReg(r.base);
+  const base = b - (b % FRAME);
+  const entries = queueEntries(b);
+  let head = port.readReg(r.head);
+  const tail = port.readReg(r.tail);
   const out: T[] = [];
-  let head = q.head;
   // The record buffers only when there is something to read (polling mostly finds empty queues).
-  const h = head === q.tail ? EMPTY : new Uint32Array(RECORD_HALVES);
-  const e = head === q.tail ? EMPTY : new Uint32Array(2);
-  while (head !== q.tail && out.length < max) {
+  const h = head === tail ? EMPTY : new Uint32Array(RECORD_HALVES);
+  const e = head === tail ? EMPTY : new Uint32Array(2);
+  while (head !== tail && out.length < max) {
     for (let i = 0; i < 4; i++) {
-      mem.read64(q.base + head * RECORD_BYTES + i * 8, e);
+      mem.read64(base + head * RECORD_BYTES + i * 8, e);
       h[2 * i] = e[0] as number;
       h[2 * i + 1] = e[1] as number;
     }
     out.push(decode(h));
-    head = (head + 1) % q.entries;
+    head = (head + 1) % entries;
   }
-  port.writeReg(QUEUE_REGS[which].head, head);
+  port.writeReg(r.head, head);
   return out;
 }
 
