@@ -160,8 +160,11 @@ function queueEntries(b: number): number {
   return POW2[log2] ?? 2 ** log2;
 }
 
-/** Write `cmd` at the command queue's tail and ring it (CQT). False when the queue is full or outside memory. */
-export function postCommand(port: RegisterPort, mem: PhysicalMemory, cmd: Command): boolean {
+/**
+ * Write `cmd` at the command queue's tail and ring it (CQT). False when the queue is full or outside memory.
+ * `words`: where to encode it (a driver passes its own 8-word buffer rather than one per command).
+ */
+export function postCommand(port: RegisterPort, mem: PhysicalMemory, cmd: Command, words?: Uint32Array<ArrayBuffer>): boolean {
   // The registers are read one by one rather than into a state object: this runs for every command.
   const r = QUEUE_REGS.command;
   const b = port.readReg(r.base);
@@ -170,7 +173,7 @@ export function postCommand(port: RegisterPort, mem: PhysicalMemory, cmd: Comman
   const tail = port.readReg(r.tail);
   // A queue is full when (tail + 1) % entries == head.
   if ((tail + 1) % entries === head) return false;
-  if (!writeHalves(mem, b - (b % FRAME) + tail * RECORD_BYTES, encodeCommand(cmd))) return false;
+  if (!writeHalves(mem, b - (b % FRAME) + tail * RECORD_BYTES, encodeCommand(cmd, words))) return false;
   port.writeReg(Reg.CQT, (tail + 1) % entries);
   return true;
 }

@@ -114,6 +114,8 @@ export class IoasisIommuDriver implements IommuDriverOps, IotlbFlusher {
   private fenceSeq = 0;
   private readonly kick: () => void;
   private readonly e = new Uint32Array(2);
+  /** Where post() encodes a command before writing it to the queue (reused: every response posts two). */
+  private readonly cmdWords = new Uint32Array(8);
 
   /** Domain numbers, for logs and tests. */
   private nextDomainId = 1;
@@ -363,9 +365,9 @@ export class IoasisIommuDriver implements IommuDriverOps, IotlbFlusher {
 
   /** Queue one command, running the queue first if it is full. */
   private post(c: Command): void {
-    if (!postCommand(this.unit, this.memory, c)) {
+    if (!postCommand(this.unit, this.memory, c, this.cmdWords)) {
       this.kick();
-      if (!postCommand(this.unit, this.memory, c)) throw new Error(`${this.name}: command queue stuck`);
+      if (!postCommand(this.unit, this.memory, c, this.cmdWords)) throw new Error(`${this.name}: command queue stuck`);
     }
     this.stats.commands++;
     if (c.op === 'iotlb-inval' || c.op === 'pasid-cache-inval' || c.op === 'context-inval') this.stats.invalidations++;
