@@ -53,7 +53,8 @@ export function copyStructBytes(mm: UserMemory, userPtr: number, ksize: number, 
     if (!z.ok) return fail('EFAULT', 'the bytes past the kernel struct are not readable');
     if (!z.value) return fail('E2BIG', `non-zero bytes past the kernel's ${ksize}-byte struct (user size ${usize})`);
   }
-  const r = mm.read(userPtr, kbuf.subarray(0, Math.min(usize, ksize)));
+  // The common case, a user struct of the kernel's size, reads straight into the buffer (no view).
+  const r = mm.read(userPtr, usize >= ksize ? kbuf : kbuf.subarray(0, usize));
   if (!r.ok) return fail('EFAULT', `cannot read the argument struct at 0x${userPtr.toString(16)}`);
   return ok(kbuf);
 }
