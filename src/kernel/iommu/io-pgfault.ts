@@ -128,7 +128,8 @@ export class IopfQueue {
       p.partial.push(rec);
       return;
     }
-    const faults = [...p.partial.filter((r) => r.prgi === rec.prgi && r.pasid === rec.pasid), rec];
+    // A one-page group (nothing partial queued) is the common case: no filter and spread for it.
+    const faults = p.partial.length === 0 ? [rec] : [...p.partial.filter((r) => r.prgi === rec.prgi && r.pasid === rec.pasid), rec];
     for (let i = p.partial.length - 1; i >= 0; i--) {
       const r = p.partial[i] as PageRequestRecord;
       if (r.prgi === rec.prgi && r.pasid === rec.pasid) p.partial.splice(i, 1);
