@@ -7,21 +7,24 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { FaultReason } from '../../../src/hw/iommu/types.ts';
 import type { IommufdCtx } from '../../../src/kernel/iommufd/context.ts';
-import { iommufdDeviceAttach, iommufdDeviceBind, iommufdDeviceReplace, type IommufdDevice } from '../../../src/kernel/iommufd/device.ts';
+import { iommufdDeviceAttach, iommufdDeviceBind, iommufdDeviceReplace, iommufdDeviceUnbind, type IommufdDevice } from '../../../src/kernel/iommufd/device.ts';
+import type { HwptNested } from '../../../src/kernel/iommufd/hwpt-nested.ts';
 import { MAP_ANONYMOUS, MAP_POPULATE, MAP_PRIVATE } from '../../../src/kernel/mm/mman.ts';
 import * as api from '../../../src/uapi/api.ts';
 import { GuestPageTable } from '../../../src/uapi/guest-pagetable.ts';
-import { IOMMU_HWPT_ALLOC_NEST_PARENT } from '../../../src/uapi/iommufd-consts.ts';
-import { PAGE, RW, value, world, type World } from '../../uapi/dispatch-helpers.ts';
+import { IOMMU_HWPT_ALLOC_NEST_PARENT, IOMMU_HWPT_ALLOC_PASID, IOMMUFD_PAGE_RESP_SUCCESS } from '../../../src/uapi/iommufd-consts.ts';
+import { enablePriPasid } from '../iommu/helpers.ts';
+import { errno, PAGE, RW, value, world, type World } from '../../uapi/dispatch-helpers.ts';
 
 const NVME = '39:00.0';
+const DSA = '6a:01.0';
 const GPA_BASE = 0x1000_0000;
 /** Guest RAM: data pages, then the pages the guest's table lives in. */
 const DATA_PAGES = 16;
 const POOL_PAGES = 16;
 
 interface Vm {
-  w: World; a: { proc: ReturnType<World['table']['spawn']>; fd: number }; ctx: IommufdCtx;
+  bdf: string; w: World; a: { proc: ReturnType<World['table']['spawn']>; fd: number }; ctx: IommufdCtx;
   idev: IommufdDevice; devId: number; ioasId: number; parentId: number; va: number; gpt: GuestPageTable;
   dataGpa: (i: number) => number;
   dataVa: (i: number) => number;
@@ -31,14 +34,14 @@ interface Vm {
  * The VMM: guest RAM as one buffer, its data pages mapped at IOVA = GPA page by page with `perm(i)`
  * (null: not mapped, R, RW) and the table pool as one RW area; the guest's table in the pool.
  */
-function vm(perm: (i: number) => 'r' | 'rw' | null = () => 'rw', w: World = world()): Vm {
+function vm(perm: (i: number) => 'r' | 'rw' | null = () => 'rw', w: World = world(), bdf = NVME): Vm {
   const memlock = 4096 * PAGE;
   const proc = w.table.spawn({ uid: 1000, rlimits: { RLIMIT_MEMLOCK: { soft: memlock, hard: memlock } } });
   const fd = value(api.openIommufd({ proc, core: w.core }));
   const a = { proc, fd };
   const file = value(proc.fds.get(fd));
   const ctx = file.file as IommufdCtx;
-  const idev = value(iommufdDeviceBind(ctx, w.dev(NVME), { file }));
+  const idev = value(iommufdDeviceBind(ctx, w.dev(bdf), { file }));
   const ioasId = value(api.ioasAlloc(a));
   const parentId = value(api.hwptAlloc({ ...a, devId: idev.id, ptId: ioasId, flags: IOMMU_HWPT_ALLOC_NEST_PARENT }));
   const pages = DATA_PAGES + POOL_PAGES;
@@ -51,7 +54,7 @@ function vm(perm: (i: number) => 'r' | 'rw' | null = () => 'rw', w: World = worl
   value(api.ioasMap({ ...a, ioasId, userVa: va + DATA_PAGES * PAGE, length: POOL_PAGES * PAGE, iova: GPA_BASE + DATA_PAGES * PAGE }));
   const gpt = new GuestPageTable({ proc, va, gpa: GPA_BASE, size: pages * PAGE }, { pool: { gpa: GPA_BASE + DATA_PAGES * PAGE, pages: POOL_PAGES } });
   return {
-    w, a, ctx, idev, devId: idev.id, ioasId, parentId, va, gpt,
+    bdf, w, a, ctx, idev, devId: idev.id, ioasId, parentId, va, gpt,
     dataGpa: (i) => GPA_BASE + i * PAGE,
     dataVa: (i) => va + i * PAGE,
   };
@@ -64,12 +67,12 @@ function attachNested(v: Vm): number {
   return id;
 }
 
-function dmaWrite(v: Vm, iova: number, bytes: Uint8Array) {
-  return v.w.machine.dma(v.w.dev(NVME), { op: 'write', address: iova, length: bytes.length, data: bytes });
+function dmaWrite(v: Vm, iova: number, bytes: Uint8Array, pasid?: number) {
+  return v.w.machine.dma(v.w.dev(v.bdf), { op: 'write', address: iova, length: bytes.length, data: bytes, ...(pasid === undefined ? {} : { pasid }) });
 }
 
 function dmaRead(v: Vm, iova: number, length: number) {
-  return v.w.machine.dma(v.w.dev(NVME), { op: 'read', address: iova, length });
+  return v.w.machine.dma(v.w.dev(v.bdf), { op: 'read', address: iova, length });
 }
 
 const userBytes = (v: Vm, va: number, n: number): Uint8Array => {
@@ -153,6 +156,43 @@ describe('nested translation through a guest stage-1 table', () => {
   });
 });
 
+describe('PASIDs and IO page faults on a nested HWPT', () => {
+  it('a PASID-tagged DMA of the DSA goes through a nested HWPT allocated with ALLOC_PASID', () => {
+    const w = world();
+    enablePriPasid(w.dev(DSA));
+    const v = vm(() => 'rw', w, DSA);
+    value(v.gpt.map(0x40_0000, v.dataGpa(2), PAGE, { write: true }));
+    const plain = value(api.hwptAllocNested({ ...v.a, devId: v.devId, parentId: v.parentId, s1: { pgtblAddr: v.gpt.root } }));
+    expect(errno(iommufdDeviceAttach(v.idev, plain, 5))).toBe('EINVAL');
+    const id = value(api.hwptAllocNested({ ...v.a, devId: v.devId, parentId: v.parentId, s1: { pgtblAddr: v.gpt.root }, flags: IOMMU_HWPT_ALLOC_PASID }));
+    value(iommufdDeviceAttach(v.idev, id, 5));
+    expect(dmaWrite(v, 0x40_0000, Uint8Array.of(0x77), 5).status).toBe('ok');
+    expect(userBytes(v, v.dataVa(2), 1)[0]).toBe(0x77);
+    // The RID has nothing attached: untagged DMA is blocked.
+    expect(dmaWrite(v, 0x40_0000, Uint8Array.of(1)).status).toBe('fault');
+  });
+
+  it('a stage-1 miss of a PRI device becomes a page request on the FAULT object; the guest maps and answers', () => {
+    const w = world();
+    enablePriPasid(w.dev(DSA));
+    const v = vm(() => 'rw', w, DSA);
+    const f = value(api.faultQueueAlloc(v.a));
+    const id = value(api.hwptAllocNested({ ...v.a, devId: v.devId, parentId: v.parentId, s1: { pgtblAddr: v.gpt.root }, flags: IOMMU_HWPT_ALLOC_PASID, faultId: f.faultId }));
+    value(iommufdDeviceAttach(v.idev, id, 5));
+    const r = dmaWrite(v, 0x40_0000, Uint8Array.of(0x99), 5);
+    w.core.poll();
+    expect(r.status).toBe('pending');
+    const recs = value(api.faultRead({ proc: v.a.proc, faultFd: f.faultFd }));
+    expect(recs.map((x) => [x.dev_id, x.pasid, Number(x.addr)])).toEqual([[v.devId, 5, 0x40_0000]]);
+    // The guest handles the fault: it maps the page in its table, then the VMM answers for it.
+    value(v.gpt.map(0x40_0000, v.dataGpa(3), PAGE, { write: true }));
+    value(api.faultRespond({ proc: v.a.proc, faultFd: f.faultFd, responses: [{ cookie: recs[0]!.cookie, code: IOMMUFD_PAGE_RESP_SUCCESS }] }));
+    w.machine.processCommands();
+    expect(r.status).toBe('ok');
+    expect(userBytes(v, v.dataVa(3), 1)[0]).toBe(0x99);
+  });
+});
+
 describe('the PASID entry the driver programs', () => {
   it('PGTT nested with its own DID over the parent table; the parent alone is PGTT second stage', () => {
     const v = vm();
@@ -167,6 +207,25 @@ describe('the PASID entry the driver programs', () => {
     expect(back?.pgtt).toBe(2);
     expect(back?.did).not.toBe(entry?.did);
     expect(back?.ssRoot).toBe(entry?.ssRoot);
+  });
+});
+
+describe('teardown', () => {
+  it('unbind and close release the nested HWPT, its parent, the DID and every pin', () => {
+    const v = vm();
+    value(v.gpt.map(0x40_0000, v.dataGpa(1), PAGE, { write: true }));
+    const id = attachNested(v);
+    expect(dmaWrite(v, 0x40_0000, Uint8Array.of(1)).status).toBe('ok');
+    const domain = value(v.ctx.objects.get<HwptNested>(id, 'hwpt_nested')).domain;
+    const driver = v.w.core.driverOf(v.w.dev(NVME))!;
+    expect(driver.didOf(domain)).not.toBeNull();
+    iommufdDeviceUnbind(v.idev);
+    expect(driver.didOf(domain)).toBeNull();
+    expect(v.a.proc.mm.pinnedVm).toBeGreaterThan(0);
+    value(v.a.proc.fds.close(v.a.fd));
+    expect(v.ctx.objects.size).toBe(0);
+    expect(v.a.proc.mm.pinnedVm).toBe(0);
+    expect(dmaWrite(v, 0x40_0000, Uint8Array.of(2)).status).not.toBe('ok');
   });
 });
 
