@@ -36,11 +36,9 @@ import type { PhysicalMemory } from '../../hw/memory/physical-memory.ts';
 import { fail, ok, type Result } from '../errno.ts';
 import type { FrameAllocator } from '../mm/frame-allocator.ts';
 import { IoPageTableDomain, StaticDomain, type IommuDomain, type IotlbFlusher, type PagingDomain } from './domain.ts';
-import {
-  decodeVtdS1, IOMMU_HWPT_DATA_VTD_S1, IOMMU_VTD_S1_EAFE, IOMMU_VTD_S1_SRE, IOMMU_VTD_S1_WPE, NestedDomain, VTD_S1_SIZE,
-  type NestedCacheFlusher,
-} from './nested-domain.ts';
-import { copyStructFromUserData, type IommuUserData } from './user-data.ts';
+import { checkNestedAlloc, nestedAttachChecks, nestedPasidEntry } from './ioasis-nesting.ts';
+import { NestedDomain, type NestedCacheFlusher } from './nested-domain.ts';
+import type { IommuUserData } from './user-data.ts';
 import { TableFrames } from './table-frames.ts';
 
 const FRAME = 4096;
@@ -264,7 +262,7 @@ export class IoasisIommuDriver implements IommuDriverOps, IotlbFlusher, NestedCa
     }
     let spec: PasidEntrySpec;
     if (domain.type === 'identity') spec = { pgtt: 'pass-through', did };
-    else if (domain instanceof NestedDomain) spec = this.nestedPasidEntry(domain, did);
+    else if (domain instanceof NestedDomain) spec = nestedPasidEntry(domain, did);
     else {
       const d = domain as IoPageTableDomain;
       spec = { pgtt: 'second', did, ssRoot: d.table.root, ssLevels: d.levels, ssade: d.dirtyTracking };
@@ -278,7 +276,7 @@ export class IoasisIommuDriver implements IommuDriverOps, IotlbFlusher, NestedCa
     if (domain.owner !== this) return fail('EINVAL', `the domain belongs to another IOMMU driver than ${this.name}`);
     if (domain.type === 'identity' && !this.caps.passThrough) return fail('EOPNOTSUPP', `${this.name} has no pass-through`);
     if (domain instanceof NestedDomain) {
-      const checked = this.nestedAttachChecks(domain);
+      const checked = nestedAttachChecks(this.caps, this.name, domain);
       if (!checked.ok) return checked;
     }
     const old = pasid === 0 ? st.ridDomain : (st.pasids.get(pasid) ?? this.blockedDomain);
@@ -365,48 +363,11 @@ export class IoasisIommuDriver implements IommuDriverOps, IotlbFlusher, NestedCa
 
   // ---- Nesting (intel nested.c / intel_pasid_setup_nested) ----
 
-  /**
-   * intel_iommu_domain_alloc_nested(): no nesting or flags other than ALLOC_PASID → EOPNOTSUPP; data
-   * not VTD_S1 → EOPNOTSUPP; a parent that is not this driver's NEST_PARENT paging domain → EINVAL; then
-   * the struct is copied (short or long → EINVAL, unreadable → EFAULT). The s1 fields are checked at attach.
-   */
+  /** domain_alloc_nested (rules in ioasis-nesting.ts). */
   allocNestedDomain(parent: IommuDomain, flags: number, data: IommuUserData): Result<IommuDomain> {
-    const ALLOC_PASID = 1 << 3;
-    if (!this.caps.nesting || !this.caps.firstStage || !this.caps.secondStage) return fail('EOPNOTSUPP', `${this.name} has no nested translation`);
-    if ((flags & ~ALLOC_PASID) !== 0) return fail('EOPNOTSUPP', `flags 0x${flags.toString(16)}: a nested domain takes only IOMMU_HWPT_ALLOC_PASID`);
-    if (data.type !== IOMMU_HWPT_DATA_VTD_S1) return fail('EOPNOTSUPP', `data_type ${data.type}: ${this.name} nests only IOMMU_HWPT_DATA_VTD_S1`);
-    if (!(parent instanceof IoPageTableDomain) || parent.owner !== this || !parent.nestParent) {
-      return fail('EINVAL', `the parent is not a NEST_PARENT paging domain of ${this.name}`);
-    }
-    const b = copyStructFromUserData(data, IOMMU_HWPT_DATA_VTD_S1, VTD_S1_SIZE, VTD_S1_SIZE);
-    if (!b.ok) return b;
-    return ok(new NestedDomain(this.nextDomainId++, this, parent, decodeVtdS1(b.value), this));
-  }
-
-  /**
-   * intel_pasid_setup_nested()'s checks, at attach: the address width 48 or 57 (57 needs five-level
-   * support) and SRE supported, else EINVAL. The unit has no extended-access (EAFE) or write-protect
-   * (WPE) bit, so those are refused as intel refuses EAFE without ECAP.EAFS. The root must fit the
-   * entry's PA field (intel would write the high bits into reserved ones; ioasis refuses instead).
-   */
-  private nestedAttachChecks(d: NestedDomain): Result {
-    const s1 = d.s1;
-    if (s1.addrWidth !== 48 && !(s1.addrWidth === 57 && this.caps.fiveLevel)) {
-      return fail('EINVAL', `stage-1 address width ${s1.addrWidth} is not one ${this.name} walks (48${this.caps.fiveLevel ? ' or 57' : ''})`);
-    }
-    if ((s1.flags & BigInt(IOMMU_VTD_S1_EAFE)) !== 0n) return fail('EINVAL', `${this.name} has no extended access flag support (EAFE)`);
-    if ((s1.flags & BigInt(IOMMU_VTD_S1_WPE)) !== 0n) return fail('EINVAL', `${this.name} has no write-protect enable (WPE)`);
-    if (s1.pgtblAddr >= 1n << 52n) return fail('EINVAL', `stage-1 root 0x${s1.pgtblAddr.toString(16)} is beyond the 52-bit PASID-entry address field`);
-    return ok();
-  }
-
-  /** PGTT nested: guest root (low 12 bits dropped, as pasid_set_flptr does), the parent's table, own DID. */
-  private nestedPasidEntry(d: NestedDomain, did: number): PasidEntrySpec {
-    const fsRoot = Number(d.s1.pgtblAddr & ~0xfffn);
-    return {
-      pgtt: 'nested', did, fsRoot, fsLevels: d.fsLevels, ssRoot: d.parent.table.root, ssLevels: d.parent.levels,
-      ssade: d.parent.dirtyTracking, sre: (d.s1.flags & BigInt(IOMMU_VTD_S1_SRE)) !== 0n,
-    };
+    const s1 = checkNestedAlloc(this.caps, this.name, this, parent, flags, data);
+    if (!s1.ok) return s1;
+    return ok(new NestedDomain(this.nextDomainId++, this, s1.value.parent, s1.value.config, this));
   }
 
   /** IOTLB invalidation of a nested domain's DID for the user (cache_invalidate_user). */
