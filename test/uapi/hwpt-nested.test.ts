@@ -2,6 +2,7 @@
 // reference §6.10, §6.13, §11, §13; selftest alloc_hwpt_nested): every errno, in the kernel's order, with
 // the driver data and the invalidation array written into the caller's memory as a C program would.
 
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { IommufdCtx } from '../../src/kernel/iommufd/context.ts';
 import { iommufdDeviceAttach, iommufdDeviceBind, iommufdDeviceDetach, iommufdDeviceReplace } from '../../src/kernel/iommufd/device.ts';
@@ -226,6 +227,29 @@ describe('IOMMU_HWPT_INVALIDATE', () => {
     expect(s.num(all)).toBe(1);
     // An array the process has not mapped: EFAULT on the first entry.
     expect(s.call({ entry_num: 1, data_uptr: 0x7000_0000_0000n }).e).toBe('EFAULT');
+  });
+
+  it('partial success, as a property: entry_num is the index of the first bad entry, whose kind gives the errno', () => {
+    const s = inv();
+    type Kind = 'ok' | 'flags' | 'reserved' | 'unaligned' | 'all-at-addr';
+    const ERRNO: Record<Exclude<Kind, 'ok'>, string> = { flags: 'EOPNOTSUPP', reserved: 'EOPNOTSUPP', unaligned: 'EINVAL', 'all-at-addr': 'EINVAL' };
+    const kindArb = fc.constantFrom<Kind>('ok', 'ok', 'ok', 'flags', 'reserved', 'unaligned', 'all-at-addr');
+    fc.assert(fc.property(fc.array(fc.tuple(kindArb, fc.integer({ min: 0, max: 0xfff }), fc.integer({ min: 1, max: 64 })), { maxLength: 12 }), (list) => {
+      const n = s.entries(list.map(([k, page, npages]) => {
+        const addr = BigInt(page) * 4096n;
+        switch (k) {
+          case 'ok': return { addr, npages: BigInt(npages), flags: npages % 2 };
+          case 'flags': return { addr, flags: (1 << (1 + (npages % 31))) >>> 0 };
+          case 'reserved': return { addr, __reserved: npages };
+          case 'unaligned': return { addr: addr + BigInt(npages), npages: 1n };
+          case 'all-at-addr': return { addr: addr + 4096n, npages: U64_MAX };
+        }
+      }));
+      const r = s.call({ entry_num: n });
+      const bad = list.findIndex(([k]) => k !== 'ok');
+      expect(s.num(r)).toBe(bad < 0 ? n : bad);
+      expect(r.e).toBe(bad < 0 ? 'ok' : ERRNO[list[bad]![0] as Exclude<Kind, 'ok'>]);
+    }), { numRuns: 60 });
   });
 
   it('partial success: entry_num says how many entries were handled before the failing one', () => {
