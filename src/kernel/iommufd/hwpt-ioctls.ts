@@ -1,4 +1,4 @@
-// IOMMU_HWPT_ALLOC (drivers/iommu/iommufd/hw_pagetable.c, iommufd_hwpt_alloc) for paging HWPTs, checks in
+// IOMMU_HWPT_ALLOC (drivers/iommu/iommufd/hw_pagetable.c, iommufd_hwpt_alloc), checks in
 // the kernel's order (uAPI reference §6.10): __reserved → EOPNOTSUPP; data_type/data_len mismatch →
 // EINVAL; dev_id → ENOENT; pt_id missing or of another type → EINVAL (not ENOENT); the paging allocation's
 // own checks (unknown flags first); then fault_id (ENOENT). pt_id a HWPT_PAGING: a nested HWPT
