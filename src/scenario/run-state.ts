@@ -9,6 +9,7 @@ import { IommuBackedParentDriver, type MdevGroupPolicy } from '../kernel/mdev/io
 import { PasidBackedParentDriver } from '../kernel/mdev/pasid-backed-parent.ts';
 import type { MdevDevice } from '../kernel/mdev/types.ts';
 import type { VfioDevice } from '../kernel/vfio/vfio-device.ts';
+import type { GuestPageTable } from '../uapi/guest-pagetable.ts';
 import { resolveValue, type NumberLike, type ValueScope } from './values.ts';
 
 export interface Region {
@@ -31,6 +32,8 @@ export class StepError extends Error {
 export class RunState {
   readonly processes = new Map<string, ScenarioProcess>();
   readonly variables = new Map<string, bigint>();
+  /** Guests' first-stage IO page tables by name (guest-pagetable steps). */
+  readonly guestTables = new Map<string, GuestPageTable>();
 
   /** Isolation breaches fail the run (options.isolation: enforce) or are only shown by isolation-check. */
   isolationEnforced = true;

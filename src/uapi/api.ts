@@ -12,12 +12,12 @@ import type { Process } from '../kernel/process/process.ts';
 import { dispatch } from './dispatch.ts';
 import { sysPread, sysPwrite } from './rw.ts';
 import {
-  IOMMU_DESTROY, IOMMU_FAULT_QUEUE_ALLOC, IOMMU_GET_HW_INFO, IOMMU_HWPT_ALLOC, IOMMU_IOAS_ALLOC,
+  IOMMU_DESTROY, IOMMU_FAULT_QUEUE_ALLOC, IOMMU_GET_HW_INFO, IOMMU_HWPT_ALLOC, IOMMU_HWPT_INVALIDATE, IOMMU_IOAS_ALLOC,
   IOMMU_IOAS_ALLOW_IOVAS, IOMMU_IOAS_COPY, IOMMU_IOAS_IOVA_RANGES, IOMMU_IOAS_MAP, IOMMU_IOAS_MAP_FILE,
   IOMMU_IOAS_UNMAP, IOMMU_OPTION, IOMMU_VFIO_IOAS,
 } from './ioctl.ts';
 import {
-  IOMMU_HWPT_FAULT_ID_VALID, IOMMU_HWPT_DATA_NONE, IOMMU_IOAS_MAP_FIXED_IOVA, IOMMU_IOAS_MAP_READABLE,
+  IOMMU_HWPT_FAULT_ID_VALID, IOMMU_HWPT_DATA_NONE, IOMMU_HWPT_DATA_VTD_S1, IOMMU_HWPT_INVALIDATE_DATA_VTD_S1, IOMMU_IOAS_MAP_FIXED_IOVA, IOMMU_IOAS_MAP_READABLE,
   IOMMU_IOAS_MAP_WRITEABLE, IOMMU_OPTION_OP_GET, IOMMU_OPTION_OP_SET,
 } from './iommufd-consts.ts';
 import * as S from './iommufd-structs.ts';
@@ -265,6 +265,60 @@ export function hwptAlloc(a: FdArgs & {
     },
   });
   return r.ok ? ok(r.value.out.out_hwpt_id) : r;
+}
+
+/** struct iommu_hwpt_vtd_s1: the guest's stage-1 table for a nested HWPT. */
+export interface VtdS1 {
+  /** IOMMU_VTD_S1_* (default 0). */
+  readonly flags?: number | bigint;
+  /** GPA of the first-stage root. */
+  readonly pgtblAddr: number | bigint;
+  /** 48 or 57 (default 48). */
+  readonly addrWidth?: number;
+}
+
+/** IOMMU_HWPT_ALLOC of a nested HWPT on the NEST_PARENT HWPT `parentId` with VT-d stage-1 data: the new id. */
+export function hwptAllocNested(a: FdArgs & {
+  readonly devId: number; readonly parentId: number; readonly s1: VtdS1; readonly flags?: number; readonly faultId?: number;
+}): Result<number> {
+  const bytes = S.iommu_hwpt_vtd_s1.encode({ flags: big(a.s1.flags ?? 0), pgtbl_addr: big(a.s1.pgtblAddr), addr_width: a.s1.addrWidth ?? 48 });
+  return hwptAlloc({
+    proc: a.proc, fd: a.fd, devId: a.devId, ptId: a.parentId, data: { type: IOMMU_HWPT_DATA_VTD_S1, bytes },
+    ...(a.flags === undefined ? {} : { flags: a.flags }), ...(a.faultId === undefined ? {} : { faultId: a.faultId }),
+  });
+}
+
+/** One struct iommu_hwpt_vtd_s1_invalidate entry. */
+export interface VtdS1Invalidation {
+  readonly addr: number | bigint;
+  /** 4 KiB pages; 2^64 - 1 (with addr 0): everything. */
+  readonly npages: number | bigint;
+  /** IOMMU_VTD_INV_FLAGS_LEAF (default 0). */
+  readonly flags?: number;
+}
+
+/**
+ * IOMMU_HWPT_INVALIDATE of a nested HWPT with VT-d stage-1 entries: the number handled. On failure the
+ * error carries the reason; `handled` (entry_num as written back) is in the returned object either way.
+ */
+export function hwptInvalidate(a: FdArgs & { readonly hwptId: number; readonly entries: readonly VtdS1Invalidation[] }): { readonly result: Result<number>; readonly handled: number } {
+  const n = a.entries.length;
+  const len = S.iommu_hwpt_vtd_s1_invalidate.sizeof;
+  const raw = ioctlRaw(a.proc, a.fd, IOMMU_HWPT_INVALIDATE, S.iommu_hwpt_invalidate, {
+    data_type: IOMMU_HWPT_INVALIDATE_DATA_VTD_S1, entry_len: len, entry_num: n,
+  }, {
+    bytes: n * len,
+    fill: (base) => {
+      const at = base + S.iommu_hwpt_invalidate.sizeof;
+      const arr = new Uint8Array(n * len);
+      a.entries.forEach((e, i) => S.iommu_hwpt_vtd_s1_invalidate.encode({ addr: big(e.addr), npages: big(e.npages), flags: e.flags ?? 0 }, arr.subarray(i * len, (i + 1) * len)));
+      if (n > 0) put(a.proc, at, arr);
+      return { hwpt_id: a.hwptId, data_uptr: n > 0 ? big(at) : 0n };
+    },
+  });
+  if (!raw.ok) return { result: raw, handled: 0 };
+  const handled = raw.value.out.entry_num;
+  return { result: raw.value.r.ok ? ok(handled) : raw.value.r, handled };
 }
 
 export interface HwInfo {

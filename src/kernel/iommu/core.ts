@@ -153,7 +153,7 @@ export class IommuCore {
   domainAtPasid(dev: PciDev, pasid: number): IommuDomain | null { return this.groupOf(dev)?.pasidArray.get(pasid)?.domain ?? null; }
 
   /** A paging domain from the device's IOMMU driver (domain_alloc_paging). */
-  allocPagingDomain(dev: PciDev, type: 'dma' | 'unmanaged' = 'unmanaged', opts: { dirtyTracking?: boolean } = {}): Result<PagingDomain> {
+  allocPagingDomain(dev: PciDev, type: 'dma' | 'unmanaged' = 'unmanaged', opts: { dirtyTracking?: boolean; nestParent?: boolean } = {}): Result<PagingDomain> {
     const di = this.info.get(dev);
     if (di === undefined) return fail('ENODEV', `${dev.shortBdf} has no IOMMU group`);
     return di.driver.allocPagingDomain(type, opts);

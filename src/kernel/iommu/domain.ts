@@ -9,7 +9,7 @@ import { entryAddress, levelIndex, levelSize, SS_PS, SS_R, SS_W } from '../../hw
 import { fail, ok, type Result } from '../errno.ts';
 import type { IopfGroup } from './io-pgfault.ts';
 
-export type DomainType = 'blocked' | 'identity' | 'dma' | 'unmanaged';
+export type DomainType = 'blocked' | 'identity' | 'dma' | 'unmanaged' | 'nested';
 
 export const SZ_4K = 0x1000;
 export const SZ_2M = 0x20_0000;
@@ -105,6 +105,8 @@ export interface PagingDomainOptions {
   readonly pageSize2M: boolean;
   readonly pageSize1G: boolean;
   readonly dirtyTracking?: boolean;
+  /** Allocated as a nesting parent (IOMMU_HWPT_ALLOC_NEST_PARENT): nested domains may be built on it. */
+  readonly nestParent?: boolean;
   /** The owning unit has snoop control (ECAP.SC): enforceCacheCoherency() can succeed. */
   readonly snoopControl?: boolean;
 }
@@ -119,6 +121,8 @@ export class IoPageTableDomain implements PagingDomain {
   readonly dirtyTracking: boolean;
   readonly table: IoPageTable;
   readonly levels: 4 | 5;
+  /** intel's dmar_domain->nested_parent: the stage 2 of nested domains. */
+  readonly nestParent: boolean;
   iopfHandler: IopfHandler | null = null;
   /** Filled in by the dirty-tracking work (issue 7); no dirty ops yet, so iommufd answers EOPNOTSUPP. */
   readonly dirtyOps: DirtyOps | null = null;
@@ -139,6 +143,7 @@ export class IoPageTableDomain implements PagingDomain {
     this.aperture = { start: 0, last: this.limit - 1 };
     this.pgsizeBitmap = SZ_4K | (o.pageSize2M ? SZ_2M : 0) | (o.pageSize1G ? SZ_1G : 0);
     this.dirtyTracking = o.dirtyTracking === true;
+    this.nestParent = o.nestParent === true;
     this.snoopControl = o.snoopControl !== false;
     this.memory = o.memory;
     this.table = new IoPageTable(o.memory, o.tables, { format: 'second', levels: this.levels, pageSize2M: o.pageSize2M, pageSize1G: o.pageSize1G });

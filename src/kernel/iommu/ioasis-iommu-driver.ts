@@ -16,6 +16,11 @@
 //    PASID_CACHE_INVAL and IOTLB_INVAL for the old DID and that PASID (global PASID-cache invalidation
 //    when no DID was cached), then FENCE. Unmap invalidates the IOTLB range of the DID for every PASID the
 //    domain is attached at on this unit (intel-iommu's cache tags).
+//  * Nesting (see the "Nesting" section): a NESTED domain is a PASID entry with PGTT nested, the guest's
+//    first-stage root (a GPA) in FSPTR, the NEST_PARENT domain's table as the second stage, and a DID of
+//    its own. Its IOTLB entries are combined GIOVA→HPA translations, so an unmap in the parent flushes the
+//    whole DID of every nested domain built on it (intel's nesting cache tags), and the user's
+//    IOMMU_HWPT_INVALIDATE flushes ranges of the nested DID.
 
 import type { IommuUnit } from '../../hw/iommu/unit.ts';
 import type { Command } from '../../hw/iommu/commands.ts';
@@ -31,6 +36,9 @@ import type { PhysicalMemory } from '../../hw/memory/physical-memory.ts';
 import { fail, ok, type Result } from '../errno.ts';
 import type { FrameAllocator } from '../mm/frame-allocator.ts';
 import { IoPageTableDomain, StaticDomain, type IommuDomain, type IotlbFlusher, type PagingDomain } from './domain.ts';
+import { checkNestedAlloc, nestedAttachChecks, nestedPasidEntry } from './ioasis-nesting.ts';
+import { NestedDomain, type NestedCacheFlusher } from './nested-domain.ts';
+import type { IommuUserData } from './user-data.ts';
 import { TableFrames } from './table-frames.ts';
 
 const FRAME = 4096;
@@ -50,7 +58,12 @@ export interface IommuDriverOps {
   /** IOMMU_CAP_ENFORCE_CACHE_COHERENCY for its devices: the unit has snoop control (intel: ECAP.SC). */
   readonly enforceCacheCoherency: boolean;
   /** domain_alloc_paging: a DMA or UNMANAGED domain. EOPNOTSUPP for dirty tracking the IOMMU lacks. */
-  allocPagingDomain(type: 'dma' | 'unmanaged', opts?: { dirtyTracking?: boolean }): Result<PagingDomain>;
+  allocPagingDomain(type: 'dma' | 'unmanaged', opts?: { dirtyTracking?: boolean; nestParent?: boolean }): Result<PagingDomain>;
+  /**
+   * domain_alloc_nested: a NESTED domain on `parent` from the user's driver data (flags: the HWPT_ALLOC
+   * flags without FAULT_ID_VALID). Absent: the IOMMU cannot nest (iommufd answers EOPNOTSUPP).
+   */
+  allocNestedDomain?(parent: IommuDomain, flags: number, data: IommuUserData): Result<IommuDomain>;
   /** probe_device: set the requester ID up (blocked) with room for `maxPasids` PASIDs. */
   probeDevice(rid: number, maxPasids: number): void;
   /** attach_dev: the RID's domain. */
@@ -94,7 +107,7 @@ export interface RidHwState {
   readonly ridPasidEntry: { readonly pgtt: number; readonly did: number; readonly ssRoot: number; readonly ssade: boolean } | null;
 }
 
-export class IoasisIommuDriver implements IommuDriverOps, IotlbFlusher {
+export class IoasisIommuDriver implements IommuDriverOps, IotlbFlusher, NestedCacheFlusher {
   readonly name: string;
   readonly caps: IommuCaps;
   readonly maxPasids: number;
@@ -108,6 +121,8 @@ export class IoasisIommuDriver implements IommuDriverOps, IotlbFlusher {
   readonly stats = { commands: 0, fences: 0, invalidations: 0, pageResponses: 0, faultsLogged: 0, pageRequestsRead: 0 };
   private readonly rids = new Map<number, RidState>();
   private readonly dids = new Map<IommuDomain, DidUse>();
+  /** Why the driver is a flusher of a paging domain: its own DID here, plus one per nested child with a DID. */
+  private readonly flushHolds = new Map<PagingDomain, number>();
   private readonly freeDids: number[] = [];
   private nextDid = FIRST_DID;
   private readonly fenceStatus: number;
@@ -146,14 +161,14 @@ export class IoasisIommuDriver implements IommuDriverOps, IotlbFlusher {
 
   // ---- Domains ----
 
-  allocPagingDomain(type: 'dma' | 'unmanaged', opts: { dirtyTracking?: boolean } = {}): Result<PagingDomain> {
+  allocPagingDomain(type: 'dma' | 'unmanaged', opts: { dirtyTracking?: boolean; nestParent?: boolean } = {}): Result<PagingDomain> {
     if (opts.dirtyTracking === true && !this.caps.dirtyTracking) return fail('EOPNOTSUPP', `${this.name} has no second-stage dirty tracking (SSADE)`);
     if (!this.caps.secondStage) return fail('EOPNOTSUPP', `${this.name} has no second-stage translation`);
     try {
       return ok(new IoPageTableDomain({
         id: this.nextDomainId++, type, owner: this, memory: this.memory, tables: this.tables, addressWidth: this.caps.inputAddressWidth,
         pageSize2M: this.caps.pageSize2M, pageSize1G: this.caps.pageSize1G, dirtyTracking: opts.dirtyTracking === true,
-        snoopControl: this.caps.snoopControl,
+        snoopControl: this.caps.snoopControl, nestParent: opts.nestParent === true,
       }));
     } catch {
       return fail('ENOMEM', 'no memory for a page-table root');
@@ -174,7 +189,7 @@ export class IoasisIommuDriver implements IommuDriverOps, IotlbFlusher {
       if (did < 0) return null;
       use = { did, pasids: new Map() };
       this.dids.set(domain, use);
-      if (domain.isPaging()) domain.addFlusher(this);
+      this.holdFlushes(domain);
     }
     use.pasids.set(pasid, (use.pasids.get(pasid) ?? 0) + 1);
     return use.did;
@@ -188,7 +203,7 @@ export class IoasisIommuDriver implements IommuDriverOps, IotlbFlusher {
     else use.pasids.delete(pasid);
     if (use.pasids.size === 0) {
       this.dids.delete(domain);
-      if (domain.isPaging()) domain.removeFlusher(this);
+      this.dropFlushes(domain);
       // The DID may be reused: nothing of the old domain may stay in the IOTLB under it.
       this.sync([{ op: 'iotlb-inval', scope: 'domain', did: use.did }]);
       this.freeDids.push(use.did);
@@ -197,10 +212,11 @@ export class IoasisIommuDriver implements IommuDriverOps, IotlbFlusher {
 
   flushRange(domain: IommuDomain, iova: number, size: number): void {
     const use = this.dids.get(domain);
-    if (use === undefined) return;
     const first = Math.floor(iova / FRAME) * FRAME;
     const pages = Math.ceil((iova + size - first) / FRAME);
-    this.sync([...use.pasids.keys()].map((pasid): Command => ({ op: 'iotlb-inval', scope: 'range', did: use.did, pasid, address: first, pages })));
+    const cmds = use === undefined ? [] : [...use.pasids.keys()].map((pasid): Command => ({ op: 'iotlb-inval', scope: 'range', did: use.did, pasid, address: first, pages }));
+    cmds.push(...this.nestedChildFlushes(domain));
+    if (cmds.length > 0) this.sync(cmds);
   }
 
   // ---- Devices ----
@@ -248,6 +264,7 @@ export class IoasisIommuDriver implements IommuDriverOps, IotlbFlusher {
     }
     let spec: PasidEntrySpec;
     if (domain.type === 'identity') spec = { pgtt: 'pass-through', did };
+    else if (domain instanceof NestedDomain) spec = nestedPasidEntry(domain, did);
     else {
       const d = domain as IoPageTableDomain;
       spec = { pgtt: 'second', did, ssRoot: d.table.root, ssLevels: d.levels, ssade: d.dirtyTracking };
@@ -260,6 +277,10 @@ export class IoasisIommuDriver implements IommuDriverOps, IotlbFlusher {
     const st = this.state(rid);
     if (domain.owner !== this) return fail('EINVAL', `the domain belongs to another IOMMU driver than ${this.name}`);
     if (domain.type === 'identity' && !this.caps.passThrough) return fail('EOPNOTSUPP', `${this.name} has no pass-through`);
+    if (domain instanceof NestedDomain) {
+      const checked = nestedAttachChecks(this.caps, this.name, domain);
+      if (!checked.ok) return checked;
+    }
     const old = pasid === 0 ? st.ridDomain : (st.pasids.get(pasid) ?? this.blockedDomain);
     if (old === domain) return ok();
     const oldDid = old.type === 'blocked' ? null : this.didOf(old);
@@ -340,6 +361,54 @@ export class IoasisIommuDriver implements IommuDriverOps, IotlbFlusher {
     const ssRoot = pageAddress(p0, this.e[1] as number);
     this.memory.read64(pe + 8, this.e);
     return { contextMode, pri, ridPasidEntry: { pgtt: (p0 >>> 1) & 7, did: (this.e[0] as number) & 0xffff, ssRoot, ssade: (p0 & (1 << 4)) !== 0 } };
+  }
+
+  // ---- Nesting (intel nested.c / intel_pasid_setup_nested) ----
+
+  /** domain_alloc_nested (rules in ioasis-nesting.ts). */
+  allocNestedDomain(parent: IommuDomain, flags: number, data: IommuUserData): Result<IommuDomain> {
+    const s1 = checkNestedAlloc(this.caps, this.name, this, parent, flags, data);
+    if (!s1.ok) return s1;
+    return ok(new NestedDomain(this.nextDomainId++, this, s1.value.parent, s1.value.config, this));
+  }
+
+  /** IOTLB invalidation of a nested domain's DID for the user (cache_invalidate_user). */
+  flushNested(domain: NestedDomain, addr: bigint, pages: bigint | null): void {
+    const use = this.dids.get(domain);
+    if (use === undefined) return;
+    const limit = 2n ** BigInt(this.caps.inputAddressWidth);
+    const cmds: Command[] = [];
+    for (const pasid of use.pasids.keys()) {
+      // Past the input width (or "all") there is nothing narrower to say than the whole PASID.
+      if (pages === null || addr >= limit || addr + pages * 4096n > limit) cmds.push({ op: 'iotlb-inval', scope: 'pasid', did: use.did, pasid });
+      else cmds.push({ op: 'iotlb-inval', scope: 'range', did: use.did, pasid, address: Number(addr), pages: Number(pages) });
+    }
+    if (cmds.length > 0) this.sync(cmds);
+  }
+
+  /** The domain-wide IOTLB flushes a change of `parent`'s second stage needs for its nested children here. */
+  private nestedChildFlushes(parent: IommuDomain): Command[] {
+    const cmds: Command[] = [];
+    for (const [d, use] of this.dids) if (d instanceof NestedDomain && d.parent === parent) cmds.push({ op: 'iotlb-inval', scope: 'domain', did: use.did });
+    return cmds;
+  }
+
+  /** Be told of unmaps of the paging domain behind `domain` (itself, or a nested domain's parent). */
+  private holdFlushes(domain: IommuDomain): void {
+    const p = domain instanceof NestedDomain ? domain.parent : domain.isPaging() ? domain : null;
+    if (p === null) return;
+    const n = this.flushHolds.get(p) ?? 0;
+    if (n === 0) p.addFlusher(this);
+    this.flushHolds.set(p, n + 1);
+  }
+
+  private dropFlushes(domain: IommuDomain): void {
+    const p = domain instanceof NestedDomain ? domain.parent : domain.isPaging() ? domain : null;
+    if (p === null) return;
+    const n = (this.flushHolds.get(p) ?? 0) - 1;
+    if (n > 0) { this.flushHolds.set(p, n); return; }
+    this.flushHolds.delete(p);
+    p.removeFlusher(this);
   }
 
   // ---- Queues ----

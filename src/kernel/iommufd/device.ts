@@ -1,6 +1,6 @@
 // The DEVICE object (drivers/iommu/iommufd/device.c): a device a kernel driver (VFIO) bound to an iommufd,
-// its per-context igroup record, and attach/replace/detach of the device (RID or PASID) to a HWPT_PAGING
-// or, through an auto domain, to an IOAS. Rules (uAPI reference §9, §13):
+// its per-context igroup record, and attach/replace/detach of the device (RID or PASID) to a HWPT (paging
+// or nested) or, through an auto domain, to an IOAS. Rules (uAPI reference §9, §13):
 //
 //  * Bind: no IOMMU group → ENODEV; DMA ownership claimed with the context as owner (another owner, a
 //    sibling bound elsewhere or a host driver → EPERM); devices of one group may bind to the same context.
@@ -15,6 +15,8 @@
 //    An IOAS ID at a PASID → EINVAL. Other object types → EINVAL, a missing ID → ENOENT.
 //  * Replace: nothing attached / device not attached → EINVAL; the same HWPT → no-op. Detach of what is
 //    not attached does nothing. An auto HWPT is destroyed when its last attach goes.
+//  * A nested HWPT attaches like a paging one; what needs an IOAS (reserved regions, cache coherency)
+//    uses its parent's (Linux's find_hwpt_paging). Replace moves freely between paging and nested.
 //  * A fault HWPT's attaches are registered with its FAULT object (attachHwpt after the attach,
 //    detachHwpt after the detach/replace), and the FAULT's dev_id lookup is this context's.
 
@@ -27,13 +29,14 @@ import type { OpenFile } from '../process/file.ts';
 import type { IommufdCtx } from './context.ts';
 import type { FaultAttachHandle } from './fault.ts';
 import { HwptPaging, hwptEnforceCc, hwptPagingAlloc } from './hw-pagetable.ts';
+import { HwptNested, type Hwpt } from './hwpt-nested.ts';
 import type { ReservedOwner } from './io-pagetable.ts';
 import { Ioas } from './ioas.ts';
 import type { IommufdObject } from './object.ts';
 
 /** One (igroup, PASID) attach: struct iommufd_attach. */
 interface Attach {
-  hwpt: HwptPaging;
+  hwpt: Hwpt;
   /** device_array, with each device's FAULT attach handle (fault HWPTs only). */
   readonly devices: Map<IommufdDevice, FaultAttachHandle | null>;
 }
@@ -64,7 +67,7 @@ export class IommufdDevice implements IommufdObject {
   get isBound(): boolean { return this.bound; }
 
   /** The HWPT attached at `pasid` (NO_PASID: the RID) through this device, or null. */
-  hwptAt(pasid: number = NO_PASID): HwptPaging | null {
+  hwptAt(pasid: number = NO_PASID): Hwpt | null {
     const a = this.igroup.attach.get(pasid);
     return a !== undefined && a.devices.has(this) ? a.hwpt : null;
   }
@@ -195,7 +198,7 @@ function changePt(idev: IommufdDevice, ptId: number, pasid: number, mode: Mode):
   const obj = idev.ctx.objects.get(ptId);
   if (!obj.ok) return obj;
   const pt = obj.value;
-  if (pt instanceof HwptPaging) {
+  if (pt instanceof HwptPaging || pt instanceof HwptNested) {
     const r = mode === 'attach' ? doAttach(idev, pt, pasid) : doReplace(idev, pt, pasid);
     return r.ok ? ok(pt.id) : r;
   }
@@ -231,7 +234,7 @@ function autoDomain(idev: IommufdDevice, ioas: Ioas, mode: Mode): Result<number>
 }
 
 /** iommufd_hwpt_pasid_compat(). */
-function pasidCompat(ig: Igroup, hwpt: HwptPaging, pasid: number): Result {
+function pasidCompat(ig: Igroup, hwpt: Hwpt, pasid: number): Result {
   if (pasid === NO_PASID) {
     if (!hwpt.pasidCompat && [...ig.attach.keys()].some((p) => p !== NO_PASID)) {
       return fail('EINVAL', `PASIDs of group ${ig.group.id} are attached: the RID's HWPT must be allocated with IOMMU_HWPT_ALLOC_PASID`);
@@ -255,7 +258,7 @@ function enforceResv(idev: IommufdDevice, ioas: Ioas): Result {
 }
 
 /** iommufd_hwpt_attach_device()'s device check: a PCI VF with PRI cannot use a fault HWPT. */
-function faultCompat(idev: IommufdDevice, hwpt: HwptPaging): Result {
+function faultCompat(idev: IommufdDevice, hwpt: Hwpt): Result {
   if (hwpt.fault === null) return ok();
   const dev = idev.dev;
   if (dev.physfn !== null && dev.physfn.config.findExtCapability(PCI_EXT_CAP_ID_PRI) !== 0) {
@@ -264,7 +267,7 @@ function faultCompat(idev: IommufdDevice, hwpt: HwptPaging): Result {
   return ok();
 }
 
-function faultAttach(idev: IommufdDevice, hwpt: HwptPaging, pasid: number): FaultAttachHandle | null {
+function faultAttach(idev: IommufdDevice, hwpt: Hwpt, pasid: number): FaultAttachHandle | null {
   const f = hwpt.fault;
   if (f === null) return null;
   const ctx = idev.ctx;
@@ -273,7 +276,7 @@ function faultAttach(idev: IommufdDevice, hwpt: HwptPaging, pasid: number): Faul
 }
 
 /** iommufd_hw_pagetable_attach(). */
-function doAttach(idev: IommufdDevice, hwpt: HwptPaging, pasid: number): Result {
+function doAttach(idev: IommufdDevice, hwpt: Hwpt, pasid: number): Result {
   const ig = idev.igroup;
   const cur = ig.attach.get(pasid);
   if (cur !== undefined && cur.hwpt !== hwpt) {
@@ -287,7 +290,7 @@ function doAttach(idev: IommufdDevice, hwpt: HwptPaging, pasid: number): Result 
   if (pasid === NO_PASID) {
     // Try to upgrade the HWPT: a device that can enforce coherency makes its domain enforce it.
     if (idev.enforceCacheCoherency) {
-      const cc = hwptEnforceCc(hwpt);
+      const cc = hwptEnforceCc(pagingOf(hwpt));
       if (!cc.ok) return cc;
     }
     const r = enforceResv(idev, hwpt.ioas);
@@ -310,7 +313,7 @@ function doAttach(idev: IommufdDevice, hwpt: HwptPaging, pasid: number): Result 
 }
 
 /** iommufd_device_do_replace(). */
-function doReplace(idev: IommufdDevice, hwpt: HwptPaging, pasid: number): Result {
+function doReplace(idev: IommufdDevice, hwpt: Hwpt, pasid: number): Result {
   const ig = idev.igroup;
   const a = ig.attach.get(pasid);
   if (a === undefined) return fail('EINVAL', `group ${ig.group.id} has nothing attached at ${pasidName(pasid)}`);
@@ -353,9 +356,14 @@ function doReplace(idev: IommufdDevice, hwpt: HwptPaging, pasid: number): Result
 }
 
 /** Drop an attach's reference; an auto domain goes with its last attach. */
-function putHwpt(hwpt: HwptPaging): void {
+function putHwpt(hwpt: Hwpt): void {
   hwpt.ctx.objects.unref(hwpt);
   if (hwpt.autoDomain && hwpt.users === 1) void hwpt.ctx.objects.destroyUser(hwpt.id);
+}
+
+/** find_hwpt_paging(): the paging HWPT behind `hwpt` (a nested HWPT's parent). */
+function pagingOf(hwpt: Hwpt): HwptPaging {
+  return hwpt instanceof HwptNested ? hwpt.parent : hwpt;
 }
 
 const pasidName = (pasid: number): string => (pasid === NO_PASID ? 'the RID' : `PASID ${pasid}`);

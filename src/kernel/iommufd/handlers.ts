@@ -5,6 +5,7 @@
 import { ok } from '../errno.ts';
 import { iommufdFaultAlloc, type FaultAllocCmd } from './fault-fd.ts';
 import { iommufdGetHwInfo } from './hw-info.ts';
+import { iommufdHwptInvalidate } from './hwpt-invalidate.ts';
 import { iommufdHwptAlloc } from './hwpt-ioctls.ts';
 import {
   handler, iommufdDestroy, iommufdIoasAlloc, iommufdIoasAllowIovas, iommufdIoasChangeProcess, iommufdIoasCopy,
@@ -44,5 +45,6 @@ export const IOMMUFD_HANDLERS: Readonly<Record<string, IoctlHandler | undefined>
   IOMMU_IOAS_MAP_FILE: iommufdIoasMapFile,
   IOMMU_IOAS_CHANGE_PROCESS: iommufdIoasChangeProcess,
   IOMMU_HWPT_ALLOC: iommufdHwptAlloc,
+  IOMMU_HWPT_INVALIDATE: iommufdHwptInvalidate,
   IOMMU_GET_HW_INFO: iommufdGetHwInfo,
 };

@@ -105,7 +105,7 @@ export function hwptPagingAlloc(ctx: IommufdCtx, ioas: Ioas, dev: PciDev, opts: 
   }
   if ((flags & IOMMU_HWPT_ALLOC_NEST_PARENT) !== 0 && !driver.caps.nesting) return fail('EOPNOTSUPP', `${driver.name} has no nested translation`);
   if ((flags & IOMMU_HWPT_ALLOC_PASID) !== 0 && driver.maxPasids === 0) return fail('EOPNOTSUPP', `${driver.name} has no PASID support`);
-  const domain = ctx.core.allocPagingDomain(dev, 'unmanaged', { dirtyTracking: dirty });
+  const domain = ctx.core.allocPagingDomain(dev, 'unmanaged', { dirtyTracking: dirty, nestParent: (flags & IOMMU_HWPT_ALLOC_NEST_PARENT) !== 0 });
   if (!domain.ok) return domain;
   const hwpt = new HwptPaging(ctx, ioas, domain.value, opts);
   // The coherency mode is chosen before any mapping, from the device the HWPT is allocated for.

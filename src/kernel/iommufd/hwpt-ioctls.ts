@@ -1,12 +1,15 @@
-// IOMMU_HWPT_ALLOC (drivers/iommu/iommufd/hw_pagetable.c, iommufd_hwpt_alloc) for paging HWPTs, checks in
+// IOMMU_HWPT_ALLOC (drivers/iommu/iommufd/hw_pagetable.c, iommufd_hwpt_alloc), checks in
 // the kernel's order (uAPI reference §6.10): __reserved → EOPNOTSUPP; data_type/data_len mismatch →
 // EINVAL; dev_id → ENOENT; pt_id missing or of another type → EINVAL (not ENOENT); the paging allocation's
-// own checks (unknown flags first); then fault_id (ENOENT). Nested HWPTs (pt_id a HWPT_PAGING, or vIOMMU) are not built yet.
+// own checks (unknown flags first); then fault_id (ENOENT). pt_id a HWPT_PAGING: a nested HWPT
+// (hwpt-nested.ts: flags, data, parent rules, then the driver's; a NULL data_uptr is EFAULT); a HWPT_NESTED
+// (nested on nested) is "another type": EINVAL. pt_id a vIOMMU: not built yet (EOPNOTSUPP).
 
 import { fail, ok } from '../errno.ts';
 import type { IommufdDevice } from './device.ts';
 import type { IommufdFault } from './fault.ts';
 import { HwptPaging, hwptPagingAlloc, IOMMU_HWPT_FAULT_ID_VALID } from './hw-pagetable.ts';
+import { hwptNestedAlloc, type Hwpt } from './hwpt-nested.ts';
 import { handler, newObject } from './ioas-ioctls.ts';
 import { Ioas } from './ioas.ts';
 
@@ -18,7 +21,7 @@ export interface HwptAllocCmd {
   data_type: number; data_len: number; data_uptr: bigint; fault_id: number; __reserved2: number;
 }
 
-export const iommufdHwptAlloc = handler<HwptAllocCmd>((ctx, _proc, cmd) => {
+export const iommufdHwptAlloc = handler<HwptAllocCmd>((ctx, proc, cmd) => {
   // Unknown flags are refused by the paging (or nested) allocation, after the dev_id/pt_id lookups.
   if (cmd.__reserved !== 0) return fail('EOPNOTSUPP', '__reserved is not zero');
   if ((cmd.data_type === IOMMU_HWPT_DATA_NONE) !== (cmd.data_len === 0)) {
@@ -28,7 +31,7 @@ export const iommufdHwptAlloc = handler<HwptAllocCmd>((ctx, _proc, cmd) => {
   if (!idev.ok) return idev;
   const pt = ctx.objects.get(cmd.pt_id);
   if (!pt.ok) return fail('EINVAL', `pt_id ${cmd.pt_id}: ${pt.reason}`);
-  let hwpt: HwptPaging;
+  let hwpt: Hwpt;
   if (pt.value instanceof Ioas) {
     if (cmd.data_type !== IOMMU_HWPT_DATA_NONE) {
       return fail('EOPNOTSUPP', `data_type ${cmd.data_type}: the IOMMU driver's paging domains take no driver data`);
@@ -37,9 +40,13 @@ export const iommufdHwptAlloc = handler<HwptAllocCmd>((ctx, _proc, cmd) => {
     if (!r.ok) return r;
     hwpt = r.value;
   } else if (pt.value instanceof HwptPaging) {
-    return fail('EOPNOTSUPP', 'nested HWPTs (pt_id a HWPT_PAGING parent) are not built in ioasis yet (issue 7)');
+    const data = { type: cmd.data_type, uptr: cmd.data_uptr, len: cmd.data_len, read: (a: number, d: Uint8Array) => proc.mm.read(a, d) };
+    const r = hwptNestedAlloc(ctx, idev.value.dev, pt.value, cmd.flags, data);
+    if (!r.ok) return r;
+    hwpt = r.value;
   } else if (pt.value.type === 'viommu') {
-    return fail('EOPNOTSUPP', 'nested HWPTs on a vIOMMU are not built in ioasis yet (issue 7)');
+    // The vIOMMU path (its alloc_domain_nested op, then hwptNestedAlloc with `viommu`) comes with VIOMMU objects.
+    return fail('EOPNOTSUPP', 'nested HWPTs on a vIOMMU are not built in ioasis yet (issue 7: VIOMMU objects)');
   } else {
     return fail('EINVAL', `pt_id ${cmd.pt_id} is a ${pt.value.type}, not an IOAS, a HWPT_PAGING or a vIOMMU`);
   }

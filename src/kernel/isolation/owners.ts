@@ -8,6 +8,7 @@ import type { IommuDomain } from '../iommu/domain.ts';
 import { IommufdCtx } from '../iommufd/context.ts';
 import { deviceOf } from '../iommufd/device.ts';
 import { HwptPaging } from '../iommufd/hw-pagetable.ts';
+import { HwptNested } from '../iommufd/hwpt-nested.ts';
 import type { Kernel } from '../kernel.ts';
 import type { MdevDevice } from '../mdev/types.ts';
 
@@ -87,7 +88,7 @@ export function ownership(kernel: Kernel): Ownership {
   }
   const domainOwner = new Map<IommuDomain, Owner>();
   for (const ctx of ctxs) {
-    for (const o of ctx.objects.live()) if (o instanceof HwptPaging) domainOwner.set(o.domain, ctxOwner(ctx));
+    for (const o of ctx.objects.live()) if (o instanceof HwptPaging || o instanceof HwptNested) domainOwner.set(o.domain, ctxOwner(ctx));
   }
   return { assignments, pasidMdevs, domainOwner };
 }

@@ -47,7 +47,7 @@ export const dma = stepKind({
       ...(confined.length > 0 ? { breaches: confined } : {}),
       summary: `${what}: ${r.status}${r.status === 'ok' && readBack !== undefined ? ` ${preview(readBack)}` : ''} (${r.why})`,
       ...(readBack !== undefined ? { data: readBack } : {}),
-      ...(r.fault !== null ? { details: [`IOMMU fault: ${r.fault.reasonName} at ${hex(r.fault.iova)}${r.fault.recorded ? ', recorded in the fault queue' : ''}`] } : {}),
+      ...(r.fault !== null ? { details: [`IOMMU fault: ${r.fault.reasonName} at ${hex(r.fault.iova)}${r.fault.stage === 2 && r.fault.faultGpa !== 0 ? ` (stage 2 of a nested walk, GPA ${hex(r.fault.faultGpa)})` : ''}${r.fault.recorded ? ', recorded in the fault queue' : ''}`] } : {}),
     };
   },
 });

@@ -13,6 +13,7 @@ import { pasidAlloc } from './pasid-alloc.ts';
 import { hostPasidAttach, hostPasidDetach } from './host-pasid.ts';
 import { hwInfo } from './hw-info.ts';
 import { deviceLog, iopfDisable } from './iopf.ts';
+import { guestPagetable, hwptInvalidate } from './nesting.ts';
 import { deviceAttach, deviceBind, deviceDetach, deviceReset, groupGetDeviceFd, groupSetContainer, groupStatus } from './vfio.ts';
 
 export const STEP_KINDS: readonly StepKind[] = [
@@ -24,4 +25,5 @@ export const STEP_KINDS: readonly StepKind[] = [
   mdevParent, mdevCreate, mdevDma, isolationCheck,
   hostPasidAttach, hostPasidDetach, iopfDisable,
   dma, deviceLog,
+  guestPagetable, hwptInvalidate,
 ];

@@ -89,17 +89,23 @@ export const faultQueueAlloc = stepKind({
 
 export const hwptAlloc = stepKind({
   name: 'hwpt-alloc',
-  summary: 'IOMMU_HWPT_ALLOC of a paging HWPT for a device on an IOAS, optionally with a FAULT object',
-  fields: { ...onFd, device: numberLike, pt: numberLike, fault: numberLike.optional(), flags: z.number().int().default(0), as: z.string().optional(), ...commonFields },
+  summary: 'IOMMU_HWPT_ALLOC of a paging HWPT for a device on an IOAS (or, with s1:, of a nested HWPT on a NEST_PARENT HWPT pt), optionally with a FAULT object',
+  fields: {
+    ...onFd, device: numberLike, pt: numberLike, fault: numberLike.optional(), flags: z.number().int().default(0),
+    /** struct iommu_hwpt_vtd_s1: the guest's first-stage table (root GPA, 48 or 57 bits, IOMMU_VTD_S1_* flags). */
+    s1: z.object({ pgtbl: numberLike, addrWidth: z.number().int().default(48), flags: z.number().int().min(0).default(0) }).strict().optional(),
+    as: z.string().optional(), ...commonFields,
+  },
   run(s, st) {
     const { p, a } = args(s, st);
-    const r = api.hwptAlloc({
-      ...a, devId: s.num(st.device, p), ptId: s.num(st.pt, p), flags: st.flags,
-      ...(st.fault !== undefined ? { faultId: s.num(st.fault, p) } : {}),
-    });
+    const common = { ...a, devId: s.num(st.device, p), flags: st.flags, ...(st.fault !== undefined ? { faultId: s.num(st.fault, p) } : {}) };
+    const r = st.s1 === undefined
+      ? api.hwptAlloc({ ...common, ptId: s.num(st.pt, p) })
+      : api.hwptAllocNested({ ...common, parentId: s.num(st.pt, p), s1: { pgtblAddr: s.value(st.s1.pgtbl, p), addrWidth: st.s1.addrWidth, flags: st.s1.flags } });
     return fromResult(r, `${p.name}: IOMMU_HWPT_ALLOC`, (id) => {
       s.set(st.as, id);
-      return `${p.name}: IOMMU_HWPT_ALLOC → HWPT ${id}${st.fault !== undefined ? ' (IO page faults go to the FAULT object)' : ''}`;
+      const kind = st.s1 === undefined ? '' : ` (nested on HWPT ${s.num(st.pt, p)}, stage-1 root GPA ${hex(s.value(st.s1.pgtbl, p))})`;
+      return `${p.name}: IOMMU_HWPT_ALLOC → HWPT ${id}${kind}${st.fault !== undefined ? ' (IO page faults go to the FAULT object)' : ''}`;
     }, (id) => ({ value: BigInt(id) }));
   },
 });

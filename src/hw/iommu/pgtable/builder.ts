@@ -5,6 +5,9 @@ import {
 } from './format.ts';
 
 /** Where table pages come from: a zeroed 4 KiB frame's PA, or -1 when out of memory. */
+/** What the builder needs of memory: 64-bit entry reads and writes (PhysicalMemory, or a guest's RAM). */
+export type TableMemory = Pick<PhysicalMemory, 'read64' | 'write64'>;
+
 export interface TableAllocator {
   alloc(): number;
   free(pa: number): void;
@@ -45,7 +48,7 @@ export class IoPageTable {
   /** 2^addressBits: the first IOVA the table cannot map. */
   private readonly limit: number;
 
-  constructor(private readonly mem: PhysicalMemory, private readonly alloc: TableAllocator, readonly opts: PageTableOptions) {
+  constructor(private readonly mem: TableMemory, private readonly alloc: TableAllocator, readonly opts: PageTableOptions) {
     const root = alloc.alloc();
     if (root < 0) throw new RangeError('no memory for a page-table root');
     this.root = root;
