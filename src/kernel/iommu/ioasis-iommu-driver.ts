@@ -32,6 +32,7 @@ import { fail, ok, type Result } from '../errno.ts';
 import type { FrameAllocator } from '../mm/frame-allocator.ts';
 import { IoPageTableDomain, StaticDomain, type IommuDomain, type IotlbFlusher, type PagingDomain } from './domain.ts';
 import { TableFrames } from './table-frames.ts';
+import type { ViommuDriverOps } from './viommu-ops.ts';
 
 const FRAME = 4096;
 const QUEUE_LOG2 = 8;
@@ -66,6 +67,8 @@ export interface IommuDriverOps {
   /** The interrupt handler: drain fault records into the log, return page requests. */
   poll(): { faults: FaultRecord[]; pageRequests: PageRequestRecord[]; pageRequestOverflow: boolean };
   readonly faultLog: readonly FaultRecord[];
+  /** The vIOMMU ops (iommu_ops->get_viommu_size/viommu_init); absent, as for intel: VIOMMU_ALLOC is EOPNOTSUPP. */
+  viommu?: ViommuDriverOps;
 }
 
 interface RidState {
