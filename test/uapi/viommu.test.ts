@@ -1,90 +1,23 @@
-// The vIOMMU objects through the byte-level dispatch (uAPI reference §2, §3, §6.16, §6.17, §6.19, §6.20,
-// §11, §16; selftest oracle §4.7): IOMMU_VIOMMU_ALLOC, IOMMU_VDEVICE_ALLOC, IOMMU_VEVENTQ_ALLOC with its
-// fd, IOMMU_HW_QUEUE_ALLOC and mmap() of an iommufd. The ioasis driver, like intel-iommu, has no vIOMMU
-// ops; the tests install the selftest-like implementation of test/support/selftest-viommu.ts on one
-// driver instance (DRHD1, which has the NVMe) and leave the other (DRHD0, the DSA) without.
+// The vIOMMU objects through the byte-level dispatch (uAPI reference §2, §6.16, §6.17, §6.19, §11, §16;
+// selftest oracle §4.7): IOMMU_VIOMMU_ALLOC, IOMMU_VDEVICE_ALLOC, IOMMU_VEVENTQ_ALLOC with its fd. The
+// ioasis driver, like intel-iommu, has no vIOMMU ops; the tests install the selftest-like implementation
+// of test/support/selftest-viommu.ts on one driver instance (DRHD1, which has the NVMe) and leave the
+// other (DRHD0, the DSA) without. mmap() is in iommufd-mmap.test.ts, HW queues in hw-queue.test.ts.
 
 import { describe, expect, it } from 'vitest';
-import type { IommufdCtx } from '../../src/kernel/iommufd/context.ts';
-import { iommufdDeviceBind, iommufdDeviceUnbind, type IommufdDevice } from '../../src/kernel/iommufd/device.ts';
+import { iommufdDeviceUnbind } from '../../src/kernel/iommufd/device.ts';
 import { EPOLLIN, EPOLLRDNORM } from '../../src/kernel/iommufd/fault-fd.ts';
 import type { HwptPaging } from '../../src/kernel/iommufd/hw-pagetable.ts';
-import type { Ioas } from '../../src/kernel/iommufd/ioas.ts';
 import type { Veventq } from '../../src/kernel/iommufd/veventq.ts';
 import * as K from '../../src/kernel/iommufd/veventq.ts';
 import type { VeventqFile } from '../../src/kernel/iommufd/veventq-fd.ts';
-import { MAP_PRIVATE, MAP_SHARED, PROT_EXEC, PROT_READ } from '../../src/kernel/mm/mman.ts';
+import { PROT_READ } from '../../src/kernel/mm/mman.ts';
 import * as api from '../../src/uapi/api.ts';
 import * as C from '../../src/uapi/iommufd-consts.ts';
 import { sysPread, sysPwrite } from '../../src/uapi/rw.ts';
-import {
-  IOMMU_HW_QUEUE_TYPE_SELFTEST, IOMMU_VEVENTQ_TYPE_SELFTEST, IOMMU_VIOMMU_TYPE_SELFTEST, SelftestViommuDriver,
-} from '../support/selftest-viommu.ts';
-import { client, FIXED, PAGE, READ, RW, U64_MAX, value, WRITE, world, type World } from './dispatch-helpers.ts';
-
-const NVME = '39:00.0';
-const USB = '00:14.0';
-const DSA = '6a:01.0';
-/** The test driver's "MMIO" pages: 4 GiB up, far from the frame allocator's range. */
-const MMIO_PA = 2 ** 32;
-
-type Out = Record<string, unknown>;
-const num = (r: { out: unknown }, f: string): number => Number((r.out as Out)[f]);
-
-function setup(opts: { install?: boolean } = {}) {
-  const w: World = world();
-  const c = client(w);
-  const file = value(c.proc.fds.get(c.fd));
-  const ctx = file.file as IommufdCtx;
-  const nvme = value(iommufdDeviceBind(ctx, w.dev(NVME), { file }));
-  const usb = value(iommufdDeviceBind(ctx, w.dev(USB), { file }));
-  const dsa = value(iommufdDeviceBind(ctx, w.dev(DSA), { file }));
-  const drv = new SelftestViommuDriver(w.memory, MMIO_PA);
-  const nvmeDriver = w.core.driverOf(w.dev(NVME));
-  if (nvmeDriver === undefined) throw new Error('no IOMMU for the NVMe');
-  if (opts.install !== false) drv.installOn(nvmeDriver);
-  const ioasId = c.ioasAlloc();
-  const hwptAlloc = (flags: number, dev: IommufdDevice = nvme): number => {
-    const r = c.call('IOMMU_HWPT_ALLOC', { dev_id: dev.id, pt_id: ioasId, flags });
-    expect(r.e).toBe('ok');
-    return num(r, 'out_hwpt_id');
-  };
-  const parentId = hwptAlloc(C.IOMMU_HWPT_ALLOC_NEST_PARENT);
-  const viommuCall = (f: Out = {}) => c.call('IOMMU_VIOMMU_ALLOC', { type: IOMMU_VIOMMU_TYPE_SELFTEST, dev_id: nvme.id, hwpt_id: parentId, ...f });
-  const viommuAlloc = (): number => {
-    const r = viommuCall();
-    expect(r.e).toBe('ok');
-    return num(r, 'out_viommu_id');
-  };
-  /** A page of user memory holding `bytes` (driver data for VIOMMU_ALLOC). */
-  const userBytes = (bytes: Uint8Array): bigint => {
-    const va = c.anon(1);
-    value(c.proc.mm.write(va, bytes));
-    return BigInt(va);
-  };
-  return { w, c, ctx, file, nvme, usb, dsa, drv, ioasId, parentId, hwptAlloc, viommuCall, viommuAlloc, userBytes };
-}
-type Setup = ReturnType<typeof setup>;
-
-/** struct iommu_viommu_selftest {u32 in_data, u32 out_data, u64 out_mmap_offset, u64 out_mmap_length}. */
-function selftestData(inData: number, size = 24): Uint8Array {
-  const b = new Uint8Array(size);
-  new DataView(b.buffer).setUint32(0, inData, true);
-  return b;
-}
-
-function viommuWithData(s: Setup, inData: number) {
-  const uptr = s.userBytes(selftestData(inData));
-  const r = s.viommuCall({ data_uptr: uptr, data_len: 24 });
-  expect(r.e).toBe('ok');
-  const back = new Uint8Array(24);
-  value(s.c.proc.mm.read(Number(uptr), back));
-  const v = new DataView(back.buffer);
-  return {
-    id: num(r, 'out_viommu_id'), outData: v.getUint32(4, true),
-    offset: Number(v.getBigUint64(8, true)), length: Number(v.getBigUint64(16, true)),
-  };
-}
+import { IOMMU_VEVENTQ_TYPE_SELFTEST } from '../support/selftest-viommu.ts';
+import { PAGE, U64_MAX, value } from './dispatch-helpers.ts';
+import { NVME, num, selftestData, setup, viommuWithData, type Out } from './viommu-helpers.ts';
 
 describe('IOMMU_VIOMMU_ALLOC', () => {
   it('is EOPNOTSUPP on a real ioasis device: its driver, like intel-iommu, has no vIOMMU ops', () => {
@@ -139,73 +72,6 @@ describe('IOMMU_VIOMMU_ALLOC', () => {
     // A freed offset is handed out again (first fit).
     expect(s.c.call('IOMMU_DESTROY', { id: a.id }).e).toBe('ok');
     expect(viommuWithData(s, 8).offset).toBe(PAGE);
-  });
-});
-
-describe('mmap() of an iommufd', () => {
-  it('maps the registered region: the driver page reads back in_data, writes reach it', () => {
-    const s = setup();
-    const v = viommuWithData(s, 0x5a5aa5a5);
-    const addr = value(s.c.proc.mmap(0, v.length, RW, MAP_SHARED, s.c.fd, v.offset));
-    const word = new Uint8Array(4);
-    value(s.c.proc.mm.read(addr, word));
-    expect(new DataView(word.buffer).getUint32(0, true)).toBe(0x5a5aa5a5);
-    value(s.c.proc.mm.write(addr + PAGE + 8, new Uint8Array([1, 2, 3])));
-    const pa = s.drv.viommus[0]?.pa ?? 0;
-    const seen = new Uint8Array(3);
-    s.w.memory.read(pa + PAGE + 8, seen);
-    expect([...seen]).toEqual([1, 2, 3]);
-    // Driver pages cannot be pinned (VM_PFNMAP): IOAS_MAP of them is EFAULT.
-    expect(s.c.call('IOMMU_IOAS_MAP', { ioas_id: s.ioasId, flags: READ | WRITE, user_va: BigInt(addr), length: BigInt(PAGE) }).e).toBe('EFAULT');
-  });
-
-  it('errnos: private → EINVAL, PROT_EXEC → EPERM, anything but exactly a region → ENXIO', () => {
-    const s = setup();
-    const v = viommuWithData(s, 1);
-    const mmap = (len: number, prot: number, flags: number, off: number) => s.c.proc.mmap(0, len, prot, flags, s.c.fd, off);
-    const e = (r: { ok: boolean; errno?: string }) => (r.ok ? 'ok' : r.errno);
-    expect(e(mmap(v.length, RW, MAP_PRIVATE, v.offset))).toBe('EINVAL');
-    expect(e(mmap(v.length, PROT_READ | PROT_EXEC, MAP_SHARED, v.offset))).toBe('EPERM');
-    expect(e(mmap(v.length, RW, MAP_SHARED, 0))).toBe('ENXIO');
-    expect(e(mmap(v.length, RW, MAP_SHARED, v.offset + PAGE))).toBe('ENXIO');
-    expect(e(mmap(PAGE, RW, MAP_SHARED, v.offset))).toBe('ENXIO');
-    expect(e(mmap(3 * PAGE, RW, MAP_SHARED, v.offset))).toBe('ENXIO');
-    expect(e(mmap(v.length, RW, MAP_SHARED, 64 * PAGE))).toBe('ENXIO');
-    // mmap() rounds the length up to pages before the iommufd sees it (do_mmap), as in Linux.
-    expect(e(mmap(v.length - 1, RW, MAP_SHARED, v.offset))).toBe('ok');
-    // Nothing was left mapped by the failures: only the one success holds the vIOMMU.
-    expect(value(s.ctx.objects.get(v.id, 'viommu')).users).toBe(2);
-  });
-
-  it('destroying the owning vIOMMU is EBUSY while any mapping (split or forked copies too) remains', () => {
-    const s = setup();
-    const v = viommuWithData(s, 1);
-    const addr = value(api.iommufdMmap({ proc: s.c.proc, fd: s.c.fd, offset: v.offset, length: v.length }));
-    const destroy = () => s.c.call('IOMMU_DESTROY', { id: v.id }).e;
-    expect(destroy()).toBe('EBUSY');
-    const child = value(s.c.proc.fork());
-    // munmap of one page splits the VMA: the other page still holds the vIOMMU.
-    value(s.c.proc.mm.munmap(addr, PAGE));
-    expect(destroy()).toBe('EBUSY');
-    value(s.c.proc.mm.munmap(addr + PAGE, PAGE));
-    expect(destroy()).toBe('EBUSY');
-    const word = new Uint8Array(4);
-    value(child.mm.read(addr, word));
-    expect(new DataView(word.buffer).getUint32(0, true)).toBe(1);
-    value(child.mm.munmap(addr, 2 * PAGE));
-    expect(destroy()).toBe('ok');
-  });
-
-  it('a mapping keeps the iommufd open after close(fd); the last munmap releases it', () => {
-    const s = setup();
-    const v = viommuWithData(s, 1);
-    const addr = value(api.iommufdMmap({ proc: s.c.proc, fd: s.c.fd, offset: v.offset, length: v.length }));
-    for (const d of [s.nvme, s.usb, s.dsa]) iommufdDeviceUnbind(d);
-    value(s.c.proc.fds.close(s.c.fd));
-    expect(s.ctx.isClosed).toBe(false);
-    value(s.c.proc.mm.munmap(addr, v.length));
-    expect(s.ctx.isClosed).toBe(true);
-    expect(s.drv.viommus[0]?.destroyed).toBe(true);
   });
 });
 
@@ -360,108 +226,3 @@ describe('IOMMU_VEVENTQ_ALLOC and the vEVENTQ fd', () => {
   });
 });
 
-describe('IOMMU_HW_QUEUE_ALLOC', () => {
-  function withViommu() {
-    const s = setup();
-    const vi = s.viommuAlloc();
-    const va = s.c.anon(4);
-    value(s.c.proc.mm.write(va, new Uint8Array(4 * PAGE).fill(1)));
-    const iova = 0x10_0000n;
-    expect(s.c.call('IOMMU_IOAS_MAP', { ioas_id: s.ioasId, flags: FIXED | READ | WRITE, user_va: BigInt(va), length: BigInt(4 * PAGE), iova }).e).toBe('ok');
-    const call = (f: Out) => s.c.call('IOMMU_HW_QUEUE_ALLOC', {
-      viommu_id: vi, type: IOMMU_HW_QUEUE_TYPE_SELFTEST, index: 0, nesting_parent_iova: iova, length: BigInt(PAGE), ...f,
-    });
-    const q = (f: Out) => {
-      const r = call(f);
-      expect(r.e).toBe('ok');
-      return num(r, 'out_hw_queue_id');
-    };
-    return { ...s, vi, va, iova, call, q };
-  }
-
-  it('errnos in the kernel order', () => {
-    const s = withViommu();
-    const ids = s.ctx.objects.size;
-    expect(s.call({ flags: 1, viommu_id: 999 }).e).toBe('EOPNOTSUPP');
-    expect(s.call({ type: C.IOMMU_HW_QUEUE_TYPE_DEFAULT, viommu_id: 999 }).e).toBe('EOPNOTSUPP');
-    expect(s.call({ length: 0n, viommu_id: 999 }).e).toBe('EINVAL');
-    expect(s.call({ nesting_parent_iova: U64_MAX, length: 2n, viommu_id: 999 }).e).toBe('EOVERFLOW');
-    expect(s.call({ viommu_id: 999 }).e).toBe('ENOENT');
-    expect(s.call({ type: 0xdead }).e).toBe('EOPNOTSUPP');
-    // offset + length does not fit a size_t (no u64 wrap of iova + length - 1 though).
-    expect(s.call({ nesting_parent_iova: 0xfffn, length: (1n << 64n) - 0xfffn }).e).toBe('ERANGE');
-    expect(s.call({ nesting_parent_iova: 0x4000_0000n }).e).toBe('ENOENT');
-    expect(s.call({ length: BigInt(5 * PAGE) }).e).toBe('ENOENT');
-    expect(s.call({ index: 1 }).e).toBe('EIO');
-    expect(s.call({ index: 2 }).e).toBe('EINVAL');
-    expect(s.ctx.objects.size).toBe(ids);
-    const area = value(s.ctx.objects.get<Ioas>(s.ioasId, 'ioas')).iopt.areaAt(s.iova);
-    expect([area?.numLocks, area?.numAccesses]).toEqual([0, 0]);
-  });
-
-  it('refuses scattered pages: EFAULT', () => {
-    const s = withViommu();
-    const va = s.c.anon(2);
-    // Fault the second page in first so the frames run backwards.
-    value(s.c.proc.mm.write(va + PAGE, new Uint8Array([1])));
-    value(s.c.proc.mm.write(va, new Uint8Array([1])));
-    expect(s.c.proc.mm.lookupPfn(va + PAGE)).not.toBe(s.c.proc.mm.lookupPfn(va) + 1);
-    const iova = 0x20_0000n;
-    expect(s.c.call('IOMMU_IOAS_MAP', { ioas_id: s.ioasId, flags: FIXED | READ | WRITE, user_va: BigInt(va), length: BigInt(2 * PAGE), iova }).e).toBe('ok');
-    expect(s.call({ nesting_parent_iova: iova, length: BigInt(2 * PAGE) }).e).toBe('EFAULT');
-    expect(s.call({ nesting_parent_iova: iova + 0x80n, length: 0x100n }).e).toBe('ok');
-  });
-
-  it('index rules, the pinned area refuses unmap, and queues go in descending order', () => {
-    const s = withViommu();
-    const q0 = s.q({ index: 0 });
-    expect(s.call({ index: 0 }).e).toBe('EEXIST');
-    const q1 = value(api.hwQueueAlloc({ proc: s.c.proc, fd: s.c.fd, viommuId: s.vi, type: IOMMU_HW_QUEUE_TYPE_SELFTEST, index: 1, iova: s.iova + 0x1010n, length: 0x100 }));
-    const area = value(s.ctx.objects.get<Ioas>(s.ioasId, 'ioas')).iopt.areaAt(s.iova);
-    expect([area?.numLocks, area?.numAccesses]).toEqual([2, 2]);
-    expect(s.c.call('IOMMU_IOAS_UNMAP', { ioas_id: s.ioasId, iova: s.iova, length: BigInt(4 * PAGE) }).e).toBe('EBUSY');
-    expect(s.c.call('IOMMU_DESTROY', { id: s.vi }).e).toBe('EBUSY');
-    expect(s.c.call('IOMMU_DESTROY', { id: q0 }).e).toBe('EBUSY');
-    expect(s.c.call('IOMMU_DESTROY', { id: q1 }).e).toBe('ok');
-    expect(s.c.call('IOMMU_IOAS_UNMAP', { ioas_id: s.ioasId, iova: s.iova, length: BigInt(4 * PAGE) }).e).toBe('EBUSY');
-    expect(s.c.call('IOMMU_DESTROY', { id: q0 }).e).toBe('ok');
-    expect([area?.numLocks, area?.numAccesses]).toEqual([0, 0]);
-    expect(s.c.call('IOMMU_IOAS_UNMAP', { ioas_id: s.ioasId, iova: s.iova, length: BigInt(4 * PAGE) }).e).toBe('ok');
-    expect(s.c.call('IOMMU_DESTROY', { id: s.vi }).e).toBe('ok');
-  });
-});
-
-describe('closing the iommufd', () => {
-  it('destroys every vIOMMU object leaf first and releases the queue pins', () => {
-    const s = setup();
-    const v = viommuWithData(s, 3);
-    const va = s.c.anon(1);
-    value(s.c.proc.mm.write(va, new Uint8Array([1])));
-    expect(s.c.call('IOMMU_IOAS_MAP', { ioas_id: s.ioasId, flags: FIXED | READ | WRITE, user_va: BigInt(va), length: BigInt(PAGE), iova: 0x10_0000n }).e).toBe('ok');
-    const a = { proc: s.c.proc, fd: s.c.fd, viommuId: v.id };
-    value(api.vdeviceAlloc({ ...a, devId: s.nvme.id, virtId: 1 }));
-    const q = value(api.veventqAlloc({ ...a, type: IOMMU_VEVENTQ_TYPE_SELFTEST, depth: 4 }));
-    value(api.hwQueueAlloc({ ...a, type: IOMMU_HW_QUEUE_TYPE_SELFTEST, index: 0, iova: 0x10_0000n, length: 64 }));
-    value(api.hwQueueAlloc({ ...a, type: IOMMU_HW_QUEUE_TYPE_SELFTEST, index: 1, iova: 0x10_0040n, length: 64 }));
-    value(s.drv.triggerVevent(s.w.dev(NVME)));
-    expect(s.w.frames.pinCount(s.c.proc.mm.lookupPfn(va))).toBe(1);
-    value(s.c.proc.fds.close(q.veventqFd));
-    for (const d of [s.nvme, s.usb, s.dsa]) iommufdDeviceUnbind(d);
-    value(s.c.proc.fds.close(s.c.fd));
-    expect(s.ctx.isClosed).toBe(true);
-    expect(s.ctx.objects.size).toBe(0);
-    expect(s.w.frames.pinCount(s.c.proc.mm.lookupPfn(va))).toBe(0);
-    expect(s.drv.viommus[0]?.destroyed).toBe(true);
-  });
-
-  it('a vEVENTQ fd keeps the iommufd open after close(fd)', () => {
-    const s = setup();
-    const vi = s.viommuAlloc();
-    const q = value(api.veventqAlloc({ proc: s.c.proc, fd: s.c.fd, viommuId: vi, type: IOMMU_VEVENTQ_TYPE_SELFTEST, depth: 1 }));
-    for (const d of [s.nvme, s.usb, s.dsa]) iommufdDeviceUnbind(d);
-    value(s.c.proc.fds.close(s.c.fd));
-    expect(s.ctx.isClosed).toBe(false);
-    value(s.c.proc.fds.close(q.veventqFd));
-    expect(s.ctx.isClosed).toBe(true);
-  });
-});
