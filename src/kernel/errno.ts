@@ -25,6 +25,7 @@ export const ERRNO = {
   EFBIG: { code: 27, message: 'File too large' },
   ENOSPC: { code: 28, message: 'No space left on device' },
   ESPIPE: { code: 29, message: 'Illegal seek' },
+  ERANGE: { code: 34, message: 'Numerical result out of range' },
   EDEADLOCK: { code: 35, message: 'Resource deadlock avoided' },
   ELOOP: { code: 40, message: 'Too many levels of symbolic links' },
   EOVERFLOW: { code: 75, message: 'Value too large for defined data type' },

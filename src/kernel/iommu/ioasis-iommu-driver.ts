@@ -40,6 +40,7 @@ import { checkNestedAlloc, nestedAttachChecks, nestedPasidEntry } from './ioasis
 import { NestedDomain, type NestedCacheFlusher } from './nested-domain.ts';
 import type { IommuUserData } from './user-data.ts';
 import { TableFrames } from './table-frames.ts';
+import type { ViommuDriverOps } from './viommu-ops.ts';
 
 const FRAME = 4096;
 const QUEUE_LOG2 = 8;
@@ -79,6 +80,8 @@ export interface IommuDriverOps {
   /** The interrupt handler: drain fault records into the log, return page requests. */
   poll(): { faults: FaultRecord[]; pageRequests: PageRequestRecord[]; pageRequestOverflow: boolean };
   readonly faultLog: readonly FaultRecord[];
+  /** The vIOMMU ops (iommu_ops->get_viommu_size/viommu_init); absent, as for intel: VIOMMU_ALLOC is EOPNOTSUPP. */
+  viommu?: ViommuDriverOps;
 }
 
 interface RidState {

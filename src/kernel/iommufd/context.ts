@@ -1,11 +1,13 @@
 import type { PciDev } from '../../pci/dev.ts';
+import type { Result } from '../errno.ts';
 import type { IommuCore } from '../iommu/core.ts';
 import type { IommuGroup } from '../iommu/group.ts';
-import type { KernelFile } from '../process/file.ts';
+import type { FileMmapRequest, KernelFile, PfnMapping } from '../process/file.ts';
 import type { Process } from '../process/process.ts';
 import type { Igroup, IommufdDevice } from './device.ts';
 import type { IommufdObject } from './object.ts';
 import { ObjectTable } from './object-table.ts';
+import { iommufdFopsMmap } from './viommu.ts';
 
 /** iommufd's module parameters (one object per Kernel, shared by its contexts). */
 export interface IommufdParams {
@@ -48,6 +50,9 @@ export class IommufdCtx implements KernelFile {
   }
 
   get isClosed(): boolean { return this.closed; }
+
+  /** f_op->mmap: a vIOMMU's registered MMIO region (viommu.ts). */
+  mmap(req: FileMmapRequest): Result<PfnMapping> { return iommufdFopsMmap(this, req); }
 
   /** Last close of the fd: destroy everything leaf-first (main.c iommufd_fops_release). */
   release(): void {

@@ -33,6 +33,7 @@ import { HwptNested, type Hwpt } from './hwpt-nested.ts';
 import type { ReservedOwner } from './io-pagetable.ts';
 import { Ioas } from './ioas.ts';
 import type { IommufdObject } from './object.ts';
+import { iommufdVdeviceTombstone } from './vdevice.ts';
 
 /** One (igroup, PASID) attach: struct iommufd_attach. */
 interface Attach {
@@ -153,6 +154,7 @@ export function iommufdDeviceUnbind(idev: IommufdDevice): void {
   if (!idev.isBound) return;
   for (const p of idev.attachedPasids()) if (p !== NO_PASID) iommufdDeviceDetach(idev, p);
   iommufdDeviceDetach(idev, NO_PASID);
+  iommufdVdeviceTombstone(idev);
   const r = idev.ctx.objects.removeDriverOwned(idev);
   if (!r.ok) throw new Error(`unbind of ${idev.dev.shortBdf}: ${r.reason}`);
 }

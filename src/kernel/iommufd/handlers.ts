@@ -13,6 +13,7 @@ import {
   type IoctlHandler,
 } from './ioas-ioctls.ts';
 import { iommufdOption } from './option.ts';
+import { iommufdHwQueueAlloc, iommufdVdeviceAlloc, iommufdVeventqAllocIoctl, iommufdViommuAlloc } from './viommu-ioctls.ts';
 
 /**
  * IOMMU_FAULT_QUEUE_ALLOC (fault-fd.ts) finalizes its object and installs its fd itself; if the write-back
@@ -47,4 +48,8 @@ export const IOMMUFD_HANDLERS: Readonly<Record<string, IoctlHandler | undefined>
   IOMMU_HWPT_ALLOC: iommufdHwptAlloc,
   IOMMU_HWPT_INVALIDATE: iommufdHwptInvalidate,
   IOMMU_GET_HW_INFO: iommufdGetHwInfo,
+  IOMMU_VIOMMU_ALLOC: iommufdViommuAlloc,
+  IOMMU_VDEVICE_ALLOC: iommufdVdeviceAlloc,
+  IOMMU_VEVENTQ_ALLOC: iommufdVeventqAllocIoctl,
+  IOMMU_HW_QUEUE_ALLOC: iommufdHwQueueAlloc,
 };

@@ -29,6 +29,8 @@ export function beyondEof(vma: Vma, vpn: number): boolean {
 
 /** Resolve page `vpn` of `vma` for `kind`: its frame, or ZERO_PAGE for a read of an untouched anonymous page. */
 export function handleFault(vma: Vma, vpn: number, kind: FaultKind): Result<number> {
+  // A driver's pages (VM_PFNMAP) are mapped as they are: no page cache, no copy-on-write.
+  if (vma.pfnmap !== null) return ok(vma.pfnmap.map.pfn + vma.fileIndex(vpn));
   if (beyondEof(vma, vpn)) return fail('EFAULT', `page ${vpn} is past the end of ${vma.file?.file.name} (SIGBUS)`);
   const entry = vma.pages.get(vpn);
   if (entry === undefined && vma.huge.size > 0 && vma.huge.has(pmdIndex(vpn))) return hugeFault(vma, vpn, kind);

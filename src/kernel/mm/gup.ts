@@ -81,6 +81,8 @@ export function pinUserPageRuns(mm: GupSpace, addr: number, npages: number, writ
     const vpn = at / PAGE_SIZE;
     if (vma === undefined || at >= vma.end) vma = mm.findVma(at);
     if (vma === undefined) throw new Error('VMA vanished during pin');
+    // check_vma_flags(): VM_IO|VM_PFNMAP pages have no struct page to pin.
+    if (vma.pfnmap !== null) return fail('EFAULT', `0x${at.toString(16)} is a device mapping (VM_PFNMAP): it cannot be pinned`);
     const kind: FaultKind = write ? 'write' : vma.cow ? 'unshare' : 'read';
     // gup_huge_pmd(): a PMD entry that needs no fault is pinned for the rest of its folio at once; else
     // fault first (which may map a new THP, or split a shared one) and look again.

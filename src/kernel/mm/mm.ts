@@ -113,7 +113,8 @@ export class Mm {
     const shared = type !== MAP_PRIVATE;
     const anon = (flags & MAP_ANONYMOUS) !== 0;
     if (!anon && file === null) return fail('EBADF', 'a file mapping needs an open file');
-    if (!anon && !(file?.file instanceof MemFile)) return fail('ENODEV', `a ${file?.file.kind} cannot be mapped`);
+    const devMap = !anon && file?.file.mmap !== undefined;
+    if (!anon && !devMap && !(file?.file instanceof MemFile)) return fail('ENODEV', `a ${file?.file.kind} cannot be mapped`);
     if (!anon && offset + len > Number.MAX_SAFE_INTEGER) return fail('EOVERFLOW', 'file offset + length wraps');
 
     const placed = getUnmappedArea(this.vmas, this.layout, addr, len, flags);
@@ -125,6 +126,7 @@ export class Mm {
     }
     if (this.vmas.length >= this.layout.maxMapCount) return fail('ENOMEM', `vm.max_map_count (${this.layout.maxMapCount}) reached`);
 
+    if (devMap && file !== null) return this.mmapPfn(start, len, prot, shared, file, offset / PAGE_SIZE);
     let backing: OpenFile<MemFile> | null = null;
     if (!anon) backing = (file as OpenFile<MemFile>).get();
     // shmem_zero_setup(): shared anonymous memory is a new shmem file of the mapping's size.
@@ -132,6 +134,19 @@ export class Mm {
     const vma = new Vma(this.frames, this.rss, this.thp, start, start + len, prot, shared, backing, anon ? 0 : offset / PAGE_SIZE);
     this.vmas.splice(firstEndingAfter(this.vmas, start), 0, vma);
     if (flags & MAP_POPULATE) this.populate(vma);
+    return ok(start);
+  }
+
+  // mmap_region() with f_op->mmap for a driver's pages: the file decides (its errors leave nothing mapped,
+  // though a MAP_FIXED unmap already done stays done, as in Linux); vm_pgoff becomes 0 as remap_pfn_range
+  // leaves it, and the VMA holds a file reference.
+  private mmapPfn(start: number, len: number, prot: number, shared: boolean, file: OpenFile, pgoff: number): Result<number> {
+    if (file.file.mmap === undefined) throw new Error(`${file.file.kind} has no mmap op`);
+    const map = file.file.mmap({ length: len, pgoff, prot, shared });
+    if (!map.ok) return map;
+    const vma = new Vma(this.frames, this.rss, this.thp, start, start + len, prot, shared, null, 0);
+    vma.pfnmap = { file: file.get(), map: map.value };
+    this.vmas.splice(firstEndingAfter(this.vmas, start), 0, vma);
     return ok(start);
   }
 

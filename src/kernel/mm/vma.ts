@@ -6,7 +6,7 @@
 // PTE entries holding one reference each, the folio itself staying whole.
 
 import { PAGE_SIZE } from '../../hw/memory/physical-memory.ts';
-import type { OpenFile } from '../process/file.ts';
+import type { OpenFile, PfnMapping } from '../process/file.ts';
 import type { FrameAllocator } from './frame-allocator.ts';
 import type { FileMapping, MemFile } from './memfile.ts';
 import { PROT_EXEC, PROT_READ, PROT_WRITE } from './mman.ts';
@@ -45,6 +45,12 @@ export interface RssCounters {
   rssShmem: number;
 }
 
+/** A VM_PFNMAP mapping: the file f_op->mmap ran on (a reference this VMA owns) and what it mapped. */
+export interface PfnMap {
+  readonly file: OpenFile;
+  readonly map: PfnMapping;
+}
+
 export class Vma implements FileMapping, ThpVma {
   /** Virtual page number -> entry (pfn * 4 + PTE_* bits). */
   readonly pages = new Map<number, number>();
@@ -54,6 +60,12 @@ export class Vma implements FileMapping, ThpVma {
   private readonly ptes = new Map<number, number>();
   /** MADV_HUGEPAGE / MADV_NOHUGEPAGE advice. */
   thpAdvice: ThpAdvice = 'none';
+  /**
+   * A driver's pages (VM_PFNMAP|VM_IO), set right after construction by mmap(): page `vpn` is frame
+   * map.pfn + fileIndex(vpn), with no page-table entry, no frame reference and no RSS, as Linux keeps no
+   * struct page accounting for them. `file` is then null.
+   */
+  pfnmap: PfnMap | null = null;
 
   constructor(
     readonly frames: FrameAllocator,
@@ -191,6 +203,7 @@ export class Vma implements FileMapping, ThpVma {
     const upper = new Vma(this.frames, this.rss, this.thp, addr, this.end, this.prot, this.shared, this.file?.get() ?? null,
       this.pgoff + (addr - this.start) / PAGE_SIZE);
     upper.thpAdvice = this.thpAdvice;
+    upper.pfnmap = this.dupPfnmap();
     const cut = addr / PAGE_SIZE;
     // vma_adjust_trans_huge(): a PMD entry straddling the cut is split first.
     if (cut % PMD_PAGES !== 0) this.splitPmd(pmdIndex(cut));
@@ -214,7 +227,17 @@ export class Vma implements FileMapping, ThpVma {
   cloneEmpty(frames: FrameAllocator, rss: RssCounters): Vma {
     const copy = new Vma(frames, rss, this.thp, this.start, this.end, this.prot, this.shared, this.file?.get() ?? null, this.pgoff);
     copy.thpAdvice = this.thpAdvice;
+    copy.pfnmap = this.dupPfnmap();
     return copy;
+  }
+
+  /** A new VMA maps the same driver pages: another file reference and vm_ops->open. */
+  private dupPfnmap(): PfnMap | null {
+    const p = this.pfnmap;
+    if (p === null) return null;
+    p.file.get();
+    p.map.open();
+    return { file: p.file, map: p.map };
   }
 
   /** Calls `fn` for each entry: `pages` is 512 for a PMD entry (one reference for the whole folio), else 1. */
@@ -236,6 +259,13 @@ export class Vma implements FileMapping, ThpVma {
       this.file.file.removeMapping(this);
       this.file.put();
     }
+    const p = this.pfnmap;
+    this.pfnmap = null;
+    if (p !== null) {
+      // vm_ops->close before the file reference goes (remove_vma()).
+      p.map.close();
+      p.file.put();
+    }
   }
 
   /** The permission column of /proc/PID/maps ('rw-p'). */
@@ -247,7 +277,7 @@ export class Vma implements FileMapping, ThpVma {
   /** This VMA as a /proc/PID/maps line (without device and inode). */
   describe(): string {
     const hex = (n: number): string => n.toString(16).padStart(12, '0');
-    const what = this.file === null ? '' : ` ${this.file.file.name}`;
+    const what = this.file !== null ? ` ${this.file.file.name}` : this.pfnmap !== null ? ` [${this.pfnmap.file.file.kind}]` : '';
     const offset = (this.pgoff * PAGE_SIZE).toString(16).padStart(8, '0');
     return `${hex(this.start)}-${hex(this.end)} ${this.perms} ${offset}${what}`;
   }

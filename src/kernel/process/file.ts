@@ -3,11 +3,40 @@
 // object every fd, dup(), fork() and mmap() of it shares, with the reference count f_count. release() runs
 // once, on the last fput(), never on a close() that leaves another reference.
 
+import type { Result } from '../errno.ts';
+
 export interface KernelFile {
   /** What the file is ('memfd', 'iommufd', 'vfio-device', ...), for /proc/PID/fd-like listings. */
   readonly kind: string;
   /** f_op->release: the last reference is gone. */
   release(): void;
+  /**
+   * f_op->mmap for a file whose mappings are a driver's own pages (remap_pfn_range(): VM_PFNMAP), such as
+   * the vIOMMU MMIO pages of an iommufd. Files without it are mapped through their page cache (memfd).
+   */
+  mmap?(req: FileMmapRequest): Result<PfnMapping>;
+}
+
+/** The VMA mmap() is building, as f_op->mmap sees it. */
+export interface FileMmapRequest {
+  /** vm_end - vm_start: page aligned (mmap() rounded the length up). */
+  readonly length: number;
+  /** vm_pgoff: the offset argument in pages. */
+  readonly pgoff: number;
+  readonly prot: number;
+  /** VM_SHARED: MAP_SHARED or MAP_SHARED_VALIDATE. */
+  readonly shared: boolean;
+}
+
+/**
+ * What f_op->mmap set up: `length / PAGE_SIZE` frames from `pfn` mapped in place (never faulted from a page
+ * cache, never pinnable by GUP), and vm_ops->open/close, called for every VMA that maps them: open when a
+ * split or fork makes another VMA of it, close when one goes (munmap, exit).
+ */
+export interface PfnMapping {
+  readonly pfn: number;
+  open(): void;
+  close(): void;
 }
 
 export class OpenFile<F extends KernelFile = KernelFile> {
