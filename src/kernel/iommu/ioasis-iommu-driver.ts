@@ -31,7 +31,11 @@ import type { PhysicalMemory } from '../../hw/memory/physical-memory.ts';
 import { fail, ok, type Result } from '../errno.ts';
 import type { FrameAllocator } from '../mm/frame-allocator.ts';
 import { IoPageTableDomain, StaticDomain, type IommuDomain, type IotlbFlusher, type PagingDomain } from './domain.ts';
+import type { HwInfo, IommuCap, IommuDriverOps, PagingAllocOptions } from './driver-ops.ts';
 import { TableFrames } from './table-frames.ts';
+import { hwInfoVtd, IOMMU_HW_INFO_TYPE_INTEL_VTD } from './vtd-hw-info.ts';
+
+export type { IommuDriverOps } from './driver-ops.ts';
 
 const FRAME = 4096;
 const QUEUE_LOG2 = 8;
@@ -39,34 +43,6 @@ const IDENTITY_DID = 1;
 const FIRST_DID = 2;
 const MAX_DID = 0xffff;
 const FAULT_LOG_SIZE = 1024;
-
-/** What the core needs of an IOMMU driver: the ioasis driver implements it, a mock driver can too. */
-export interface IommuDriverOps {
-  readonly name: string;
-  /** The IOMMU's PASID limit (dev->iommu->max_pasids is the min of this and the device's). */
-  readonly maxPasids: number;
-  readonly blockedDomain: IommuDomain;
-  readonly identityDomain: IommuDomain;
-  /** IOMMU_CAP_ENFORCE_CACHE_COHERENCY for its devices: the unit has snoop control (intel: ECAP.SC). */
-  readonly enforceCacheCoherency: boolean;
-  /** domain_alloc_paging: a DMA or UNMANAGED domain. EOPNOTSUPP for dirty tracking the IOMMU lacks. */
-  allocPagingDomain(type: 'dma' | 'unmanaged', opts?: { dirtyTracking?: boolean }): Result<PagingDomain>;
-  /** probe_device: set the requester ID up (blocked) with room for `maxPasids` PASIDs. */
-  probeDevice(rid: number, maxPasids: number): void;
-  /** attach_dev: the RID's domain. */
-  attachDev(rid: number, domain: IommuDomain): Result;
-  /** set_dev_pasid. */
-  setDevPasid(rid: number, pasid: number, domain: IommuDomain): Result;
-  /** remove_dev_pasid (blocking the PASID). */
-  removeDevPasid(rid: number, pasid: number): void;
-  /** Allow page requests from the RID (context PRE). */
-  setPageRequests(rid: number, enabled: boolean): void;
-  /** page_response. */
-  pageResponse(rid: number, pasid: number, prgi: number, code: PageResponseCode, privateData: readonly [number, number] | null): void;
-  /** The interrupt handler: drain fault records into the log, return page requests. */
-  poll(): { faults: FaultRecord[]; pageRequests: PageRequestRecord[]; pageRequestOverflow: boolean };
-  readonly faultLog: readonly FaultRecord[];
-}
 
 interface RidState {
   readonly pdts: number;
@@ -144,7 +120,25 @@ export class IoasisIommuDriver implements IommuDriverOps, IotlbFlusher {
 
   // ---- Domains ----
 
-  allocPagingDomain(type: 'dma' | 'unmanaged', opts: { dirtyTracking?: boolean } = {}): Result<PagingDomain> {
+  /** intel_iommu_capable() and the capabilities iommufd reads from the unit. */
+  capable(_rid: number, cap: IommuCap): boolean {
+    switch (cap) {
+      case 'dirty-tracking': return this.caps.dirtyTracking;
+      case 'enforce-cache-coherency': return this.caps.snoopControl;
+      case 'nesting': return this.caps.nesting;
+      case 'device-tlb': return this.caps.deviceTlb;
+    }
+  }
+
+  /** intel_iommu_hw_info(): struct iommu_hw_info_vtd, for DEFAULT or INTEL_VTD (else EOPNOTSUPP). */
+  hwInfo(_rid: number, requestedType: number): Result<HwInfo> {
+    if (requestedType !== 0 && requestedType !== IOMMU_HW_INFO_TYPE_INTEL_VTD) {
+      return fail('EOPNOTSUPP', `the IOMMU driver reports INTEL_VTD data, not type ${requestedType}`);
+    }
+    return ok({ type: IOMMU_HW_INFO_TYPE_INTEL_VTD, data: hwInfoVtd(this.caps) });
+  }
+
+  allocPagingDomain(type: 'dma' | 'unmanaged', opts: PagingAllocOptions = {}): Result<PagingDomain> {
     if (opts.dirtyTracking === true && !this.caps.dirtyTracking) return fail('EOPNOTSUPP', `${this.name} has no second-stage dirty tracking (SSADE)`);
     if (!this.caps.secondStage) return fail('EOPNOTSUPP', `${this.name} has no second-stage translation`);
     try {
