@@ -4,7 +4,7 @@
 //
 //  * max_pasids 1 << 20; the blocking domain is the default domain; no identity domain;
 //  * capable(): DIRTY_TRACKING unless the device is MOCK_FLAGS_DEVICE_NO_DIRTY (CACHE_COHERENCY is always
-//    true, ENFORCE_CACHE_COHERENCY never);
+//    true, ENFORCE_CACHE_COHERENCY never); nesting parents are accepted;
 //  * hw_info: DEFAULT or SELFTEST (else EOPNOTSUPP) → IOMMU_HW_INFO_TYPE_SELFTEST {flags 0, test_reg 0xdeadbeef};
 //  * domain_alloc_paging_flags: DIRTY on a NO_DIRTY device → EOPNOTSUPP; data other than NONE/SELFTEST →
 //    EOPNOTSUPP; SELFTEST data shorter than its iotlb field → EINVAL; pagetable_type DEFAULT or HUGE
@@ -59,7 +59,9 @@ export class MockIommuDriver implements IommuDriverOps {
   deviceFlags(rid: number): number { return this.flagsByRid.get(rid) ?? 0; }
 
   capable(rid: number, cap: IommuCap): boolean {
-    return cap === 'dirty-tracking' && (this.deviceFlags(rid) & MOCK_FLAGS_DEVICE_NO_DIRTY) === 0;
+    if (cap === 'dirty-tracking') return (this.deviceFlags(rid) & MOCK_FLAGS_DEVICE_NO_DIRTY) === 0;
+    // The mock builds nested domains over any paging parent (domain_alloc_nested), so NEST_PARENT is fine.
+    return cap === 'nesting';
   }
 
   hwInfo(_rid: number, requestedType: number): Result<HwInfo> {
