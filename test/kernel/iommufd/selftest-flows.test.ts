@@ -3,6 +3,8 @@
 // fixture's setup, and ends with the fixture's teardown leak check.
 
 import { describe, expect, it } from 'vitest';
+import { checkIsolation } from '../../../src/kernel/isolation/check.ts';
+import { checkInvariants } from '../../../src/scenario/invariants.ts';
 import { MAP_ANONYMOUS, MAP_SHARED, PROT_READ, PROT_WRITE } from '../../../src/kernel/mm/mman.ts';
 import { IommufdCtx } from '../../../src/kernel/iommufd/context.ts';
 import { MockPagingDomain } from '../../../src/kernel/iommufd/selftest/mock-domain.ts';
@@ -356,3 +358,36 @@ function fileCtx(w: SelftestWorld): IommufdCtx {
   if (!(f instanceof IommufdCtx)) throw new Error('not an iommufd');
   return f;
 }
+
+describe('mock bus devices in the rest of the kernel', () => {
+  it('each is a singleton group (blocked default domain) in /sys, invariants and isolation hold, and it goes with its stdev', () => {
+    const w = selftestWorld();
+    const ioasId = w.ioasAlloc();
+    const hostGroups = w.k.core.groups.length;
+    const a = value(w.t.mockDomain(ioasId));
+    const b = value(w.t.mockDomain(ioasId, MOCK_FLAGS_DEVICE_PASID));
+    expect(w.k.core.groups.length).toBe(hostGroups + 2);
+    const mockGroups = w.k.core.groups.filter((g) => g.devices.some((d) => w.k.core.isHotplugged(d)));
+    expect(mockGroups.map((g) => g.devices.length)).toEqual([1, 1]);
+    const [g0, g1] = mockGroups;
+    if (g0 === undefined || g1 === undefined) throw new Error('two mock groups');
+    expect(value(w.k.sysfs.list(`/sys/kernel/iommu_groups/${g0.id}/devices`))).toEqual(['iommufd_mock0']);
+    expect(value(w.k.sysfs.realpath(`/sys/kernel/iommu_groups/${g1.id}/devices/iommufd_mock1`))).toBe('/sys/devices/iommufd_mock1');
+    expect(value(w.k.sysfs.read(`/sys/kernel/iommu_groups/${g0.id}/type`))).toBe('blocked\n');
+    expect(value(w.k.sysfs.list('/sys/bus/iommufd_mock/devices'))).toEqual(['iommufd_mock0', 'iommufd_mock1']);
+    // Mock devices are never PCI functions of the host.
+    expect(value(w.k.sysfs.list('/sys/bus/pci/devices')).some((n) => n.startsWith('ffff:'))).toBe(false);
+    expect(checkInvariants(w.k, [])).toEqual([]);
+    expect(checkIsolation(w.k).breaches).toEqual([]);
+    value(api.destroy({ ...w.a, id: a.stdevId }));
+    expect(w.k.core.groups.length).toBe(hostGroups + 1);
+    expect(errno(w.k.sysfs.list('/sys/bus/iommufd_mock/devices'))).toBe('ok');
+    // The lowest free mock number is reused, as mock_dev_ida does.
+    const c = value(w.t.mockDomain(ioasId));
+    expect(value(w.k.sysfs.list('/sys/bus/iommufd_mock/devices'))).toEqual(['iommufd_mock0', 'iommufd_mock1']);
+    expect(new Set([a.idevId, b.idevId, c.idevId]).size).toBe(3);
+    w.teardown();
+    // Closing the iommufd destroyed every stdev: the mock groups are gone.
+    expect(w.k.core.groups.length).toBe(hostGroups);
+  });
+});
