@@ -385,7 +385,9 @@ describe('mock bus devices in the rest of the kernel', () => {
     // The lowest free mock number is reused, as mock_dev_ida does.
     const c = value(w.t.mockDomain(ioasId));
     expect(value(w.k.sysfs.list('/sys/bus/iommufd_mock/devices'))).toEqual(['iommufd_mock0', 'iommufd_mock1']);
-    expect(new Set([a.idevId, b.idevId, c.idevId]).size).toBe(3);
+    // Object IDs are the lowest free too: the new stdev and DEVICE take the destroyed ones.
+    expect([c.stdevId, c.idevId]).toEqual([a.stdevId, a.idevId]);
+    expect(b.idevId).not.toBe(c.idevId);
     w.teardown();
     // Closing the iommufd destroyed every stdev: the mock groups are gone.
     expect(w.k.core.groups.length).toBe(hostGroups);
