@@ -7,6 +7,7 @@
 import type { PciDev } from '../../pci/dev.ts';
 import { fail, ok, type Result } from '../errno.ts';
 import type { PagingDomain } from '../iommu/domain.ts';
+import type { DomainUserData } from '../iommu/driver-ops.ts';
 import type { IommufdCtx } from './context.ts';
 import type { IommufdFault } from './fault.ts';
 import type { Ioas } from './ioas.ts';
@@ -26,6 +27,8 @@ export interface HwptPagingOptions {
   readonly autoDomain?: boolean;
   /** IOMMU_HWPT_ALLOC_* flags (FAULT_ID_VALID is carried by `fault`). */
   readonly flags?: number;
+  /** Driver data for the paging domain (data_type/data of IOMMU_HWPT_ALLOC), passed to the driver. */
+  readonly userData?: DomainUserData;
 }
 
 export class HwptPaging implements IommufdObject {
@@ -107,6 +110,7 @@ export function hwptPagingAlloc(ctx: IommufdCtx, ioas: Ioas, dev: PciDev, opts: 
   if ((flags & IOMMU_HWPT_ALLOC_PASID) !== 0 && driver.maxPasids === 0) return fail('EOPNOTSUPP', `${driver.name} has no PASID support`);
   const domain = ctx.core.allocPagingDomain(dev, 'unmanaged', {
     dirtyTracking: dirty, pasid: (flags & IOMMU_HWPT_ALLOC_PASID) !== 0, nestParent: (flags & IOMMU_HWPT_ALLOC_NEST_PARENT) !== 0,
+    ...(opts.userData === undefined ? {} : { userData: opts.userData }),
   });
   if (!domain.ok) return domain;
   const hwpt = new HwptPaging(ctx, ioas, domain.value, opts);

@@ -8,7 +8,8 @@ import { checkInvariants } from '../../../src/scenario/invariants.ts';
 import { MAP_ANONYMOUS, MAP_SHARED, PROT_READ, PROT_WRITE } from '../../../src/kernel/mm/mman.ts';
 import { IommufdCtx } from '../../../src/kernel/iommufd/context.ts';
 import { MockPagingDomain } from '../../../src/kernel/iommufd/selftest/mock-domain.ts';
-import type { HwptPaging } from '../../../src/kernel/iommufd/hw-pagetable.ts';
+import { hwptPagingAlloc, type HwptPaging } from '../../../src/kernel/iommufd/hw-pagetable.ts';
+import type { Ioas } from '../../../src/kernel/iommufd/ioas.ts';
 import * as api from '../../../src/uapi/api.ts';
 import {
   IOMMU_HW_CAP_DIRTY_TRACKING, IOMMU_HW_INFO_FLAG_INPUT_TYPE, IOMMU_HWPT_ALLOC_DIRTY_TRACKING, IOMMU_HWPT_ALLOC_NEST_PARENT,
@@ -20,7 +21,8 @@ import * as S from '../../../src/uapi/iommufd-structs.ts';
 import {
   IOMMU_HW_INFO_SELFTEST_REGVAL, IOMMU_HW_INFO_TYPE_SELFTEST, IOMMU_TEST_PASID_RESERVED, MOCK_ACCESS_RW_SLOW_PATH,
   MOCK_ACCESS_RW_WRITE, MOCK_APERTURE_LAST, MOCK_APERTURE_START, MOCK_FLAGS_ACCESS_CREATE_NEEDS_PIN_PAGES, MOCK_FLAGS_DEVICE_NO_DIRTY,
-  MOCK_FLAGS_DEVICE_PASID, MOCK_PAGE_SIZE, MOCK_PASID_WIDTH,
+  MOCK_FLAGS_DEVICE_PASID, MOCK_PAGE_SIZE, MOCK_PASID_WIDTH, IOMMU_HWPT_DATA_SELFTEST, MOCK_IOMMUPT_DEFAULT, MOCK_IOMMUPT_HUGE,
+  MOCK_IOMMUPT_AMDV1, MOCK_HUGE_PAGE_SIZE,
 } from '../../../src/uapi/iommufd-test-structs.ts';
 import { BUFFER_SIZE, errno, PAGE, selftestWorld, value, type SelftestWorld } from './selftest-helpers.ts';
 
@@ -348,6 +350,37 @@ describe('iommufd_dirty_tracking (the mock side)', () => {
     let again = 0;
     value(ops.readAndClearDirty(domain, Number(BASE), BUFFER_SIZE, false, () => { again++; }));
     expect(again).toBe(0);
+    w.teardown();
+  });
+});
+
+describe('iommufd_dirty_tracking: the HWPT the dirty tests allocate (test_cmd_hwpt_alloc_iommupt)', () => {
+  it('IOMMU_HWPT_DATA_SELFTEST picks MOCK_IOMMUPT_DEFAULT or HUGE; other types EOPNOTSUPP, short data EINVAL', () => {
+    const w = selftestWorld();
+    const ioasId = w.ioasAlloc();
+    value(w.t.mockDomain(ioasId));
+    const ctx = fileCtx(w);
+    const ioas = value(ctx.objects.get<Ioas>(ioasId, 'ioas'));
+    const mock = w.k.iommufdParams.selftest?.bus.devices[0];
+    if (mock === undefined) throw new Error('a mock device');
+    const selftestData = (pagetable: number, len = 8) => {
+      const data = new Uint8Array(len);
+      if (len >= 4) new DataView(data.buffer).setUint32(0, 0xbadbeef, true);
+      if (len >= 8) new DataView(data.buffer).setUint32(4, pagetable, true);
+      return { type: IOMMU_HWPT_DATA_SELFTEST, data };
+    };
+    const alloc = (userData: { type: number; data: Uint8Array }) => hwptPagingAlloc(ctx, ioas, mock.dev, { userData, flags: IOMMU_HWPT_ALLOC_DIRTY_TRACKING });
+    const def = value(alloc(selftestData(MOCK_IOMMUPT_DEFAULT)));
+    const huge = value(alloc(selftestData(MOCK_IOMMUPT_HUGE)));
+    expect(def.domain.pgsizeBitmap).toBe(MOCK_PAGE_SIZE);
+    expect(huge.domain.pgsizeBitmap).toBe(MOCK_PAGE_SIZE | MOCK_HUGE_PAGE_SIZE);
+    expect(def.domain.dirtyOps).not.toBeNull();
+    expect(errno(alloc(selftestData(7)))).toBe('EOPNOTSUPP');
+    expect(errno(alloc(selftestData(MOCK_IOMMUPT_AMDV1)))).toBe('EOPNOTSUPP');
+    expect(errno(alloc({ type: 1, data: new Uint8Array(8) }))).toBe('EOPNOTSUPP');
+    expect(errno(alloc(selftestData(0, 2)))).toBe('EINVAL');
+    def.destroy();
+    huge.destroy();
     w.teardown();
   });
 });
