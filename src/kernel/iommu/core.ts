@@ -1,7 +1,9 @@
 // The IOMMU core (Linux's drivers/iommu/iommu.c) over the simulated machine: one driver per IOMMU unit,
 // every covered device probed into its IOMMU group (the group engine's IDs) with the group's default
 // domain attached at boot, the DMA-ownership API, group and PASID attach/replace/detach, reserved regions,
-// and the io-pgfault layer fed from the drivers' page-request queues.
+// and the io-pgfault layer fed from the drivers' page-request queues. Drivers are reached only through
+// IommuDriverOps (driver-ops.ts); devices outside the host topology (the selftest's mock bus) join later
+// with addDevice(), each in its own group (generic_device_group), and leave with removeDevice().
 //
 // Rules, as iommu.c has them (names in brackets):
 //  * [iommu_device_use_default_domain] owner_cnt ≠ 0 and (an owner is set, the group's domain is not its
