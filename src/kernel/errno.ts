@@ -28,6 +28,7 @@ export const ERRNO = {
   ERANGE: { code: 34, message: 'Numerical result out of range' },
   EDEADLOCK: { code: 35, message: 'Resource deadlock avoided' },
   ELOOP: { code: 40, message: 'Too many levels of symbolic links' },
+  EBADE: { code: 52, message: 'Invalid exchange' },
   EOVERFLOW: { code: 75, message: 'Value too large for defined data type' },
   EBADFD: { code: 77, message: 'File descriptor in bad state' },
   EUSERS: { code: 87, message: 'Too many users' },

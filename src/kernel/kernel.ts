@@ -17,6 +17,7 @@ import type { IopfOptions } from './iommu/io-pgfault.ts';
 import { IommuCore } from './iommu/core.ts';
 import { IommufdCtx, type IommufdParams } from './iommufd/context.ts';
 import { FrameAllocator } from './mm/frame-allocator.ts';
+import { IommufdSelftest } from './iommufd/selftest/selftest.ts';
 import { ProcessTable } from './process/process-table.ts';
 import { DevFs } from './vfs/devfs.ts';
 import { VfioPciDriver, type VfioPciOptions } from './vfio/pci/vfio-pci-driver.ts';
@@ -56,6 +57,11 @@ export interface KernelBootOptions {
   readonly iommufd?: { readonly allowUnsafeInterrupts?: boolean };
   /** vfio-pci module parameters (ids=). */
   readonly vfioPci?: VfioPciOptions;
+  /**
+   * CONFIG_IOMMUFD_TEST (default off): the selftest's mock IOMMU driver and IOMMU_TEST_CMD on /dev/iommu
+   * (kernel/iommufd/selftest). Off, IOMMU_TEST_CMD is ENOTTY as on a production kernel.
+   */
+  readonly iommufdTest?: boolean;
 }
 
 export class Kernel {
@@ -82,7 +88,7 @@ export class Kernel {
 
   constructor(booted: BootedHost, opts: KernelBootOptions = {}) {
     this.booted = booted;
-    this.iommufdParams = { allowUnsafeInterrupts: opts.iommufd?.allowUnsafeInterrupts ?? opts.vfio?.allowUnsafeInterrupts ?? false };
+    const allowUnsafeInterrupts = opts.iommufd?.allowUnsafeInterrupts ?? opts.vfio?.allowUnsafeInterrupts ?? false;
     this.memory = new PhysicalMemory({ size: opts.memSize ?? 16 * 2 ** 30 });
     this.machine = new Machine(booted, { memory: this.memory });
     const half = Math.floor(this.memory.frameCount / 2);
@@ -93,6 +99,9 @@ export class Kernel {
       frames: tableFrames, ...(opts.iopf !== undefined ? { iopf: opts.iopf } : {}),
       ...(opts.pasidAllocation !== undefined ? { pasidAllocation: opts.pasidAllocation } : {}),
     });
+    this.iommufdParams = opts.iommufdTest === true
+      ? { allowUnsafeInterrupts, selftest: new IommufdSelftest(this.core) }
+      : { allowUnsafeInterrupts };
     this.processes = new ProcessTable({ frames: this.frames });
     this.drivers = new DriverCore(this.core, booted.host.topology.devices());
     this.drivers.probeHostDrivers();
@@ -110,7 +119,7 @@ export class Kernel {
     this.drivers.registerDriver(this.vfioPci);
     // mdev_sysfs.c and VFIO's fake groups and cdev devices in /sys.
     this.sysfs.addProvider((root) => { buildVfioMdevTree(this, root); });
-    if (this.core.groups.length > 0) {
+    if (this.core.groups.length > 0 || this.iommufdParams.selftest !== undefined) {
       // iommufd_init(): /dev/iommu, mode 0660 root in upstream udev rules; root opens it.
       this.devfs.register('/dev/iommu', { mode: 0o660, uid: 0, gid: 0, major: MISC_MAJOR, minor: this.miscMinor() },
         (proc) => ok(new IommufdCtx(this.core, proc, { params: this.iommufdParams })));

@@ -11,6 +11,8 @@ import { IOMMUFD_HANDLERS, takeNewObjects, takeWriteBackUndos, type Decoded } fr
 import type { Process } from '../kernel/process/process.ts';
 import { VfioContainer } from '../kernel/vfio/container.ts';
 import { copyStructFromUser, readUserSize, writeStructBytes } from './copy-struct.ts';
+import { IOMMU_TEST_CMD } from './ioctl.ts';
+import { dispatchTestCmd } from './iommufd-test-dispatch.ts';
 import { lookupIoctl } from './ioctl-table.ts';
 import { dispatchVfioCompat } from './vfio-compat-dispatch.ts';
 import { dispatchVfioContainer } from './vfio-container-dispatch.ts';
@@ -26,6 +28,9 @@ export function dispatch(proc: Process, fd: number, cmd: number, arg: number): R
   if (ctx instanceof VfioContainer) return dispatchVfioContainer(proc, ctx, cmd, arg);
   if (vfioFileKind(ctx) !== null) return vfioDispatch(proc, file.value, cmd, arg);
   if (!(ctx instanceof IommufdCtx)) return fail('ENOTTY', `fd ${fd} is a ${ctx.kind}, not an iommufd`);
+  // CONFIG_IOMMUFD_TEST puts IOMMU_TEST_CMD in the table; without it the number is unknown (ENOTTY below).
+  const selftest = ctx.params.selftest;
+  if (cmd >>> 0 === IOMMU_TEST_CMD && selftest !== undefined) return dispatchTestCmd(proc, ctx, selftest, file.value, arg);
   const cls = lookupIoctl(cmd);
   if (cls.kind === 'vfio-compat') return dispatchVfioCompat(proc, ctx, cmd, arg);
   if (cls.kind === 'unknown' && cls.routedTo === 'vfio-compat') return fail('ENOTTY', cls.reason);

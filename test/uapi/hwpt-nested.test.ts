@@ -98,7 +98,7 @@ describe('IOMMU_HWPT_ALLOC (nested on a HWPT_PAGING)', () => {
   it('an IOMMU without nesting answers EOPNOTSUPP', () => {
     const w = world();
     const s = setup(w);
-    const driver = w.core.driverOf(w.dev(NVME))!;
+    const driver = w.core.ioasisDriverOf(w.dev(NVME))!;
     const caps = driver.caps;
     (driver as { caps: unknown }).caps = { ...caps, nesting: false };
     expect(s.nested().e).toBe('EOPNOTSUPP');

@@ -1,7 +1,9 @@
 // The IOMMU core (Linux's drivers/iommu/iommu.c) over the simulated machine: one driver per IOMMU unit,
 // every covered device probed into its IOMMU group (the group engine's IDs) with the group's default
 // domain attached at boot, the DMA-ownership API, group and PASID attach/replace/detach, reserved regions,
-// and the io-pgfault layer fed from the drivers' page-request queues.
+// and the io-pgfault layer fed from the drivers' page-request queues. Drivers are reached only through
+// IommuDriverOps (driver-ops.ts); devices outside the host topology (the selftest's mock bus) join later
+// with addDevice(), each in its own group (generic_device_group), and leave with removeDevice().
 //
 // Rules, as iommu.c has them (names in brackets):
 //  * [iommu_device_use_default_domain] owner_cnt ≠ 0 and (an owner is set, the group's domain is not its
@@ -36,6 +38,7 @@ import {
 import { PCI_PASID_CTRL_ENABLE, PCI_PRI_CTRL_ENABLE } from '../../hw/dma/pri.ts';
 import type { PciDev } from '../../pci/dev.ts';
 import type { GroupingRun } from '../../pci/groups/compute.ts';
+import type { IommuGroup as GroupPlacement } from '../../pci/groups/types.ts';
 import type { PageRequestRecord } from '../../hw/iommu/records.ts';
 import { NO_PASID } from '../../hw/iommu/types.ts';
 import type { IommuUnit } from '../../hw/iommu/unit.ts';
@@ -47,6 +50,7 @@ import { FrameAllocator } from '../mm/frame-allocator.ts';
 import type { IommuDomain, PagingDomain } from './domain.ts';
 import { IommuGroup, type AttachHandle } from './group.ts';
 import { IopfQueue, type IopfGroup, type IopfOptions, type PageResponse } from './io-pgfault.ts';
+import type { HwInfo, IommuCap, IommuDriverOps, PagingAllocOptions } from './driver-ops.ts';
 import { IoasisIommuDriver } from './ioasis-iommu-driver.ts';
 import { deviceResvRegions, type ResvRegion } from './resv-regions.ts';
 import { GlobalPasidAllocator, type PasidAllocationPolicy } from './global-pasid.ts';
@@ -64,7 +68,7 @@ export interface IommuCoreOptions {
 interface DeviceInfo {
   readonly dev: PciDev;
   readonly group: IommuGroup;
-  readonly driver: IoasisIommuDriver;
+  readonly driver: IommuDriverOps;
   /** The requester IDs its DMA carries at the unit (the fabric's, and its own when different). */
   readonly rids: readonly number[];
   readonly maxPasids: number;
@@ -73,7 +77,9 @@ interface DeviceInfo {
 }
 
 export class IommuCore {
+  /** Every group: the host's from boot, then hot-plugged singletons (addDevice). */
   readonly groups: readonly IommuGroup[];
+  /** The hardware drivers, one per unit (the ones poll() drains). */
   readonly drivers: readonly IoasisIommuDriver[];
   readonly iopf: IopfQueue;
   readonly passthrough: boolean;
@@ -82,7 +88,10 @@ export class IommuCore {
   /** WARN_ON lines (bounded). */
   readonly log: string[] = [];
   private readonly info = new Map<PciDev, DeviceInfo>();
-  private readonly byRid = new Map<IoasisIommuDriver, Map<number, PciDev>>();
+  private readonly byRid = new Map<IommuDriverOps, Map<number, PciDev>>();
+  private readonly groupList: IommuGroup[] = [];
+  /** Devices added by addDevice() (not in the host topology: the selftest's mock bus). */
+  private readonly hotplugged = new Set<PciDev>();
 
   constructor(readonly machine: Machine<IommuUnit>, readonly run: GroupingRun, opts: IommuCoreOptions = {}) {
     const booted = run.booted;
@@ -91,7 +100,7 @@ export class IommuCore {
     this.globalPasids = new GlobalPasidAllocator(opts.pasidAllocation ?? 'per-device');
     this.iopf = new IopfQueue((dev, pasid, prgi, code, pd) => this.respond(dev, pasid, prgi, code, pd), opts.iopf);
     const drivers: IoasisIommuDriver[] = [];
-    const groups: IommuGroup[] = [];
+    const groups = this.groupList;
     this.drivers = drivers;
     this.groups = groups;
     if (!booted.options.iommu) return;
@@ -138,11 +147,79 @@ export class IommuCore {
     }
   }
 
+  // ---- Hot-plug (devices outside the host topology) ----
+
+  /**
+   * iommu_probe_device() for a device the boot-time group engine never saw (the selftest's mock bus): the
+   * driver's probe_device, a new singleton group (generic_device_group) with the lowest free group ID, and
+   * the driver's blocking domain as both default and current domain (the mock's def_domain_type). The
+   * device's requester ID is `dev.rid` on `driver`; its max_pasids is min(driver, PASID capability).
+   */
+  addDevice(dev: PciDev, driver: IommuDriverOps): Result<IommuGroup> {
+    if (this.info.has(dev)) return fail('EEXIST', `${dev.shortBdf} is already probed`);
+    const used = new Set(this.groupList.map((g) => g.id));
+    let id = 0;
+    while (used.has(id)) id++;
+    const placement: GroupPlacement = {
+      id, devices: [dev], nonIsolated: false,
+      steps: [{ rule: 'new-group', device: dev, text: `${dev.shortBdf} is alone in its group: its IOMMU driver's device_group is generic_device_group` }],
+    };
+    const group = new IommuGroup(placement, driver, driver.blockedDomain);
+    const maxPasids = Math.min(driver.maxPasids, devicePasids(dev));
+    const di: DeviceInfo = { dev, group, driver, rids: [dev.rid], maxPasids, iopfUsers: 0 };
+    let map = this.byRid.get(driver);
+    if (map === undefined) { map = new Map(); this.byRid.set(driver, map); }
+    map.set(dev.rid, dev);
+    driver.probeDevice(dev.rid, maxPasids);
+    this.info.set(dev, di);
+    this.hotplugged.add(dev);
+    this.groupList.push(group);
+    this.groupList.sort((a, b) => a.id - b.id);
+    return ok(group);
+  }
+
+  /**
+   * iommu_release_device() of a hot-plugged device: its group must be back on its default domain with no
+   * owner and no PASID attached (the caller detached and released it first), else EBUSY.
+   */
+  removeDevice(dev: PciDev): Result {
+    const di = this.info.get(dev);
+    if (di === undefined || !this.hotplugged.has(dev)) return fail('ENODEV', `${dev.shortBdf} was not added with addDevice`);
+    const g = di.group;
+    if (g.ownerCnt !== 0 || g.pasidArray.size > 0 || g.domain !== g.defaultDomain) return fail('EBUSY', `group ${g.id} is still in use`);
+    if (di.iopfUsers > 0) this.iopf.removeDevice(dev, true);
+    di.driver.releaseDevice?.(dev.rid);
+    this.byRid.get(di.driver)?.delete(dev.rid);
+    this.info.delete(dev);
+    this.hotplugged.delete(dev);
+    this.groupList.splice(this.groupList.indexOf(g), 1);
+    return ok();
+  }
+
+  /** Added with addDevice (not a host-topology device). */
+  isHotplugged(dev: PciDev): boolean { return this.hotplugged.has(dev); }
+
   // ---- Lookup ----
 
   groupOf(dev: PciDev): IommuGroup | undefined { return this.info.get(dev)?.group; }
   group(id: number): IommuGroup | undefined { return this.groups.find((g) => g.id === id); }
-  driverOf(dev: PciDev): IoasisIommuDriver | undefined { return this.info.get(dev)?.driver; }
+  driverOf(dev: PciDev): IommuDriverOps | undefined { return this.info.get(dev)?.driver; }
+  /** The hardware driver of a host device (what tests and the isolation checker read registers of). */
+  ioasisDriverOf(dev: PciDev): IoasisIommuDriver | undefined {
+    const d = this.info.get(dev)?.driver;
+    return d instanceof IoasisIommuDriver ? d : undefined;
+  }
+  /** device_iommu_capable(dev, cap): false for a device without an IOMMU. */
+  deviceCapable(dev: PciDev, cap: IommuCap): boolean {
+    const di = this.info.get(dev);
+    return di !== undefined && di.driver.capable(di.rids[0] as number, cap);
+  }
+  /** ops->hw_info for `dev` (ENODEV without an IOMMU; the driver's EOPNOTSUPP for a type it lacks). */
+  hwInfo(dev: PciDev, requestedType: number): Result<HwInfo> {
+    const di = this.info.get(dev);
+    if (di === undefined) return fail('ENODEV', `${dev.shortBdf} has no IOMMU`);
+    return di.driver.hwInfo(di.rids[0] as number, requestedType);
+  }
   /** The requester IDs the device's DMA carries at its IOMMU. */
   ridsOf(dev: PciDev): readonly number[] { return this.info.get(dev)?.rids ?? []; }
   /** dev->iommu->max_pasids. */
@@ -153,10 +230,10 @@ export class IommuCore {
   domainAtPasid(dev: PciDev, pasid: number): IommuDomain | null { return this.groupOf(dev)?.pasidArray.get(pasid)?.domain ?? null; }
 
   /** A paging domain from the device's IOMMU driver (domain_alloc_paging). */
-  allocPagingDomain(dev: PciDev, type: 'dma' | 'unmanaged' = 'unmanaged', opts: { dirtyTracking?: boolean; nestParent?: boolean } = {}): Result<PagingDomain> {
+  allocPagingDomain(dev: PciDev, type: 'dma' | 'unmanaged' = 'unmanaged', opts: PagingAllocOptions = {}): Result<PagingDomain> {
     const di = this.info.get(dev);
     if (di === undefined) return fail('ENODEV', `${dev.shortBdf} has no IOMMU group`);
-    return di.driver.allocPagingDomain(type, opts);
+    return di.driver.allocPagingDomain(type, { ...opts, rid: di.rids[0] as number });
   }
 
   /**
@@ -164,6 +241,8 @@ export class IommuCore {
    * model has one answer per platform: the host's interrupt remapping (interruptRemappingOf).
    */
   groupHasIsolatedMsi(g: IommuGroup): boolean {
+    // Hot-plugged mock devices have no MSIs; iommufd skips the check for them (iommufd_selftest_is_mock_dev).
+    if (g.devices.some((d) => this.hotplugged.has(d))) return true;
     return g.devices.length === 0 || interruptRemappingOf(this.machine.host.platform);
   }
 
@@ -173,13 +252,13 @@ export class IommuCore {
    */
   pciAtsSupported(dev: PciDev): boolean {
     const di = this.info.get(dev);
-    if (di === undefined || !di.driver.caps.deviceTlb) return false;
+    if (di === undefined || !di.driver.capable(di.rids[0] as number, 'device-tlb')) return false;
     return dev.config.findExtCapability(PCI_EXT_CAP_ID_ATS) !== 0;
   }
 
   /** iommu_get_resv_regions. */
   resvRegions(dev: PciDev): ResvRegion[] {
-    if (!this.info.has(dev)) return [];
+    if (!this.info.has(dev) || this.hotplugged.has(dev)) return [];
     return deviceResvRegions(this.machine.host.platform.iommu !== 'arm-smmu');
   }
 
@@ -403,14 +482,14 @@ export class IommuCore {
     const devs = this.pasidDevices(g);
     const done: DeviceInfo[] = [];
     for (const d of devs) {
-      for (const rid of d.rids) {
-        const r = d.driver.setDevPasid(rid, pasid, domain);
+      for (let k = 0; k < d.rids.length; k++) {
+        const r = d.driver.setDevPasid(d.rids[k] as number, pasid, domain);
         if (!r.ok) {
-          for (const u of [...done, d]) {
-            for (const x of u.rids) {
-              if (old === null) u.driver.removeDevPasid(x, pasid);
-              else u.driver.setDevPasid(x, pasid, old);
-            }
+          // The RID that failed keeps what it had (the driver's contract); the ones already set go back.
+          const undo = [...done.flatMap((u) => u.rids.map((x) => [u, x] as const)), ...d.rids.slice(0, k).map((x) => [d, x] as const)];
+          for (const [u, x] of undo) {
+            if (old === null) u.driver.removeDevPasid(x, pasid);
+            else void u.driver.setDevPasid(x, pasid, old);
           }
           return r;
         }
@@ -489,7 +568,22 @@ export class IommuCore {
     return n;
   }
 
-  private reportPageRequest(d: IoasisIommuDriver, rec: PageRequestRecord): void {
+  /**
+   * iommu_report_device_fault() for a page request that does not come through a hardware queue (the
+   * selftest's TRIGGER_IOPF): the same io-pgfault path as a drained record. EINVAL when IOPF is not
+   * enabled for the device (no fault_param) or the group finds no domain with a handler.
+   */
+  reportDeviceFault(dev: PciDev, rec: Omit<PageRequestRecord, 'rid'>): Result {
+    const di = this.info.get(dev);
+    if (di === undefined) return fail('ENODEV', `${dev.shortBdf} has no IOMMU`);
+    if (!this.iopf.enabled(dev)) return fail('EINVAL', `${dev.shortBdf} has IO page faults disabled (no fault handler attached)`);
+    const full: PageRequestRecord = { ...rec, rid: di.rids[0] as number };
+    const before = this.iopf.stats.discarded;
+    this.iopf.report(dev, full, (pasid) => (pasid === NO_PASID ? this.domainOf(dev) : this.domainAtPasid(dev, pasid)));
+    return this.iopf.stats.discarded === before ? ok() : fail('EINVAL', `no domain with a fault handler at ${rec.pasid === NO_PASID ? 'the RID' : `PASID ${rec.pasid}`}`);
+  }
+
+  private reportPageRequest(d: IommuDriverOps, rec: PageRequestRecord): void {
     const dev = this.byRid.get(d)?.get(rec.rid);
     if (dev === undefined) {
       // No device behind this requester ID: answer so nothing waits forever.
@@ -500,7 +594,7 @@ export class IommuCore {
   }
 
   /** Fault records of `dev` (by its requester IDs) in its driver's log, oldest first. */
-  faultsOf(dev: PciDev): ReturnType<IoasisIommuDriver['poll']>['faults'] {
+  faultsOf(dev: PciDev): ReturnType<IommuDriverOps['poll']>['faults'] {
     const di = this.info.get(dev);
     if (di === undefined) return [];
     return di.driver.faultLog.filter((f) => di.rids.includes(f.rid));

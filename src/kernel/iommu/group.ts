@@ -5,7 +5,7 @@
 import type { PciDev } from '../../pci/dev.ts';
 import type { IommuGroup as GroupPlacement } from '../../pci/groups/types.ts';
 import type { IommuDomain } from './domain.ts';
-import type { IommuDriverOps } from './ioasis-iommu-driver.ts';
+import type { IommuDriverOps } from './driver-ops.ts';
 
 /** What an attach carries besides the domain (Linux's struct iommu_attach_handle). */
 export interface AttachHandle {

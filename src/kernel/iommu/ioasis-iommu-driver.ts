@@ -39,8 +39,12 @@ import { IoPageTableDomain, StaticDomain, type IommuDomain, type IotlbFlusher, t
 import { checkNestedAlloc, nestedAttachChecks, nestedPasidEntry } from './ioasis-nesting.ts';
 import { NestedDomain, type NestedCacheFlusher } from './nested-domain.ts';
 import type { IommuUserData } from './user-data.ts';
-import { TableFrames } from './table-frames.ts';
 import type { ViommuDriverOps } from './viommu-ops.ts';
+import type { HwInfo, IommuCap, IommuDriverOps, PagingAllocOptions } from './driver-ops.ts';
+import { TableFrames } from './table-frames.ts';
+import { hwInfoVtd, IOMMU_HW_INFO_TYPE_INTEL_VTD } from './vtd-hw-info.ts';
+
+export type { IommuDriverOps } from './driver-ops.ts';
 
 const FRAME = 4096;
 const QUEUE_LOG2 = 8;
@@ -48,41 +52,6 @@ const IDENTITY_DID = 1;
 const FIRST_DID = 2;
 const MAX_DID = 0xffff;
 const FAULT_LOG_SIZE = 1024;
-
-/** What the core needs of an IOMMU driver: the ioasis driver implements it, a mock driver can too. */
-export interface IommuDriverOps {
-  readonly name: string;
-  /** The IOMMU's PASID limit (dev->iommu->max_pasids is the min of this and the device's). */
-  readonly maxPasids: number;
-  readonly blockedDomain: IommuDomain;
-  readonly identityDomain: IommuDomain;
-  /** IOMMU_CAP_ENFORCE_CACHE_COHERENCY for its devices: the unit has snoop control (intel: ECAP.SC). */
-  readonly enforceCacheCoherency: boolean;
-  /** domain_alloc_paging: a DMA or UNMANAGED domain. EOPNOTSUPP for dirty tracking the IOMMU lacks. */
-  allocPagingDomain(type: 'dma' | 'unmanaged', opts?: { dirtyTracking?: boolean; nestParent?: boolean }): Result<PagingDomain>;
-  /**
-   * domain_alloc_nested: a NESTED domain on `parent` from the user's driver data (flags: the HWPT_ALLOC
-   * flags without FAULT_ID_VALID). Absent: the IOMMU cannot nest (iommufd answers EOPNOTSUPP).
-   */
-  allocNestedDomain?(parent: IommuDomain, flags: number, data: IommuUserData): Result<IommuDomain>;
-  /** probe_device: set the requester ID up (blocked) with room for `maxPasids` PASIDs. */
-  probeDevice(rid: number, maxPasids: number): void;
-  /** attach_dev: the RID's domain. */
-  attachDev(rid: number, domain: IommuDomain): Result;
-  /** set_dev_pasid. */
-  setDevPasid(rid: number, pasid: number, domain: IommuDomain): Result;
-  /** remove_dev_pasid (blocking the PASID). */
-  removeDevPasid(rid: number, pasid: number): void;
-  /** Allow page requests from the RID (context PRE). */
-  setPageRequests(rid: number, enabled: boolean): void;
-  /** page_response. */
-  pageResponse(rid: number, pasid: number, prgi: number, code: PageResponseCode, privateData: readonly [number, number] | null): void;
-  /** The interrupt handler: drain fault records into the log, return page requests. */
-  poll(): { faults: FaultRecord[]; pageRequests: PageRequestRecord[]; pageRequestOverflow: boolean };
-  readonly faultLog: readonly FaultRecord[];
-  /** The vIOMMU ops (iommu_ops->get_viommu_size/viommu_init); absent, as for intel: VIOMMU_ALLOC is EOPNOTSUPP. */
-  viommu?: ViommuDriverOps;
-}
 
 interface RidState {
   readonly pdts: number;
@@ -164,7 +133,27 @@ export class IoasisIommuDriver implements IommuDriverOps, IotlbFlusher, NestedCa
 
   // ---- Domains ----
 
-  allocPagingDomain(type: 'dma' | 'unmanaged', opts: { dirtyTracking?: boolean; nestParent?: boolean } = {}): Result<PagingDomain> {
+  /** intel_iommu_capable() and the capabilities iommufd reads from the unit. */
+  capable(_rid: number, cap: IommuCap): boolean {
+    switch (cap) {
+      case 'dirty-tracking': return this.caps.dirtyTracking;
+      case 'enforce-cache-coherency': return this.caps.snoopControl;
+      case 'nesting': return this.caps.nesting;
+      case 'device-tlb': return this.caps.deviceTlb;
+    }
+  }
+
+  /** intel_iommu_hw_info(): struct iommu_hw_info_vtd, for DEFAULT or INTEL_VTD (else EOPNOTSUPP). */
+  hwInfo(_rid: number, requestedType: number): Result<HwInfo> {
+    if (requestedType !== 0 && requestedType !== IOMMU_HW_INFO_TYPE_INTEL_VTD) {
+      return fail('EOPNOTSUPP', `the IOMMU driver reports INTEL_VTD data, not type ${requestedType}`);
+    }
+    return ok({ type: IOMMU_HW_INFO_TYPE_INTEL_VTD, data: hwInfoVtd(this.caps) });
+  }
+
+  allocPagingDomain(type: 'dma' | 'unmanaged', opts: PagingAllocOptions = {}): Result<PagingDomain> {
+    // intel_iommu_domain_alloc_paging_flags(): paging domains take no driver data.
+    if (opts.userData !== undefined && opts.userData.type !== 0) return fail('EOPNOTSUPP', `${this.name}'s paging domains take no driver data (type ${opts.userData.type})`);
     if (opts.dirtyTracking === true && !this.caps.dirtyTracking) return fail('EOPNOTSUPP', `${this.name} has no second-stage dirty tracking (SSADE)`);
     if (!this.caps.secondStage) return fail('EOPNOTSUPP', `${this.name} has no second-stage translation`);
     try {

@@ -8,11 +8,14 @@ import type { Igroup, IommufdDevice } from './device.ts';
 import type { IommufdObject } from './object.ts';
 import { ObjectTable } from './object-table.ts';
 import { iommufdFopsMmap } from './viommu.ts';
+import type { IommufdSelftest } from './selftest/selftest.ts';
 
 /** iommufd's module parameters (one object per Kernel, shared by its contexts). */
 export interface IommufdParams {
   /** iommufd.allow_unsafe_interrupts: bind devices whose MSIs the platform cannot isolate. */
   readonly allowUnsafeInterrupts: boolean;
+  /** CONFIG_IOMMUFD_TEST: the mock driver and IOMMU_TEST_CMD state; absent → IOMMU_TEST_CMD is ENOTTY. */
+  readonly selftest?: IommufdSelftest;
 }
 
 export const DEFAULT_IOMMUFD_PARAMS: IommufdParams = { allowUnsafeInterrupts: false };

@@ -6,54 +6,24 @@
 // IOMMU_CAP_PCI_ATS_SUPPORTED; PCI_PASID_EXEC/PRIV from the PASID control register) and
 // out_max_pasid_log2 = ilog2(max_pasids), 0 without PASIDs.
 //
-// The simulated unit's own CAP register is not VT-d's, so cap_reg/ecap_reg are composed from its
-// capabilities at the VT-d bit positions (see vtdCapReg/vtdEcapReg). This layer may not import src/uapi:
-// the struct (24 bytes) and the constants are written out here and checked against the codecs in tests.
+// The data comes from the device's driver (ops->hw_info, driver-ops.ts): the ioasis driver's is VT-d's
+// (iommu/vtd-hw-info.ts), the selftest mock's is struct iommu_test_hw_info.
 
 import { PCI_PASID_CTRL_EXEC, PCI_PASID_CTRL_PRIV } from '../../hw/dma/pri.ts';
-import type { IommuCaps } from '../../hw/iommu/types.ts';
 import type { PciDev } from '../../pci/dev.ts';
 import { PCI_EXT_CAP_ID_PASID, PCI_PASID_CTRL } from '../../pci/regs.ts';
 import { fail, ok } from '../errno.ts';
 import type { IommufdDevice } from './device.ts';
 import { handler } from './ioas-ioctls.ts';
 
+export { HW_INFO_VTD_SIZE, hwInfoVtd, IOMMU_HW_INFO_TYPE_INTEL_VTD, vtdCapReg, vtdEcapReg } from '../iommu/vtd-hw-info.ts';
+
 export const IOMMU_HW_INFO_FLAG_INPUT_TYPE = 1 << 0;
 export const IOMMU_HW_INFO_TYPE_DEFAULT = 0;
-export const IOMMU_HW_INFO_TYPE_INTEL_VTD = 1;
 export const IOMMU_HW_CAP_DIRTY_TRACKING = 1n << 0n;
 export const IOMMU_HW_CAP_PCI_PASID_EXEC = 1n << 1n;
 export const IOMMU_HW_CAP_PCI_PASID_PRIV = 1n << 2n;
 export const IOMMU_HW_CAP_PCI_ATS_NOT_SUPPORTED = 1n << 3n;
-/** sizeof(struct iommu_hw_info_vtd). */
-export const HW_INFO_VTD_SIZE = 24;
-
-const bit = (n: number, on: boolean): bigint => (on ? 1n << BigInt(n) : 0n);
-
-/** VT-d CAP_REG: SAGAW (4/5-level), MGAW, SLLPS (2M/1G), FL1GP, FL5LP. */
-export function vtdCapReg(c: IommuCaps): bigint {
-  const sagaw = (1n << 2n) | (c.fiveLevel ? 1n << 3n : 0n);
-  return (sagaw << 8n) | (BigInt(c.inputAddressWidth - 1) << 16n)
-    | bit(34, c.pageSize2M) | bit(35, c.pageSize1G)
-    | bit(56, c.firstStage && c.pageSize1G) | bit(60, c.firstStage && c.fiveLevel);
-}
-
-/** VT-d ECAP_REG: C, QI, DT, PT, SC, NEST, PRS, PSS, PASID, SMTS, SLADS, SLTS, FLTS, SMPWC. */
-export function vtdEcapReg(c: IommuCaps): bigint {
-  return bit(0, c.coherent) | bit(1, true) | bit(2, c.deviceTlb) | bit(6, c.passThrough) | bit(7, c.snoopControl) | bit(26, c.nesting) | bit(29, c.pri)
-    | (c.pasidWidth > 0 ? BigInt(c.pasidWidth - 1) << 35n : 0n) | bit(40, c.pasidWidth > 0)
-    | bit(43, true) | bit(45, c.dirtyTracking) | bit(46, c.secondStage) | bit(47, c.firstStage) | bit(48, c.coherent);
-}
-
-/** struct iommu_hw_info_vtd { u32 flags; u32 __reserved; u64 cap_reg; u64 ecap_reg; }. */
-export function hwInfoVtd(c: IommuCaps): Uint8Array {
-  const b = new Uint8Array(HW_INFO_VTD_SIZE);
-  const v = new DataView(b.buffer);
-  v.setBigUint64(8, vtdCapReg(c), true);
-  v.setBigUint64(16, vtdEcapReg(c), true);
-  return b;
-}
-
 /** pci_pasid_status(): the PASID control register (a VF's PF's); 0 without the capability. */
 function pasidStatus(dev: PciDev): number {
   const owner = dev.physfn ?? dev;
@@ -75,10 +45,9 @@ export const iommufdGetHwInfo = handler<HwInfoCmd>((ctx, proc, cmd) => {
   const dev = idev.value.dev;
   const driver = ctx.core.driverOf(dev);
   if (driver === undefined) return fail('ENODEV', `${dev.shortBdf} has no IOMMU`);
-  if (inType !== IOMMU_HW_INFO_TYPE_DEFAULT && inType !== IOMMU_HW_INFO_TYPE_INTEL_VTD) {
-    return fail('EOPNOTSUPP', `the IOMMU driver reports INTEL_VTD data, not type ${inType}`);
-  }
-  const data = hwInfoVtd(driver.caps);
+  const info = ctx.core.hwInfo(dev, inType);
+  if (!info.ok) return info;
+  const data = info.value.data;
   const copyLen = Math.min(cmd.data_len, data.length);
   if (cmd.data_len > 0) {
     const end = cmd.data_uptr + BigInt(cmd.data_len);
@@ -87,7 +56,7 @@ export const iommufdGetHwInfo = handler<HwInfoCmd>((ctx, proc, cmd) => {
     out.set(data.subarray(0, copyLen));
     if (!proc.mm.write(Number(cmd.data_uptr), out).ok) return fail('EFAULT', 'cannot write the hardware information to data_uptr');
   }
-  let caps = driver.caps.dirtyTracking ? IOMMU_HW_CAP_DIRTY_TRACKING : 0n;
+  let caps = ctx.core.deviceCapable(dev, 'dirty-tracking') ? IOMMU_HW_CAP_DIRTY_TRACKING : 0n;
   if (!ctx.core.pciAtsSupported(dev)) caps |= IOMMU_HW_CAP_PCI_ATS_NOT_SUPPORTED;
   const max = ctx.core.maxPasids(dev);
   let log2 = 0;
@@ -97,5 +66,5 @@ export const iommufdGetHwInfo = handler<HwInfoCmd>((ctx, proc, cmd) => {
     if ((ctrl & PCI_PASID_CTRL_EXEC) !== 0) caps |= IOMMU_HW_CAP_PCI_PASID_EXEC;
     if ((ctrl & PCI_PASID_CTRL_PRIV) !== 0) caps |= IOMMU_HW_CAP_PCI_PASID_PRIV;
   }
-  return ok({ out_data_type: IOMMU_HW_INFO_TYPE_INTEL_VTD, data_len: data.length, out_capabilities: caps, out_max_pasid_log2: log2 });
+  return ok({ out_data_type: info.value.type, data_len: data.length, out_capabilities: caps, out_max_pasid_log2: log2 });
 });

@@ -7,6 +7,7 @@
 import type { PciDev } from '../../pci/dev.ts';
 import { fail, ok, type Result } from '../errno.ts';
 import type { PagingDomain } from '../iommu/domain.ts';
+import type { DomainUserData } from '../iommu/driver-ops.ts';
 import type { IommufdCtx } from './context.ts';
 import type { IommufdFault } from './fault.ts';
 import type { Ioas } from './ioas.ts';
@@ -26,6 +27,8 @@ export interface HwptPagingOptions {
   readonly autoDomain?: boolean;
   /** IOMMU_HWPT_ALLOC_* flags (FAULT_ID_VALID is carried by `fault`). */
   readonly flags?: number;
+  /** Driver data for the paging domain (data_type/data of IOMMU_HWPT_ALLOC), passed to the driver. */
+  readonly userData?: DomainUserData;
 }
 
 export class HwptPaging implements IommufdObject {
@@ -99,13 +102,16 @@ export function hwptPagingAlloc(ctx: IommufdCtx, ioas: Ioas, dev: PciDev, opts: 
   const driver = ctx.core.driverOf(dev);
   if (driver === undefined) return fail('ENODEV', `${dev.shortBdf} has no IOMMU group`);
   const dirty = (flags & IOMMU_HWPT_ALLOC_DIRTY_TRACKING) !== 0;
-  if (dirty && !driver.caps.dirtyTracking) return fail('EOPNOTSUPP', `${driver.name} cannot track dirty pages (no IOMMU_CAP_DIRTY_TRACKING)`);
+  if (dirty && !ctx.core.deviceCapable(dev, 'dirty-tracking')) return fail('EOPNOTSUPP', `${driver.name} cannot track dirty pages (no IOMMU_CAP_DIRTY_TRACKING)`);
   if ((flags & IOMMU_HWPT_FAULT_ID_VALID) !== 0 && (flags & IOMMU_HWPT_ALLOC_NEST_PARENT) !== 0) {
     return fail('EOPNOTSUPP', 'a nesting parent cannot take IO page faults (NEST_PARENT | FAULT_ID_VALID)');
   }
-  if ((flags & IOMMU_HWPT_ALLOC_NEST_PARENT) !== 0 && !driver.caps.nesting) return fail('EOPNOTSUPP', `${driver.name} has no nested translation`);
+  if ((flags & IOMMU_HWPT_ALLOC_NEST_PARENT) !== 0 && !ctx.core.deviceCapable(dev, 'nesting')) return fail('EOPNOTSUPP', `${driver.name} has no nested translation`);
   if ((flags & IOMMU_HWPT_ALLOC_PASID) !== 0 && driver.maxPasids === 0) return fail('EOPNOTSUPP', `${driver.name} has no PASID support`);
-  const domain = ctx.core.allocPagingDomain(dev, 'unmanaged', { dirtyTracking: dirty, nestParent: (flags & IOMMU_HWPT_ALLOC_NEST_PARENT) !== 0 });
+  const domain = ctx.core.allocPagingDomain(dev, 'unmanaged', {
+    dirtyTracking: dirty, pasid: (flags & IOMMU_HWPT_ALLOC_PASID) !== 0, nestParent: (flags & IOMMU_HWPT_ALLOC_NEST_PARENT) !== 0,
+    ...(opts.userData === undefined ? {} : { userData: opts.userData }),
+  });
   if (!domain.ok) return domain;
   const hwpt = new HwptPaging(ctx, ioas, domain.value, opts);
   // The coherency mode is chosen before any mapping, from the device the HWPT is allocated for.

@@ -196,11 +196,17 @@ export class Ioas implements IommufdObject {
     }
     // iopt_disable_large_pages(): with HUGE_PAGES=0 the domains map PAGE_SIZE leaves only, so areas can be cut.
     const prot = MAP_PROTS[(area.prot & (IOMMU_READ | IOMMU_WRITE)) | (this.iopt.largePages ? 0 : 4)] as MapProt;
-    const iova0 = Number(base);
+    // batch_to_domain(): exactly the area's bytes, so a domain whose smallest page is below PAGE_SIZE (the
+    // selftest mock's 2 KiB) maps a partial first or last host page; for 4 KiB domains this is whole pages.
+    const off = area.pageOffset;
+    const len = Number(area.last - area.iova) + 1;
+    const iova0 = Number(area.iova);
     for (const run of runs.value) {
-      const r = domain.map(iova0 + (run.index - first) * PAGE_SIZE, run.pfn * PAGE_SIZE, run.count * PAGE_SIZE, prot);
+      const lo = Math.max((run.index - first) * PAGE_SIZE, off);
+      const hi = Math.min((run.index - first + run.count) * PAGE_SIZE, off + len);
+      const r = domain.map(iova0 + lo - off, run.pfn * PAGE_SIZE + lo - (run.index - first) * PAGE_SIZE, hi - lo, prot);
       if (!r.ok) {
-        if (run.index > first) domain.unmap(iova0, (run.index - first) * PAGE_SIZE);
+        if (lo > off) domain.unmap(iova0, lo - off);
         pages.release(first, last);
         return r;
       }
@@ -213,7 +219,7 @@ export class Ioas implements IommufdObject {
   private unfillOne(area: IoptArea<IoptPages>, pages: IoptPages, domain: PagingDomain): void {
     const first = area.firstIndex;
     const last = area.lastIndex;
-    domain.unmap(Number(area.iova - BigInt(area.pageOffset)), (last - first + 1) * PAGE_SIZE);
+    domain.unmap(Number(area.iova), Number(area.last - area.iova) + 1);
     pages.release(first, last);
     if (area.storageDomain === domain) {
       area.storageDomain = this.attached.find((a) => a.domain !== domain && this.iopt.areaAt(area.iova) === area)?.domain ?? null;

@@ -87,13 +87,26 @@ function addDevice(k: Kernel, root: SysDir, dev: PciDev): void {
 
 function addGroup(k: Kernel, root: SysDir, g: IommuGroup): void {
   const base = `/sys/kernel/iommu_groups/${g.id}`;
-  for (const dev of g.devices) put(root, `${base}/devices/${dev.bdf}`, sysLink(relative(`${base}/devices`, devicePath(dev))));
+  for (const dev of g.devices) {
+    if (k.core.isHotplugged(dev)) { addMockDevice(root, base, dev); continue; }
+    put(root, `${base}/devices/${dev.bdf}`, sysLink(relative(`${base}/devices`, devicePath(dev))));
+  }
   put(root, `${base}/type`, sysAttr(() => ok(`${groupType(k, g)}\n`)));
   put(root, `${base}/reserved_regions`, sysAttr(() => {
     const first = g.devices[0];
     const regions = first === undefined ? [] : k.core.resvRegions(first);
     return ok(regions.map((r) => `${hex(r.start, 16)} ${hex(r.start + r.length - 1, 16)} ${r.type}\n`).join(''));
   }));
+}
+
+// A device the IOMMU core got by hot-plug (the selftest's iommufd_mock bus): a platform-style device
+// /sys/devices/<name>, on /sys/bus/iommufd_mock, with its iommu_group link; it is not a PCI function.
+function addMockDevice(root: SysDir, base: string, dev: PciDev): void {
+  const name = dev.info.name ?? dev.bdf;
+  const p = `/sys/devices/${name}`;
+  put(root, `${base}/devices/${name}`, sysLink(relative(`${base}/devices`, p)));
+  put(root, `${p}/iommu_group`, sysLink(relative(p, base)));
+  put(root, `/sys/bus/iommufd_mock/devices/${name}`, sysLink(relative('/sys/bus/iommufd_mock/devices', p)));
 }
 
 // iommu_group_show_type(): the default domain's type. x86 defaults to lazy invalidation (DMA-FQ) unless

@@ -53,7 +53,7 @@ describe('IOMMU_GET_HW_INFO', () => {
 
   it('copies min(data_len, 24) bytes and zero-fills the rest of the user buffer', () => {
     const s = setup();
-    const caps = s.w.core.driverOf(s.w.dev(NVME))!.caps;
+    const caps = s.w.core.ioasisDriverOf(s.w.dev(NVME))!.caps;
     for (const len of [8, 24, 40]) {
       value(s.c.proc.mm.write(s.buf, new Uint8Array(64).fill(0xaa)));
       const r = s.info({ data_len: len });

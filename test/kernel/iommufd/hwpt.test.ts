@@ -97,7 +97,7 @@ describe('IOMMU_HWPT_ALLOC (paging)', () => {
   it('DIRTY_TRACKING without the capability and ALLOC_PASID without PASID support → EOPNOTSUPP', () => {
     const w = world();
     const s = setup(w);
-    const driver = w.core.driverOf(w.dev(NVME))!;
+    const driver = w.core.ioasisDriverOf(w.dev(NVME))!;
     const caps = driver.caps;
     (driver as { caps: unknown }).caps = { ...caps, dirtyTracking: false };
     expect(s.alloc({ flags: C.IOMMU_HWPT_ALLOC_DIRTY_TRACKING }).e).toBe('EOPNOTSUPP');

@@ -197,7 +197,7 @@ describe('the PASID entry the driver programs', () => {
   it('PGTT nested with its own DID over the parent table; the parent alone is PGTT second stage', () => {
     const v = vm();
     attachNested(v);
-    const driver = v.w.core.driverOf(v.w.dev(NVME))!;
+    const driver = v.w.core.ioasisDriverOf(v.w.dev(NVME))!;
     const rid = v.w.core.ridsOf(v.w.dev(NVME))[0]!;
     expect(driver.domainAt(rid)?.type).toBe('nested');
     const entry = driver.readRid(rid).ridPasidEntry;
@@ -217,7 +217,7 @@ describe('teardown', () => {
     const id = attachNested(v);
     expect(dmaWrite(v, 0x40_0000, Uint8Array.of(1)).status).toBe('ok');
     const domain = value(v.ctx.objects.get<HwptNested>(id, 'hwpt_nested')).domain;
-    const driver = v.w.core.driverOf(v.w.dev(NVME))!;
+    const driver = v.w.core.ioasisDriverOf(v.w.dev(NVME))!;
     expect(driver.didOf(domain)).not.toBeNull();
     iommufdDeviceUnbind(v.idev);
     expect(driver.didOf(domain)).toBeNull();

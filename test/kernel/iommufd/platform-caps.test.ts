@@ -181,7 +181,7 @@ describe('IOMMU_GET_HW_INFO: PCI_ATS_NOT_SUPPORTED', () => {
 
   it('the VT-d ECAP reports DT (bit 2) and SC (bit 7) from the unit', () => {
     const k = bootNoSnoopDrhd0();
-    const bit = (bdf: string, n: bigint) => (HW.vtdEcapReg(k.core.driverOf(k.device(bdf)!)!.caps) >> n) & 1n;
+    const bit = (bdf: string, n: bigint) => (HW.vtdEcapReg(k.core.ioasisDriverOf(k.device(bdf)!)!.caps) >> n) & 1n;
     expect([bit(DSA, 2n), bit(DSA, 7n), bit(NVME, 2n), bit(NVME, 7n)]).toEqual([0n, 0n, 1n, 1n]);
   });
 });
