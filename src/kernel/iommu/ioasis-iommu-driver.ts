@@ -39,7 +39,6 @@ import { IoPageTableDomain, StaticDomain, type IommuDomain, type IotlbFlusher, t
 import { checkNestedAlloc, nestedAttachChecks, nestedPasidEntry } from './ioasis-nesting.ts';
 import { NestedDomain, type NestedCacheFlusher } from './nested-domain.ts';
 import type { IommuUserData } from './user-data.ts';
-import type { ViommuDriverOps } from './viommu-ops.ts';
 import type { HwInfo, IommuCap, IommuDriverOps, PagingAllocOptions } from './driver-ops.ts';
 import { TableFrames } from './table-frames.ts';
 import { hwInfoVtd, IOMMU_HW_INFO_TYPE_INTEL_VTD } from './vtd-hw-info.ts';
