@@ -30,7 +30,9 @@ import type { IommuCaps, PageResponseCode } from '../../hw/iommu/types.ts';
 import type { PhysicalMemory } from '../../hw/memory/physical-memory.ts';
 import { fail, ok, type Result } from '../errno.ts';
 import type { FrameAllocator } from '../mm/frame-allocator.ts';
-import { IoPageTableDomain, StaticDomain, type IommuDomain, type IotlbFlusher, type PagingDomain } from './domain.ts';
+import {
+  IoPageTableDomain, StaticDomain, type DirtyTrackingHost, type IommuDomain, type IotlbFlusher, type PagingDomain,
+} from './domain.ts';
 import { TableFrames } from './table-frames.ts';
 
 const FRAME = 4096;
@@ -94,7 +96,7 @@ export interface RidHwState {
   readonly ridPasidEntry: { readonly pgtt: number; readonly did: number; readonly ssRoot: number; readonly ssade: boolean } | null;
 }
 
-export class IoasisIommuDriver implements IommuDriverOps, IotlbFlusher {
+export class IoasisIommuDriver implements IommuDriverOps, IotlbFlusher, DirtyTrackingHost {
   readonly name: string;
   readonly caps: IommuCaps;
   readonly maxPasids: number;
@@ -151,7 +153,7 @@ export class IoasisIommuDriver implements IommuDriverOps, IotlbFlusher {
       return ok(new IoPageTableDomain({
         id: this.nextDomainId++, type, owner: this, memory: this.memory, tables: this.tables, addressWidth: this.caps.inputAddressWidth,
         pageSize2M: this.caps.pageSize2M, pageSize1G: this.caps.pageSize1G, dirtyTracking: opts.dirtyTracking === true,
-        snoopControl: this.caps.snoopControl,
+        snoopControl: this.caps.snoopControl, ...(opts.dirtyTracking === true ? { dirtyHost: this } : {}),
       }));
     } catch {
       return fail('ENOMEM', 'no memory for a page-table root');
@@ -201,6 +203,33 @@ export class IoasisIommuDriver implements IommuDriverOps, IotlbFlusher {
     this.sync([...use.pasids.keys()].map((pasid): Command => ({ op: 'iotlb-inval', scope: 'range', did: use.did, pasid, address: first, pages })));
   }
 
+  // ---- Dirty tracking ----
+
+  /**
+   * intel_pasid_setup_dirty_tracking() for every (RID, PASID) programmed with `domain`: SSADE rewritten in
+   * the PASID entry, then, per VT-d's invalidation guidance for a second-stage entry, a PASID-selective
+   * PASID-cache invalidation and a domain-selective IOTLB invalidation (translations cached while SSADE
+   * was off would let writes through without setting D), all behind one FENCE.
+   */
+  programDirtyTracking(domain: IoPageTableDomain, enabled: boolean): Result {
+    const did = this.dids.get(domain)?.did;
+    if (did === undefined) return ok();
+    const cmds: Command[] = [];
+    for (const st of this.rids.values()) {
+      const pasids = st.ridDomain === domain ? [0] : [];
+      for (const [pasid, d] of st.pasids) if (d === domain) pasids.push(pasid);
+      for (const pasid of pasids) {
+        const spec: PasidEntrySpec = { pgtt: 'second', did, ssRoot: domain.table.root, ssLevels: domain.levels, ssade: enabled };
+        if (writePasidEntry(this.memory, this.tables, st.dir, pasid, spec) < 0) return fail('ENOMEM', 'no memory for a PASID table');
+        cmds.push({ op: 'pasid-cache-inval', scope: 'pasid', did, pasid });
+      }
+    }
+    if (cmds.length === 0) return ok();
+    cmds.push({ op: 'iotlb-inval', scope: 'domain', did });
+    this.sync(cmds);
+    return ok();
+  }
+
   // ---- Devices ----
 
   probeDevice(rid: number, maxPasids: number): void {
@@ -248,7 +277,7 @@ export class IoasisIommuDriver implements IommuDriverOps, IotlbFlusher {
     if (domain.type === 'identity') spec = { pgtt: 'pass-through', did };
     else {
       const d = domain as IoPageTableDomain;
-      spec = { pgtt: 'second', did, ssRoot: d.table.root, ssLevels: d.levels, ssade: d.dirtyTracking };
+      spec = { pgtt: 'second', did, ssRoot: d.table.root, ssLevels: d.levels, ssade: d.dirtyTrackingEnabled };
     }
     if (writePasidEntry(this.memory, this.tables, st.dir, pasid, spec) < 0) throw new RangeError('no memory for a PASID table');
   }

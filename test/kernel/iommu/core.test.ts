@@ -216,13 +216,32 @@ describe('dirty tracking', () => {
     const d = value(b.core.allocPagingDomain(nvme, 'unmanaged', { dirtyTracking: true }));
     expect(d.dirtyTracking).toBe(true);
     value(b.core.attachGroup(d, g));
-    expect((g.driver as IoasisIommuDriver).readRid(nvme.rid).ridPasidEntry?.ssade).toBe(true);
+    // Allocated for dirty tracking, but tracking starts off (Linux: dmar_domain->dirty_tracking = false).
+    const driver = g.driver as IoasisIommuDriver;
+    expect(driver.readRid(nvme.rid).ridPasidEntry?.ssade).toBe(false);
     value(d.map(0, BUF, PAGE, { read: true, write: true }));
+    expect(b.machine.dma(nvme, { op: 'write', address: 8, length: 8, data: pattern(8) }).status).toBe('ok');
+    expect(d.readAndClearDirty(0)).toBe(false);
+    value(d.dirtyOps?.setDirtyTracking(d, true) ?? { ok: false, errno: 'EOPNOTSUPP', reason: 'no dirty ops' });
+    expect(driver.readRid(nvme.rid).ridPasidEntry?.ssade).toBe(true);
     expect(d.readAndClearDirty(0)).toBe(false);
     expect(b.machine.dma(nvme, { op: 'write', address: 8, length: 8, data: pattern(8) }).status).toBe('ok');
     expect(d.readAndClearDirty(0)).toBe(true);
     expect(d.readAndClearDirty(0)).toBe(false);
     expect(b.machine.dma(nvme, { op: 'write', address: 8, length: 8, data: pattern(8) }).status).toBe('ok');
     expect(d.readAndClearDirty(0)).toBe(true);
+    // Off again: SSADE cleared, and later writes leave D alone.
+    value(d.dirtyOps?.setDirtyTracking(d, false) ?? { ok: false, errno: 'EOPNOTSUPP', reason: 'no dirty ops' });
+    expect(driver.readRid(nvme.rid).ridPasidEntry?.ssade).toBe(false);
+    expect(b.machine.dma(nvme, { op: 'write', address: 8, length: 8, data: pattern(8) }).status).toBe('ok');
+    expect(d.readAndClearDirty(0)).toBe(false);
+  });
+
+  it('only domains allocated for dirty tracking have dirty ops', () => {
+    const b = bench();
+    const plain = b.unmanaged(NVME);
+    expect(plain.dirtyOps).toBeNull();
+    const tracked = value(b.core.allocPagingDomain(b.dev(NVME), 'unmanaged', { dirtyTracking: true }));
+    expect(tracked.dirtyOps).not.toBeNull();
   });
 });

@@ -28,6 +28,18 @@ export interface PageTableOptions {
 
 export interface Mapping { pa: number; pageSize: number; read: boolean; write: boolean; exec: boolean; accessed: boolean; dirty: boolean }
 
+/** What scanDirty() reports: the IOVA span of the leaves it cleared ([-1, -1) when none), dirty leaves seen. */
+export interface DirtyScan { clearedStart: number; clearedEnd: number; dirtyLeaves: number }
+
+interface ScanCtx {
+  readonly present: number;
+  readonly dirty: number;
+  readonly ps: number;
+  readonly clear: boolean;
+  readonly mark: (iova: number, bytes: number) => void;
+  readonly out: DirtyScan;
+}
+
 const SIZE_4K = 1 << PAGE_SHIFT;
 const SIZE_2M = 0x20_0000;
 const SIZE_1G = 0x4000_0000;
@@ -178,6 +190,66 @@ export class IoPageTable {
     if ((lo & bit) === 0) return false;
     this.mem.write64(found.entry, (lo & ~bit) >>> 0, this.e[1] as number);
     return true;
+  }
+
+  /**
+   * The dirty-bit scan behind read-and-clear (Linux's iommu_dirty_ops.read_and_clear_dirty for this
+   * format): one walk over the tables [iova, iova + size) touches, reading entries straight from the
+   * frames' words and skipping absent subtrees and never-written table frames. For every leaf with D set
+   * it calls `mark` with the part of the leaf inside the range and, when `clear`, clears D in place and
+   * widens `out`'s span to the whole leaf (what an IOTLB invalidation must cover afterwards).
+   */
+  scanDirty(iova: number, size: number, clear: boolean, mark: (iova: number, bytes: number) => void, out: DirtyScan): void {
+    out.clearedStart = -1;
+    out.clearedEnd = -1;
+    out.dirtyLeaves = 0;
+    if (!(size > 0) || iova < 0 || iova >= this.limit) return;
+    const end = Math.min(iova + size, this.limit);
+    const second = this.opts.format === 'second';
+    this.scanTable(this.root, this.opts.levels, 0, iova, end, {
+      present: second ? SS_R | SS_W : FS_P, dirty: second ? SS_D : FS_D, ps: second ? SS_PS : FS_PS, clear, mark, out,
+    });
+  }
+
+  private scanTable(table: number, level: number, base: number, start: number, end: number, c: ScanCtx): void {
+    // Tables are whole frames; one never written holds only zeros (nothing present below it).
+    const w = this.mem.frameWords(Math.floor(table / SIZE_4K));
+    if (w === undefined) return;
+    const span = levelSize(level);
+    const i0 = start > base ? Math.floor((start - base) / span) : 0;
+    const i1 = Math.min(ENTRIES_PER_TABLE - 1, Math.floor((end - 1 - base) / span));
+    const { present, dirty } = c;
+    if (level === 1) {
+      // The hot loop: 4 KiB leaves, one word read per entry.
+      for (let i = i0; i <= i1; i++) {
+        const lo = w[2 * i] as number;
+        if ((lo & dirty) === 0 || (lo & present) === 0) continue;
+        this.dirtyLeaf(w, i, lo, base + i * SIZE_4K, SIZE_4K, start, end, c);
+      }
+      return;
+    }
+    for (let i = i0; i <= i1; i++) {
+      const lo = w[2 * i] as number;
+      if ((lo & present) === 0) continue;
+      const at = base + i * span;
+      if ((lo & c.ps) !== 0) {
+        if ((lo & dirty) !== 0) this.dirtyLeaf(w, i, lo, at, span, start, end, c);
+        continue;
+      }
+      this.scanTable(entryAddress(lo, w[2 * i + 1] as number), level - 1, at, start, end, c);
+    }
+  }
+
+  private dirtyLeaf(w: Uint32Array, i: number, lo: number, at: number, span: number, start: number, end: number, c: ScanCtx): void {
+    const from = at < start ? start : at;
+    const to = at + span > end ? end : at + span;
+    c.out.dirtyLeaves++;
+    c.mark(from, to - from);
+    if (!c.clear) return;
+    w[2 * i] = (lo & ~c.dirty) >>> 0;
+    const out = c.out;
+    if (out.clearedStart < 0 || at < out.clearedStart) out.clearedStart = at;
+    if (at + span > out.clearedEnd) out.clearedEnd = at + span;
   }
 
   /** Free every table page; the table is unusable afterwards. */
