@@ -3,6 +3,7 @@
 // the handler registered here under the same name; names without a handler are not built yet.
 
 import { ok } from '../errno.ts';
+import { iommufdHwptGetDirtyBitmap, iommufdHwptSetDirtyTracking } from './dirty.ts';
 import { iommufdFaultAlloc, type FaultAllocCmd } from './fault-fd.ts';
 import { iommufdGetHwInfo } from './hw-info.ts';
 import { iommufdHwptAlloc } from './hwpt-ioctls.ts';
@@ -45,4 +46,6 @@ export const IOMMUFD_HANDLERS: Readonly<Record<string, IoctlHandler | undefined>
   IOMMU_IOAS_CHANGE_PROCESS: iommufdIoasChangeProcess,
   IOMMU_HWPT_ALLOC: iommufdHwptAlloc,
   IOMMU_GET_HW_INFO: iommufdGetHwInfo,
+  IOMMU_HWPT_SET_DIRTY_TRACKING: iommufdHwptSetDirtyTracking,
+  IOMMU_HWPT_GET_DIRTY_BITMAP: iommufdHwptGetDirtyBitmap,
 };
