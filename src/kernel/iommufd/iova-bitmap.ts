@@ -31,7 +31,11 @@ export class IovaBitmap {
   private windowByte = -1;
   private readonly totalBits: number;
   private readonly base: number;
-  private readonly granule: number;
+  /** 2^-pgshift: a multiplication by it is an exact division by the granule. */
+  private readonly perByte: number;
+  /** User address of window[0] and its page number (valid once the window is placed). */
+  private userBase = 0;
+  private page0 = 0;
   private error: Result = ok();
 
   /**
@@ -39,7 +43,7 @@ export class IovaBitmap {
    * for; `data`: the user address of bit 0.
    */
   constructor(private readonly mem: BitmapUserMemory, private readonly data: number, iova: bigint, length: bigint, pgshift: number) {
-    this.granule = 2 ** pgshift;
+    this.perByte = 2 ** -pgshift;
     // Marks come from areas, which live below 2^53; a bitmap starting higher can never be written.
     this.base = iova > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(iova);
     const bits = ((length - 1n) >> BigInt(pgshift)) + 1n;
@@ -54,15 +58,29 @@ export class IovaBitmap {
 
   /** iova_bitmap_set(): set the bits of every granule [iova, iova + bytes) touches (within the bitmap). */
   set(iova: number, bytes: number): void {
-    if (!this.error.ok || bytes <= 0 || iova + bytes <= this.base) return;
-    const from = iova < this.base ? 0 : Math.floor((iova - this.base) / this.granule);
-    const to = Math.min(this.totalBits - 1, Math.floor((iova + bytes - 1 - this.base) / this.granule));
+    const rel = iova - this.base;
+    if (!this.error.ok || bytes <= 0 || rel + bytes <= 0) return;
+    const from = rel < 0 ? 0 : Math.floor(rel * this.perByte);
+    const to = Math.min(this.totalBits - 1, Math.floor((rel + bytes - 1) * this.perByte));
+    // The common case: one bit inside the current window.
+    if (from === to && this.windowByte >= 0 && from >= this.windowByte * 8 && from < (this.windowByte + this.windowBytes) * 8) {
+      const b = from - this.windowByte * 8;
+      const byte = b >>> 3;
+      this.window[byte] = (this.window[byte] as number) | (1 << (b & 7));
+      const page = Math.floor((this.userBase + byte) / PAGE_SIZE) - this.page0;
+      const first = this.pageFirst[page] as number;
+      if (first < 0 || byte < first) this.pageFirst[page] = byte;
+      if (byte > (this.pageLast[page] as number)) this.pageLast[page] = byte;
+      return;
+    }
     let bit = from;
     while (bit <= to) {
       const byte = Math.floor(bit / 8);
       if (this.windowByte < 0 || byte < this.windowByte || byte >= this.windowByte + this.windowBytes) {
         if (!this.flush()) return;
         this.windowByte = byte - (byte % this.windowBytes);
+        this.userBase = this.data + this.windowByte;
+        this.page0 = Math.floor(this.userBase / PAGE_SIZE);
       }
       const last = Math.min(to, (this.windowByte + this.windowBytes) * 8 - 1);
       this.setInWindow(bit - this.windowByte * 8, last - this.windowByte * 8);
@@ -95,8 +113,8 @@ export class IovaBitmap {
 
   /** Record window bytes [first, last] as set, per user page. */
   private touch(first: number, last: number): void {
-    const userBase = this.data + this.windowByte;
-    const page0 = Math.floor(userBase / PAGE_SIZE);
+    const userBase = this.userBase;
+    const page0 = this.page0;
     let at = first;
     while (at <= last) {
       const page = Math.floor((userBase + at) / PAGE_SIZE) - page0;
