@@ -363,9 +363,10 @@ export function getDirtyBitmap(a: FdArgs & {
   readonly pageSize?: number | bigint; readonly noClear?: boolean;
 }): Result<Uint8Array> {
   const pageSize = big(a.pageSize ?? PAGE);
-  if (pageSize <= 0n || big(a.length) <= 0n) return fail('EINVAL', 'getDirtyBitmap needs a positive length and page size');
-  const bits = (big(a.length) + pageSize - 1n) / pageSize;
-  // Whole u64 words, as the kernel's bitmap is an array of them.
+  // Whole u64 words, as the kernel's bitmap is an array of them. A zero page size or length gets one
+  // word: the kernel refuses those itself.
+  const bits = pageSize > 0n && big(a.length) > 0n ? (big(a.length) + pageSize - 1n) / pageSize : 1n;
+  if (bits > 2n ** 33n) return fail('ENOMEM', `a bitmap of ${bits} bits is more than the typed API will allocate`);
   const bytes = Number(((bits + 63n) / 64n) * 8n);
   const at = S.iommu_hwpt_get_dirty_bitmap.sizeof;
   const r = ioctl(a.proc, a.fd, IOMMU_HWPT_GET_DIRTY_BITMAP, S.iommu_hwpt_get_dirty_bitmap, {
