@@ -226,6 +226,11 @@ describe('dirty tracking', () => {
     if (ops === null) throw new Error('a domain allocated for dirty tracking has dirty ops');
     value(ops.setDirtyTracking(d, true));
     expect(driver.readRid(nvme.rid).ridPasidEntry?.ssade).toBe(true);
+    // An attach while tracking is on programs SSADE from the start.
+    b.core.detachGroup(g);
+    expect(driver.readRid(nvme.rid).ridPasidEntry?.ssade).not.toBe(true);
+    value(b.core.attachGroup(d, g));
+    expect(driver.readRid(nvme.rid).ridPasidEntry?.ssade).toBe(true);
     expect(d.readAndClearDirty(0)).toBe(false);
     expect(b.machine.dma(nvme, { op: 'write', address: 8, length: 8, data: pattern(8) }).status).toBe('ok');
     expect(d.readAndClearDirty(0)).toBe(true);
