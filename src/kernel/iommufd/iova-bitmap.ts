@@ -36,6 +36,10 @@ export class IovaBitmap {
   /** User address of window[0] and its page number (valid once the window is placed). */
   private userBase = 0;
   private page0 = 0;
+  /** The window's first bit and the bit after its last (both 0 before it is placed), userBase % PAGE_SIZE. */
+  private bit0 = 0;
+  private bitEnd = 0;
+  private userOff = 0;
   private error: Result = ok();
 
   /**
@@ -63,11 +67,12 @@ export class IovaBitmap {
     const from = rel < 0 ? 0 : Math.floor(rel * this.perByte);
     const to = Math.min(this.totalBits - 1, Math.floor((rel + bytes - 1) * this.perByte));
     // The common case: one bit inside the current window.
-    if (from === to && this.windowByte >= 0 && from >= this.windowByte * 8 && from < (this.windowByte + this.windowBytes) * 8) {
-      const b = from - this.windowByte * 8;
+    if (from === to && from >= this.bit0 && from < this.bitEnd) {
+      const b = from - this.bit0;
       const byte = b >>> 3;
       this.window[byte] = (this.window[byte] as number) | (1 << (b & 7));
-      const page = Math.floor((this.userBase + byte) / PAGE_SIZE) - this.page0;
+      // A window is at most 1 MiB and starts userOff into a page: small integers, no division.
+      const page = (this.userOff + byte) >>> 12;
       const first = this.pageFirst[page] as number;
       if (first < 0 || byte < first) this.pageFirst[page] = byte;
       if (byte > (this.pageLast[page] as number)) this.pageLast[page] = byte;
@@ -81,6 +86,9 @@ export class IovaBitmap {
         this.windowByte = byte - (byte % this.windowBytes);
         this.userBase = this.data + this.windowByte;
         this.page0 = Math.floor(this.userBase / PAGE_SIZE);
+        this.userOff = this.userBase - this.page0 * PAGE_SIZE;
+        this.bit0 = this.windowByte * 8;
+        this.bitEnd = (this.windowByte + this.windowBytes) * 8;
       }
       const last = Math.min(to, (this.windowByte + this.windowBytes) * 8 - 1);
       this.setInWindow(bit - this.windowByte * 8, last - this.windowByte * 8);
