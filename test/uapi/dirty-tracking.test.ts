@@ -81,6 +81,9 @@ describe('IOMMU_HWPT_GET_DIRTY_BITMAP', () => {
     // The range checks, before the dirty ops are looked at.
     expect(s.getBitmap({ ...base, iova: U64_MAX - BigInt(PAGE) + 1n, length: 2 * PAGE }).e).toBe('EOVERFLOW');
     expect(s.getBitmap({ ...base, iova: BigInt(PAGE), length: U64_MAX }).e).toBe('EOVERFLOW');
+    // length 0 is length - 1 = U64_MAX in u64: it wraps from any IOVA but 0, and from 0 covers no area.
+    expect(s.getBitmap({ ...base, length: 0 }).e).toBe('EOVERFLOW');
+    expect(s.getBitmap({ ...base, iova: 0, length: 0 }).e).toBe('EINVAL');
     expect(s.getBitmap({ ...base, iova: IOVA + 1 }).e).toBe('EINVAL');
     expect(s.getBitmap({ ...base, length: PAGES * PAGE - 1 }).e).toBe('EINVAL');
     expect(s.getBitmap({ ...base, page_size: 0 }).e).toBe('EINVAL');

@@ -11,6 +11,7 @@
 
 import { PAGE_SIZE } from '../../hw/memory/physical-memory.ts';
 import { ok, type Result } from '../errno.ts';
+import { U64_MAX } from './iova-intervals.ts';
 
 /** What the bitmap needs of the process: its copy_from_user / copy_to_user. */
 export interface BitmapUserMemory {
@@ -50,7 +51,7 @@ export class IovaBitmap {
     this.perByte = 2 ** -pgshift;
     // Marks come from areas, which live below 2^53; a bitmap starting higher can never be written.
     this.base = iova > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(iova);
-    const bits = ((length - 1n) >> BigInt(pgshift)) + 1n;
+    const bits = (((length - 1n) & U64_MAX) >> BigInt(pgshift)) + 1n;
     this.totalBits = bits > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(bits);
     this.windowBytes = Math.min(WINDOW_BYTES, Math.ceil(this.totalBits / 8));
     this.window = new Uint8Array(this.windowBytes);
