@@ -19,7 +19,7 @@
 
 import type { IommuUnit } from '../../hw/iommu/unit.ts';
 import type { Command } from '../../hw/iommu/commands.ts';
-import { CONTEXT_TABLE_BYTES, type ContextEntrySpec, type PasidEntrySpec } from '../../hw/iommu/device-table.ts';
+import { CONTEXT_TABLE_BYTES, PE_SSADE, type ContextEntrySpec, type PasidEntrySpec } from '../../hw/iommu/device-table.ts';
 import type { FaultRecord, PageRequestRecord } from '../../hw/iommu/records.ts';
 import { FQCSR_FQOF, PQCSR_PQOF, Reg } from '../../hw/iommu/registers.ts';
 import {
@@ -206,26 +206,32 @@ export class IoasisIommuDriver implements IommuDriverOps, IotlbFlusher, DirtyTra
   // ---- Dirty tracking ----
 
   /**
-   * intel_pasid_setup_dirty_tracking() for every (RID, PASID) programmed with `domain`: SSADE rewritten in
-   * the PASID entry, then, per VT-d's invalidation guidance for a second-stage entry, a PASID-selective
-   * PASID-cache invalidation and a domain-selective IOTLB invalidation (translations cached while SSADE
+   * intel_pasid_setup_dirty_tracking() for every (RID, PASID) whose entry uses `domain` as its second
+   * stage: its own entries, and those of nested domains built on it (a domain whose `parent` it is,
+   * intel's parent_domain_set_dirty_tracking). SSADE is flipped in place in the live entry, as intel does,
+   * then, per VT-d's invalidation guidance for a second-stage entry, a PASID-selective PASID-cache
+   * invalidation and a domain-selective IOTLB invalidation for each DID (translations cached while SSADE
    * was off would let writes through without setting D), all behind one FENCE.
    */
   programDirtyTracking(domain: IoPageTableDomain, enabled: boolean): Result {
-    const did = this.dids.get(domain)?.did;
-    if (did === undefined) return ok();
+    const usesStage2 = (d: IommuDomain): boolean => d === domain || ('parent' in d && (d as { parent: unknown }).parent === domain);
     const cmds: Command[] = [];
+    const dids = new Set<number>();
     for (const st of this.rids.values()) {
-      const pasids = st.ridDomain === domain ? [0] : [];
-      for (const [pasid, d] of st.pasids) if (d === domain) pasids.push(pasid);
-      for (const pasid of pasids) {
-        const spec: PasidEntrySpec = { pgtt: 'second', did, ssRoot: domain.table.root, ssLevels: domain.levels, ssade: enabled };
-        if (writePasidEntry(this.memory, this.tables, st.dir, pasid, spec) < 0) return fail('ENOMEM', 'no memory for a PASID table');
+      const entries: [number, IommuDomain][] = [[0, st.ridDomain], ...st.pasids];
+      for (const [pasid, d] of entries) {
+        const did = this.dids.get(d)?.did;
+        if (did === undefined || !usesStage2(d)) continue;
+        const at = pasidEntryAddress(this.memory, st.dir, pasid);
+        if (at < 0 || !this.memory.read64(at, this.e)) return fail('EFAULT', `${this.name}: PASID ${pasid} entry is not in memory`);
+        const lo = this.e[0] as number;
+        this.memory.write64(at, (enabled ? lo | PE_SSADE : lo & ~PE_SSADE) >>> 0, this.e[1] as number);
         cmds.push({ op: 'pasid-cache-inval', scope: 'pasid', did, pasid });
+        dids.add(did);
       }
     }
     if (cmds.length === 0) return ok();
-    cmds.push({ op: 'iotlb-inval', scope: 'domain', did });
+    for (const did of dids) cmds.push({ op: 'iotlb-inval', scope: 'domain', did });
     this.sync(cmds);
     return ok();
   }
