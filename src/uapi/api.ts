@@ -13,13 +13,15 @@ import type { Process } from '../kernel/process/process.ts';
 import { dispatch } from './dispatch.ts';
 import { sysPread, sysPwrite } from './rw.ts';
 import {
-  IOMMU_DESTROY, IOMMU_FAULT_QUEUE_ALLOC, IOMMU_GET_HW_INFO, IOMMU_HWPT_ALLOC, IOMMU_HWPT_INVALIDATE, IOMMU_IOAS_ALLOC,
+  IOMMU_DESTROY, IOMMU_FAULT_QUEUE_ALLOC, IOMMU_GET_HW_INFO, IOMMU_HWPT_ALLOC, IOMMU_HWPT_GET_DIRTY_BITMAP,
+  IOMMU_HWPT_INVALIDATE, IOMMU_HWPT_SET_DIRTY_TRACKING, IOMMU_IOAS_ALLOC,
   IOMMU_IOAS_ALLOW_IOVAS, IOMMU_IOAS_COPY, IOMMU_IOAS_IOVA_RANGES, IOMMU_IOAS_MAP, IOMMU_IOAS_MAP_FILE,
   IOMMU_IOAS_UNMAP, IOMMU_OPTION, IOMMU_VFIO_IOAS, IOMMU_VIOMMU_ALLOC, IOMMU_VDEVICE_ALLOC, IOMMU_VEVENTQ_ALLOC,
   IOMMU_HW_QUEUE_ALLOC,
 } from './ioctl.ts';
 import {
-  IOMMU_HWPT_FAULT_ID_VALID, IOMMU_HWPT_DATA_NONE, IOMMU_HWPT_DATA_VTD_S1, IOMMU_HWPT_INVALIDATE_DATA_VTD_S1, IOMMU_IOAS_MAP_FIXED_IOVA, IOMMU_IOAS_MAP_READABLE,
+  IOMMU_HWPT_DIRTY_TRACKING_ENABLE, IOMMU_HWPT_FAULT_ID_VALID, IOMMU_HWPT_DATA_NONE, IOMMU_HWPT_DATA_VTD_S1,
+  IOMMU_HWPT_GET_DIRTY_BITMAP_NO_CLEAR, IOMMU_HWPT_INVALIDATE_DATA_VTD_S1, IOMMU_IOAS_MAP_FIXED_IOVA, IOMMU_IOAS_MAP_READABLE,
   IOMMU_IOAS_MAP_WRITEABLE, IOMMU_OPTION_OP_GET, IOMMU_OPTION_OP_SET, IOMMU_VEVENTQ_FLAG_LOST_EVENTS,
 } from './iommufd-consts.ts';
 import * as S from './iommufd-structs.ts';
@@ -481,4 +483,42 @@ export function veventqRead(a: { readonly proc: Process; readonly veventqFd: num
 /** mmap(NULL, length, prot (default read/write), MAP_SHARED (default), iommufd, offset): the address. */
 export function iommufdMmap(a: FdArgs & { readonly offset: number; readonly length: number; readonly prot?: number; readonly flags?: number }): Result<number> {
   return a.proc.mmap(0, a.length, a.prot ?? PROT_READ | PROT_WRITE, a.flags ?? MAP_SHARED, a.fd, a.offset);
+}
+
+/** IOMMU_HWPT_SET_DIRTY_TRACKING: turn hardware dirty tracking of HWPT `hwptId` on or off. */
+export function setDirtyTracking(a: FdArgs & { readonly hwptId: number; readonly enabled: boolean }): Result {
+  const r = ioctl(a.proc, a.fd, IOMMU_HWPT_SET_DIRTY_TRACKING, S.iommu_hwpt_set_dirty_tracking, {
+    flags: a.enabled ? IOMMU_HWPT_DIRTY_TRACKING_ENABLE : 0, hwpt_id: a.hwptId,
+  });
+  return r.ok ? ok() : r;
+}
+
+/**
+ * IOMMU_HWPT_GET_DIRTY_BITMAP over [iova, iova + length) at `pageSize` granules (default 4 KiB). The
+ * bitmap is a fresh zeroed buffer in the process's scratch memory, after the struct; returns its bytes
+ * (bit n, LSB first, is the granule at iova + n * pageSize). `noClear` leaves the dirty bits set.
+ */
+export function getDirtyBitmap(a: FdArgs & {
+  readonly hwptId: number; readonly iova: number | bigint; readonly length: number | bigint;
+  readonly pageSize?: number | bigint; readonly noClear?: boolean;
+}): Result<Uint8Array> {
+  const pageSize = big(a.pageSize ?? PAGE);
+  // Whole u64 words, as the kernel's bitmap is an array of them. A zero page size or length gets one
+  // word: the kernel refuses those itself.
+  const bits = pageSize > 0n && big(a.length) > 0n ? (big(a.length) + pageSize - 1n) / pageSize : 1n;
+  if (bits > 2n ** 33n) return fail('ENOMEM', `a bitmap of ${bits} bits is more than the typed API will allocate`);
+  const bytes = Number(((bits + 63n) / 64n) * 8n);
+  const at = S.iommu_hwpt_get_dirty_bitmap.sizeof;
+  const r = ioctl(a.proc, a.fd, IOMMU_HWPT_GET_DIRTY_BITMAP, S.iommu_hwpt_get_dirty_bitmap, {
+    hwpt_id: a.hwptId, flags: a.noClear === true ? IOMMU_HWPT_GET_DIRTY_BITMAP_NO_CLEAR : 0,
+    iova: big(a.iova), length: big(a.length), page_size: pageSize,
+  }, {
+    bytes,
+    fill: (base) => {
+      put(a.proc, base + at, new Uint8Array(bytes));
+      return { data: big(base + at) };
+    },
+  });
+  if (!r.ok) return r;
+  return get(a.proc, r.value.base + at, bytes);
 }
