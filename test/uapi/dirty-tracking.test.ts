@@ -116,6 +116,25 @@ describe('IOMMU_HWPT_GET_DIRTY_BITMAP', () => {
     expect(setBits(s.read(s.bitmap, PAGES / 8))).toEqual([5]);
   });
 
+  it('a clearing read over several areas gathers: one IOTLB invalidation for the request, and every area was covered', () => {
+    const s = ready();
+    // Three more areas right after the first: four contiguous areas under one request.
+    for (let k = 1; k <= 3; k++) s.map(IOVA + k * PAGES * PAGE, PAGES * PAGE);
+    expect(s.setTracking(s.hwptId, true).e).toBe('ok');
+    const pages = [3, PAGES + 7, 2 * PAGES + 1, 3 * PAGES + 60];
+    for (const p of pages) expect(s.dma(IOVA + p * PAGE, true)).toBe('ok');
+    const driver = s.w.core.ioasisDriverOf(s.dev)!;
+    const before = driver.stats.invalidations;
+    expect(s.getBitmap({ iova: IOVA, length: 4 * PAGES * PAGE, data: s.bitmap }).e).toBe('ok');
+    expect(driver.stats.invalidations - before).toBe(1);
+    expect(setBits(s.read(s.bitmap, (4 * PAGES) / 8))).toEqual(pages);
+    // The one invalidation covered every area: writing each page again sets its D bit again.
+    s.clear();
+    for (const p of pages) expect(s.dma(IOVA + p * PAGE, true)).toBe('ok');
+    expect(s.getBitmap({ iova: IOVA, length: 4 * PAGES * PAGE, data: s.bitmap, flags: 1 }).e).toBe('ok');
+    expect(setBits(s.read(s.bitmap, (4 * PAGES) / 8))).toEqual(pages);
+  });
+
   it('NO_CLEAR reports without clearing: the same bits again, then a clearing read, then none', () => {
     const s = ready();
     expect(s.setTracking(s.hwptId, true).e).toBe('ok');

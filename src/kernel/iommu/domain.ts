@@ -79,7 +79,20 @@ export interface DirtyOps {
    * read_and_clear_dirty: call `mark(iova, bytes)` for each dirty leaf that intersects [iova, iova+size),
    * clearing its dirty bit unless `noClear` (IOMMU_DIRTY_NO_CLEAR, which also skips the IOTLB flush).
    */
-  readAndClearDirty(domain: PagingDomain, iova: number, size: number, noClear: boolean, mark: (iova: number, bytes: number) => void): Result;
+  readAndClearDirty(
+    domain: PagingDomain, iova: number, size: number, noClear: boolean, mark: (iova: number, bytes: number) => void, gather?: IotlbGather,
+  ): Result;
+  /**
+   * iotlb_sync: invalidate the span a batch of clearing reads gathered, once (iommufd reads every area of
+   * a bitmap request into one gather). Absent: the domain flushes inside readAndClearDirty.
+   */
+  iotlbSync?(domain: PagingDomain, gather: IotlbGather): void;
+}
+
+/** struct iommu_iotlb_gather: [start, end) still to invalidate; empty while end <= start. */
+export interface IotlbGather {
+  start: number;
+  end: number;
 }
 
 /** A domain without a page table (BLOCKED, IDENTITY). */
@@ -125,9 +138,14 @@ const IO_PAGE_TABLE_DIRTY_OPS: DirtyOps = Object.freeze({
     if (!(domain instanceof IoPageTableDomain)) return fail('EINVAL', `domain ${domain.id} is not an IoPageTable domain`);
     return domain.setDirtyTracking(enabled);
   },
-  readAndClearDirty(domain: PagingDomain, iova: number, size: number, noClear: boolean, mark: (iova: number, bytes: number) => void): Result {
+  readAndClearDirty(
+    domain: PagingDomain, iova: number, size: number, noClear: boolean, mark: (iova: number, bytes: number) => void, gather?: IotlbGather,
+  ): Result {
     if (!(domain instanceof IoPageTableDomain)) return fail('EINVAL', `domain ${domain.id} is not an IoPageTable domain`);
-    return domain.readAndClearDirtyRange(iova, size, noClear, mark);
+    return domain.readAndClearDirtyRange(iova, size, noClear, mark, gather);
+  },
+  iotlbSync(domain: PagingDomain, gather: IotlbGather): void {
+    if (domain instanceof IoPageTableDomain) domain.iotlbSync(gather);
   },
 });
 
@@ -271,7 +289,7 @@ export class IoPageTableDomain implements PagingDomain {
    * cleared and one IOTLB invalidation covers the span of cleared leaves (Linux gathers the range and
    * syncs once), so the next write walks the table and sets D again.
    */
-  readAndClearDirtyRange(iova: number, size: number, noClear: boolean, mark: (iova: number, bytes: number) => void): Result {
+  readAndClearDirtyRange(iova: number, size: number, noClear: boolean, mark: (iova: number, bytes: number) => void, gather?: IotlbGather): Result {
     if (!this.tracking) return fail('EINVAL', `dirty tracking is not enabled on domain ${this.id}`);
     if (!Number.isSafeInteger(iova) || !Number.isSafeInteger(size) || iova < 0 || size <= 0) {
       return fail('EINVAL', 'iova and size must be non-negative integers, size > 0');
@@ -279,9 +297,23 @@ export class IoPageTableDomain implements PagingDomain {
     const scan = this.scan;
     this.table.scanDirty(iova, size, !noClear, mark, scan);
     if (!noClear && scan.clearedStart >= 0) {
-      for (const f of this.flushers) f.flushRange(this, scan.clearedStart, scan.clearedEnd - scan.clearedStart);
+      // With a gather the caller syncs once for the whole request (iommu_iotlb_gather_add_range).
+      if (gather !== undefined) {
+        if (gather.end <= gather.start) { gather.start = scan.clearedStart; gather.end = scan.clearedEnd; }
+        else { gather.start = Math.min(gather.start, scan.clearedStart); gather.end = Math.max(gather.end, scan.clearedEnd); }
+      } else {
+        for (const f of this.flushers) f.flushRange(this, scan.clearedStart, scan.clearedEnd - scan.clearedStart);
+      }
     }
     return ok();
+  }
+
+  /** iotlb_sync over a gathered span: one invalidation per IOMMU the domain is attached to. */
+  iotlbSync(gather: IotlbGather): void {
+    if (gather.end <= gather.start) return;
+    for (const f of this.flushers) f.flushRange(this, gather.start, gather.end - gather.start);
+    gather.start = 0;
+    gather.end = 0;
   }
 
   addFlusher(f: IotlbFlusher): void { this.flushers.add(f); }

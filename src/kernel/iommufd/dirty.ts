@@ -4,7 +4,7 @@
 // from the D bits the simulated IOMMU sets in the page table when a device writes.
 
 import { fail, ok, type Result } from '../errno.ts';
-import type { PagingDomain } from '../iommu/domain.ts';
+import type { IotlbGather, PagingDomain } from '../iommu/domain.ts';
 import type { HwptPaging } from './hw-pagetable.ts';
 import type { IoPagetable } from './io-pagetable.ts';
 import { handler } from './ioas-ioctls.ts';
@@ -90,7 +90,10 @@ export function ioptReadAndClearDirtyData(iopt: IoPagetable, domain: PagingDomai
   const bitmap = new IovaBitmap(mem, data, req.iova, req.length, pgshift);
   const mark = (iova: number, bytes: number): void => { bitmap.set(iova, bytes); };
   const last = req.iova + ((req.length - 1n) & U64_MAX);
-  const walked = iopt.forEachContigArea(req.iova, last, (from, to) => ops.readAndClearDirty(domain, Number(from), Number(to - from + 1n), req.noClear, mark));
+  // One gather for the whole request and one IOTLB sync after the last area, as iopt_read_and_clear_dirty_data does.
+  const gather: IotlbGather = { start: 0, end: 0 };
+  const walked = iopt.forEachContigArea(req.iova, last, (from, to) => ops.readAndClearDirty(domain, Number(from), Number(to - from + 1n), req.noClear, mark, gather));
+  if (ops.iotlbSync !== undefined) ops.iotlbSync(domain, gather);
   const written = bitmap.finish();
   if (!walked.ok) return walked;
   if (!walked.value) return fail('EINVAL', `${hex64(req.iova)}..${hex64(last)} is not covered by contiguous mapped areas`);

@@ -1,13 +1,12 @@
 // The user bitmap of IOMMU_HWPT_GET_DIRTY_BITMAP (Linux's struct iova_bitmap, drivers/iommu/iommufd/
 // iova_bitmap.c): bit n stands for [iova + n * 2^pgshift, +2^pgshift), stored as little-endian u64 words,
 // so bit n is bit (n & 7) of byte n >> 3 at any byte alignment of `data`. Bits are only ever set: bits the
-// user left set stay set. As in Linux, user memory is touched lazily, only where a bit must be set; a
-// bitmap nobody needs to write is never faulted in, and the first failed write is the call's error.
+// user left set stay set. As in Linux, user memory is touched lazily, only once a bit must be set in a
+// window; a bitmap nobody needs to write is never faulted in, and the first failed write is the call's error.
 //
 // Bits collect in a kernel window of WINDOW_BYTES (Linux pins up to 2 MiB of bitmap at a time); when a
-// bit falls past it, or at finish(), each user page the window touched gets one read-modify-write of the
-// bytes between the first and last byte set in it (one copy_from_user and one copy_to_user a page, never
-// one a bit).
+// bit falls past it, or at finish(), the bytes between the window's first and last byte set get one
+// read-modify-write (one copy_from_user and one copy_to_user, never one a bit).
 
 import { PAGE_SIZE } from '../../hw/memory/physical-memory.ts';
 import { ok, type Result } from '../errno.ts';
@@ -135,26 +134,55 @@ export class IovaBitmap {
     }
   }
 
-  /** OR the window into user memory, a touched page at a time, and clear it; false after a failed copy. */
+  /**
+   * OR the window into user memory and clear it; false after a failed copy. Like Linux, which pins the
+   * window's user pages (iova_bitmap_get) once a bit lands in it, the span from the first to the last byte
+   * set goes as one copy_from_user and one copy_to_user; pages before and after it are never accessed.
+   */
   private flush(): boolean {
     if (this.windowByte < 0) return this.error.ok;
+    let first = -1;
+    let last = -1;
     for (let p = 0; p < this.pageFirst.length; p++) {
-      const first = this.pageFirst[p] as number;
-      if (first < 0) continue;
-      const last = this.pageLast[p] as number;
+      const f = this.pageFirst[p] as number;
+      if (f < 0) continue;
+      if (first < 0) first = f;
+      last = this.pageLast[p] as number;
       this.pageFirst[p] = -1;
       this.pageLast[p] = -1;
-      const mine = this.window.subarray(first, last + 1);
-      if (!this.error.ok) { mine.fill(0); continue; }
-      const user = new Uint8Array(mine.length);
-      const addr = this.data + this.windowByte + first;
-      const got = this.mem.read(addr, user);
-      if (got.ok) for (let i = 0; i < user.length; i++) user[i] = (user[i] as number) | (mine[i] as number);
-      mine.fill(0);
-      if (!got.ok) { this.error = got; continue; }
-      const put = this.mem.write(addr, user);
-      if (!put.ok) this.error = put;
     }
+    if (first < 0) return this.error.ok;
+    // Whole u64 words of the bitmap (the kernel writes it as an array of them), which also lets orInto work
+    // a word at a time; the bytes added are zero in the window and stay as the user had them.
+    first -= first % 8;
+    last = Math.min(this.windowBytes - 1, last + 7 - (last % 8));
+    const mine = this.window.subarray(first, last + 1);
+    if (!this.error.ok) { mine.fill(0); return false; }
+    const user = new Uint8Array(mine.length);
+    const addr = this.data + this.windowByte + first;
+    const got = this.mem.read(addr, user);
+    if (got.ok) orInto(user, mine);
+    mine.fill(0);
+    if (!got.ok) { this.error = got; return false; }
+    const put = this.mem.write(addr, user);
+    if (!put.ok) this.error = put;
     return this.error.ok;
   }
+}
+
+/** dst |= src, word-wise where both views are 4-byte aligned (they are for a fresh dst and an aligned window slice). */
+function orInto(dst: Uint8Array, src: Uint8Array): void {
+  const n = dst.length;
+  let i = 0;
+  if (dst.byteOffset % 4 === 0 && src.byteOffset % 4 === 0 && n >= 16) {
+    const words = n >>> 2;
+    const d = new Uint32Array(dst.buffer, dst.byteOffset, words);
+    const s = new Uint32Array(src.buffer, src.byteOffset, words);
+    for (let w = 0; w < words; w++) {
+      const v = s[w] as number;
+      if (v !== 0) d[w] = (d[w] as number) | v;
+    }
+    i = words * 4;
+  }
+  for (; i < n; i++) dst[i] = (dst[i] as number) | (src[i] as number);
 }
