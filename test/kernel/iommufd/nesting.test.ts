@@ -6,6 +6,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { FaultReason } from '../../../src/hw/iommu/types.ts';
+import { NestedDomain } from '../../../src/kernel/iommu/nested-domain.ts';
 import type { IommufdCtx } from '../../../src/kernel/iommufd/context.ts';
 import { iommufdDeviceAttach, iommufdDeviceBind, iommufdDeviceReplace, iommufdDeviceUnbind, type IommufdDevice } from '../../../src/kernel/iommufd/device.ts';
 import type { HwptNested } from '../../../src/kernel/iommufd/hwpt-nested.ts';
@@ -163,6 +164,7 @@ describe('NestedDomain.iovaToPhys (what the DMA-confinement invariant walks)', (
     value(v.gpt.map(0x40_1000, v.dataGpa(5), PAGE, { write: true }));
     const id = attachNested(v);
     const domain = value(v.ctx.objects.get<HwptNested>(id, 'hwpt_nested')).domain;
+    if (!(domain instanceof NestedDomain)) throw new Error('expected a NestedDomain');
     expect(dmaWrite(v, 0x40_0010, Uint8Array.of(7)).status).toBe('ok');
     expect(domain.iovaToPhys(0x40_0010)).toBe(v.a.proc.mm.lookupPfn(v.dataVa(3)) * PAGE + 0x10);
     // Guest IOVA 0x401000 points at GPA page 5, which the parent does not map: null, and the DMA faults.
