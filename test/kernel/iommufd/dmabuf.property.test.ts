@@ -7,10 +7,10 @@
 
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { DmaBuf } from '../../../src/kernel/dma-buf/dma-buf.ts';
+import type { DmaBuf } from '../../../src/kernel/dma-buf/dma-buf.ts';
 import { IommufdCtx } from '../../../src/kernel/iommufd/context.ts';
 import type { HwptPaging } from '../../../src/kernel/iommufd/hw-pagetable.ts';
-import { MockDmaBufExporter } from '../../../src/kernel/iommufd/selftest/mock-dmabuf.ts';
+import type { MockDmaBufExporter } from '../../../src/kernel/iommufd/selftest/mock-dmabuf.ts';
 import * as api from '../../../src/uapi/api.ts';
 import { MOCK_APERTURE_LAST, MOCK_APERTURE_START } from '../../../src/uapi/iommufd-test-structs.ts';
 import { errno, PAGE, selftestWorld, value } from './selftest-helpers.ts';
@@ -49,7 +49,7 @@ function run(ops: readonly Op[]): void {
   const bufs = [0, 1].map(() => {
     const dfd = value(w.t.getDmabuf(BUF_PAGES * PAGE));
     const file = value(w.proc.fds.get(dfd)).file as DmaBuf;
-    return { dfd: dfd as number | null, file, exporter: file.exporter as MockDmaBufExporter, revoked: false };
+    return { dfd: dfd, file, exporter: file.exporter as MockDmaBufExporter, revoked: false };
   });
   // Model: each storage (one per MAP_FILE, shared by its copies) is live until its buffer is invalidated.
   const live: boolean[] = [];
