@@ -36,6 +36,7 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   fc.record({ k: fc.constant('close' as const), buf: fc.nat(1) }),
 );
 
+interface TestBuf { dfd: number | null; readonly file: DmaBuf; readonly exporter: MockDmaBufExporter; revoked: boolean }
 interface Area { ioas: number; iova: bigint; pages: number; buf: number; start: number; n: number }
 
 function run(ops: readonly Op[]): void {
@@ -46,10 +47,10 @@ function run(ops: readonly Op[]): void {
   const f = value(w.proc.fds.get(w.fd)).file;
   if (!(f instanceof IommufdCtx)) throw new Error('not an iommufd');
   const ctx = f;
-  const bufs = [0, 1].map(() => {
+  const bufs = [0, 1].map((): TestBuf => {
     const dfd = value(w.t.getDmabuf(BUF_PAGES * PAGE));
     const file = value(w.proc.fds.get(dfd)).file as DmaBuf;
-    return { dfd: dfd, file, exporter: file.exporter as MockDmaBufExporter, revoked: false };
+    return { dfd, file, exporter: file.exporter as MockDmaBufExporter, revoked: false };
   });
   // Model: each storage (one per MAP_FILE, shared by its copies) is live until its buffer is invalidated.
   const live: boolean[] = [];
@@ -62,7 +63,7 @@ function run(ops: readonly Op[]): void {
       const domain = value(ctx.objects.get<HwptPaging>(md.hwptId, 'hwpt_paging')).domain;
       for (const a of areas.filter((x) => x.ioas === md.ioas)) {
         for (let i = 0; i < a.n; i++) {
-          const want = live[a.pages] === true ? (bufs[a.buf] as { exporter: MockDmaBufExporter }).exporter.pageToPhys(a.start + i) : null;
+          const want = live[a.pages] === true ? (bufs[a.buf] as TestBuf).exporter.pageToPhys(a.start + i) : null;
           expect(domain.iovaToPhys(Number(a.iova) + i * PAGE)).toBe(want);
         }
       }
@@ -77,7 +78,7 @@ function run(ops: readonly Op[]): void {
   for (const op of ops) {
     switch (op.k) {
       case 'map': {
-        const b = bufs[op.buf] as (typeof bufs)[number];
+        const b = bufs[op.buf] as TestBuf;
         if (b.dfd === null) break;
         const n = Math.min(op.n, BUF_PAGES - op.start);
         const r = api.ioasMapFile({ ...w.a, ioasId: ioases[op.ioas] as number, file: b.dfd, start: op.start * PAGE, length: n * PAGE });
@@ -103,7 +104,7 @@ function run(ops: readonly Op[]): void {
         break;
       }
       case 'revoke': {
-        const b = bufs[op.buf] as (typeof bufs)[number];
+        const b = bufs[op.buf] as TestBuf;
         if (b.dfd === null) break;
         value(w.t.revokeDmabuf(b.dfd, op.revoked));
         b.revoked = op.revoked;
@@ -125,7 +126,7 @@ function run(ops: readonly Op[]): void {
         break;
       }
       case 'close': {
-        const b = bufs[op.buf] as (typeof bufs)[number];
+        const b = bufs[op.buf] as TestBuf;
         if (b.dfd === null) break;
         value(w.proc.fds.close(b.dfd));
         b.dfd = null;
