@@ -6,8 +6,12 @@
 
 import { describe, expect, it } from 'vitest';
 import { DmaBuf } from '../../../src/kernel/dma-buf/dma-buf.ts';
+import { IommufdCtx } from '../../../src/kernel/iommufd/context.ts';
+import type { Ioas } from '../../../src/kernel/iommufd/ioas.ts';
+import { IoptPages } from '../../../src/kernel/iommufd/pages.ts';
 import { MockDmaBufExporter } from '../../../src/kernel/iommufd/selftest/mock-dmabuf.ts';
 import * as api from '../../../src/uapi/api.ts';
+import { SelftestApi } from '../../../src/uapi/selftest-api.ts';
 import { MOCK_APERTURE_START, MOCK_FLAGS_ACCESS_CREATE_NEEDS_PIN_PAGES } from '../../../src/uapi/iommufd-test-structs.ts';
 import { errno, PAGE, selftestWorld, value } from './selftest-helpers.ts';
 
@@ -174,6 +178,29 @@ describe('dma-buf areas beyond the upstream cases', () => {
       expect(buf.released).toBe(true);
       f.teardown([buf]);
     }
+  });
+
+  it('the storage is IOPT_ADDRESS_DMABUF in mode NONE, even without CAP_IPC_LOCK and with RLIMIT_MEMLOCK 0; CHANGE_PROCESS refuses it', () => {
+    const f = fixture(1);
+    const user = f.k.processes.spawn({ uid: 0, caps: [], rlimits: { RLIMIT_MEMLOCK: { soft: 0, hard: 0 } } });
+    expect(user.capable('CAP_IPC_LOCK')).toBe(false);
+    const ufd = value(f.k.devfs.open(user, '/dev/iommu'));
+    const ut = new SelftestApi(user, ufd);
+    const ua = { proc: user, fd: ufd };
+    const ioasId = value(api.ioasAlloc(ua));
+    value(ut.mockDomain(ioasId));
+    const dfd = value(ut.getDmabuf(2 * PAGE));
+    value(api.ioasMapFile({ ...ua, ioasId, file: dfd, start: 0, length: 2 * PAGE }));
+    const ctx = value(user.fds.get(ufd)).file;
+    if (!(ctx instanceof IommufdCtx)) throw new Error('not an iommufd');
+    const pages = value(ctx.objects.get<Ioas>(ioasId, 'ioas')).pagesList();
+    expect(pages.map((p) => [p.kind, p.accountMode, p.pinnedPages])).toEqual([['dmabuf', 'none', 0]]);
+    expect(user.mm.pinnedVm).toBe(0);
+    // iommufd_ioas_change_process(): only IOPT_ADDRESS_FILE storage can move.
+    expect(errno(IoptPages.changeProcess(pages, f.proc))).toBe('EINVAL');
+    value(user.fds.close(dfd));
+    value(user.fds.close(ufd));
+    f.teardown([]);
   });
 
   it('a dma-buf of another exporter maps through the same path; only the selftest one can be revoked by the op', () => {
