@@ -203,6 +203,19 @@ describe('dma-buf areas beyond the upstream cases', () => {
     f.teardown([]);
   });
 
+  it('iopt_area_split() refuses a dma-buf area (EOPNOTSUPP), which VFIO type1 partial unmaps rely on', () => {
+    const f = fixture(0);
+    const { dfd, buf } = f.getDmabuf(4 * PAGE);
+    const iova = value(f.mapFile(dfd, 0n, 4n * P));
+    const ctx = value(f.proc.fds.get(f.fd)).file;
+    if (!(ctx instanceof IommufdCtx)) throw new Error('not an iommufd');
+    const iopt = value(ctx.objects.get<Ioas>(f.ioasId, 'ioas')).iopt;
+    expect(errno(iopt.cutIova([iova + P - 1n]))).toBe('EOPNOTSUPP');
+    expect(iopt.areaCount).toBe(1);
+    expect(errno(f.proc.fds.close(dfd))).toBe('ok');
+    f.teardown([buf]);
+  });
+
   it('a dma-buf of another exporter maps through the same path; only the selftest one can be revoked by the op', () => {
     const f = fixture(1);
     const frames = f.proc.mm.frames;
