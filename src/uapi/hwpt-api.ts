@@ -1,14 +1,17 @@
 // The typed API of HWPTs (api.ts): IOMMU_HWPT_ALLOC (paging, nested on a parent or a vIOMMU, with driver
-// data) and IOMMU_HWPT_INVALIDATE, through the byte-level dispatch.
+// data), IOMMU_HWPT_INVALIDATE and dirty tracking (SET_DIRTY_TRACKING, GET_DIRTY_BITMAP), through the
+// byte-level dispatch.
 
-import { ok, type Result } from '../kernel/errno.ts';
-import { IOMMU_HWPT_ALLOC, IOMMU_HWPT_INVALIDATE } from './ioctl.ts';
+import { fail, ok, type Result } from '../kernel/errno.ts';
+import { big, get, ioctl, ioctlRaw, put, type FdArgs } from './api-ioctl.ts';
+import { IOMMU_HWPT_ALLOC, IOMMU_HWPT_GET_DIRTY_BITMAP, IOMMU_HWPT_INVALIDATE, IOMMU_HWPT_SET_DIRTY_TRACKING } from './ioctl.ts';
 import {
-  IOMMU_HWPT_FAULT_ID_VALID, IOMMU_HWPT_DATA_NONE, IOMMU_HWPT_DATA_VTD_S1, IOMMU_HWPT_INVALIDATE_DATA_VTD_S1,
+  IOMMU_HWPT_DIRTY_TRACKING_ENABLE, IOMMU_HWPT_FAULT_ID_VALID, IOMMU_HWPT_DATA_NONE, IOMMU_HWPT_DATA_VTD_S1,
+  IOMMU_HWPT_GET_DIRTY_BITMAP_NO_CLEAR, IOMMU_HWPT_INVALIDATE_DATA_VTD_S1,
 } from './iommufd-consts.ts';
 import * as S from './iommufd-structs.ts';
 
-import { big, ioctl, ioctlRaw, put, type FdArgs } from './api-ioctl.ts';
+const PAGE = 4096;
 
 /** IOMMU_HWPT_ALLOC on `ptId` for device `devId`: the new HWPT id. `faultId` sets IOMMU_HWPT_FAULT_ID_VALID. */
 export function hwptAlloc(a: FdArgs & {
@@ -85,3 +88,40 @@ export function hwptInvalidate(a: FdArgs & { readonly hwptId: number; readonly e
   return { result: raw.value.r.ok ? ok(handled) : raw.value.r, handled };
 }
 
+/** IOMMU_HWPT_SET_DIRTY_TRACKING: turn hardware dirty tracking of HWPT `hwptId` on or off. */
+export function setDirtyTracking(a: FdArgs & { readonly hwptId: number; readonly enabled: boolean }): Result {
+  const r = ioctl(a.proc, a.fd, IOMMU_HWPT_SET_DIRTY_TRACKING, S.iommu_hwpt_set_dirty_tracking, {
+    flags: a.enabled ? IOMMU_HWPT_DIRTY_TRACKING_ENABLE : 0, hwpt_id: a.hwptId,
+  });
+  return r.ok ? ok() : r;
+}
+
+/**
+ * IOMMU_HWPT_GET_DIRTY_BITMAP over [iova, iova + length) at `pageSize` granules (default 4 KiB). The
+ * bitmap is a fresh zeroed buffer in the process's scratch memory, after the struct; returns its bytes
+ * (bit n, LSB first, is the granule at iova + n * pageSize). `noClear` leaves the dirty bits set.
+ */
+export function getDirtyBitmap(a: FdArgs & {
+  readonly hwptId: number; readonly iova: number | bigint; readonly length: number | bigint;
+  readonly pageSize?: number | bigint; readonly noClear?: boolean;
+}): Result<Uint8Array> {
+  const pageSize = big(a.pageSize ?? PAGE);
+  // Whole u64 words, as the kernel's bitmap is an array of them. A zero page size or length gets one
+  // word: the kernel refuses those itself.
+  const bits = pageSize > 0n && big(a.length) > 0n ? (big(a.length) + pageSize - 1n) / pageSize : 1n;
+  if (bits > 2n ** 33n) return fail('ENOMEM', `a bitmap of ${bits} bits is more than the typed API will allocate`);
+  const bytes = Number(((bits + 63n) / 64n) * 8n);
+  const at = S.iommu_hwpt_get_dirty_bitmap.sizeof;
+  const r = ioctl(a.proc, a.fd, IOMMU_HWPT_GET_DIRTY_BITMAP, S.iommu_hwpt_get_dirty_bitmap, {
+    hwpt_id: a.hwptId, flags: a.noClear === true ? IOMMU_HWPT_GET_DIRTY_BITMAP_NO_CLEAR : 0,
+    iova: big(a.iova), length: big(a.length), page_size: pageSize,
+  }, {
+    bytes,
+    fill: (base) => {
+      put(a.proc, base + at, new Uint8Array(bytes));
+      return { data: big(base + at) };
+    },
+  });
+  if (!r.ok) return r;
+  return get(a.proc, r.value.base + at, bytes);
+}

@@ -96,6 +96,15 @@ export class PhysicalMemory {
     return true;
   }
 
+  /**
+   * The frame's storage as 1024 little-endian 32-bit words, or undefined when it was never written (it
+   * reads as zeros). A live view, not a copy: bulk scanners (the page-table dirty scan) read and update
+   * words in place without a call per word. Writing through it never allocates a frame.
+   */
+  frameWords(pfn: number): Uint32Array | undefined {
+    return this.words[pfn >>> DIR_SHIFT]?.[pfn & (DIR_SIZE - 1)];
+  }
+
   /** Write a 64-bit word given as halves; false when outside memory. */
   write64(pa: number, lo: number, hi: number): boolean {
     if (pa < 0 || pa + 8 > this.size) return false;

@@ -4,7 +4,7 @@
 // ioasis hardware driver's paging domain implements it, and so can a mock driver's.
 
 import type { PhysicalMemory } from '../../hw/memory/physical-memory.ts';
-import { IoPageTable, type TableAllocator } from '../../hw/iommu/pgtable/builder.ts';
+import { IoPageTable, type DirtyScan, type TableAllocator } from '../../hw/iommu/pgtable/builder.ts';
 import { entryAddress, levelIndex, levelSize, SS_PS, SS_R, SS_W } from '../../hw/iommu/pgtable/format.ts';
 import { fail, ok, type Result } from '../errno.ts';
 import type { IopfGroup } from './io-pgfault.ts';
@@ -79,7 +79,20 @@ export interface DirtyOps {
    * read_and_clear_dirty: call `mark(iova, bytes)` for each dirty leaf that intersects [iova, iova+size),
    * clearing its dirty bit unless `noClear` (IOMMU_DIRTY_NO_CLEAR, which also skips the IOTLB flush).
    */
-  readAndClearDirty(domain: PagingDomain, iova: number, size: number, noClear: boolean, mark: (iova: number, bytes: number) => void): Result;
+  readAndClearDirty(
+    domain: PagingDomain, iova: number, size: number, noClear: boolean, mark: (iova: number, bytes: number) => void, gather?: IotlbGather,
+  ): Result;
+  /**
+   * iotlb_sync: invalidate the span a batch of clearing reads gathered, once (iommufd reads every area of
+   * a bitmap request into one gather). Absent: the domain flushes inside readAndClearDirty.
+   */
+  iotlbSync?(domain: PagingDomain, gather: IotlbGather): void;
+}
+
+/** struct iommu_iotlb_gather: [start, end) still to invalidate; empty while end <= start. */
+export interface IotlbGather {
+  start: number;
+  end: number;
 }
 
 /** A domain without a page table (BLOCKED, IDENTITY). */
@@ -109,7 +122,32 @@ export interface PagingDomainOptions {
   readonly nestParent?: boolean;
   /** The owning unit has snoop control (ECAP.SC): enforceCacheCoherency() can succeed. */
   readonly snoopControl?: boolean;
+  /** With `dirtyTracking`: the driver that turns SSADE on and off where the domain is programmed. */
+  readonly dirtyHost?: DirtyTrackingHost;
 }
+
+/** The driver side of set_dirty_tracking for IoPageTable domains (intel: intel_pasid_setup_dirty_tracking). */
+export interface DirtyTrackingHost {
+  /** Set SSADE to `enabled` in every PASID entry that points at `domain`, with the invalidations that needs. */
+  programDirtyTracking(domain: IoPageTableDomain, enabled: boolean): Result;
+}
+
+/** The dirty ops of every IoPageTableDomain allocated for dirty tracking (one table, as a driver's ops are). */
+const IO_PAGE_TABLE_DIRTY_OPS: DirtyOps = Object.freeze({
+  setDirtyTracking(domain: PagingDomain, enabled: boolean): Result {
+    if (!(domain instanceof IoPageTableDomain)) return fail('EINVAL', `domain ${domain.id} is not an IoPageTable domain`);
+    return domain.setDirtyTracking(enabled);
+  },
+  readAndClearDirty(
+    domain: PagingDomain, iova: number, size: number, noClear: boolean, mark: (iova: number, bytes: number) => void, gather?: IotlbGather,
+  ): Result {
+    if (!(domain instanceof IoPageTableDomain)) return fail('EINVAL', `domain ${domain.id} is not an IoPageTable domain`);
+    return domain.readAndClearDirtyRange(iova, size, noClear, mark, gather);
+  },
+  iotlbSync(domain: PagingDomain, gather: IotlbGather): void {
+    if (domain instanceof IoPageTableDomain) domain.iotlbSync(gather);
+  },
+});
 
 /** A paging domain over a second-stage IoPageTable in simulated memory. */
 export class IoPageTableDomain implements PagingDomain {
@@ -124,8 +162,12 @@ export class IoPageTableDomain implements PagingDomain {
   /** intel's dmar_domain->nested_parent: the stage 2 of nested domains. */
   readonly nestParent: boolean;
   iopfHandler: IopfHandler | null = null;
-  /** Filled in by the dirty-tracking work (issue 7); no dirty ops yet, so iommufd answers EOPNOTSUPP. */
-  readonly dirtyOps: DirtyOps | null = null;
+  /** Only domains allocated for dirty tracking have dirty ops; iommufd answers EOPNOTSUPP for the others. */
+  readonly dirtyOps: DirtyOps | null;
+  private readonly dirtyHost: DirtyTrackingHost | null;
+  /** dmar_domain->dirty_tracking: off at allocation, as in Linux, until set_dirty_tracking turns it on. */
+  private tracking = false;
+  private readonly scan: DirtyScan = { clearedStart: -1, clearedEnd: -1, dirtyLeaves: 0 };
   private snooping = false;
   private readonly snoopControl: boolean;
   private readonly flushers = new Set<IotlbFlusher>();
@@ -144,6 +186,8 @@ export class IoPageTableDomain implements PagingDomain {
     this.pgsizeBitmap = SZ_4K | (o.pageSize2M ? SZ_2M : 0) | (o.pageSize1G ? SZ_1G : 0);
     this.dirtyTracking = o.dirtyTracking === true;
     this.nestParent = o.nestParent === true;
+    this.dirtyHost = this.dirtyTracking ? (o.dirtyHost ?? null) : null;
+    this.dirtyOps = this.dirtyHost === null ? null : IO_PAGE_TABLE_DIRTY_OPS;
     this.snoopControl = o.snoopControl !== false;
     this.memory = o.memory;
     this.table = new IoPageTable(o.memory, o.tables, { format: 'second', levels: this.levels, pageSize2M: o.pageSize2M, pageSize1G: o.pageSize1G });
@@ -218,6 +262,58 @@ export class IoPageTableDomain implements PagingDomain {
     const page = Math.floor(iova / SZ_4K) * SZ_4K;
     for (const f of this.flushers) f.flushRange(this, page, SZ_4K);
     return true;
+  }
+
+  /** Whether the hardware currently updates A/D bits for this domain (SSADE in its PASID entries). */
+  get dirtyTrackingEnabled(): boolean { return this.tracking; }
+
+  /**
+   * set_dirty_tracking: a no-op when already in that state (intel_iommu_set_dirty_tracking); otherwise
+   * the driver reprograms SSADE everywhere the domain is used, and the old state is restored if it fails.
+   */
+  setDirtyTracking(enabled: boolean): Result {
+    if (this.dirtyHost === null) return fail('EOPNOTSUPP', `domain ${this.id} was not allocated for dirty tracking`);
+    if (this.tracking === enabled) return ok();
+    this.tracking = enabled;
+    const r = this.dirtyHost.programDirtyTracking(this, enabled);
+    if (!r.ok) {
+      this.tracking = !enabled;
+      this.dirtyHost.programDirtyTracking(this, !enabled);
+    }
+    return r;
+  }
+
+  /**
+   * read_and_clear_dirty over [iova, iova + size): EINVAL while tracking is off (as intel and the mock
+   * refuse a read with a bitmap then). One scan of the tables; unless `noClear`, the D bits found are
+   * cleared and one IOTLB invalidation covers the span of cleared leaves (Linux gathers the range and
+   * syncs once), so the next write walks the table and sets D again.
+   */
+  readAndClearDirtyRange(iova: number, size: number, noClear: boolean, mark: (iova: number, bytes: number) => void, gather?: IotlbGather): Result {
+    if (!this.tracking) return fail('EINVAL', `dirty tracking is not enabled on domain ${this.id}`);
+    if (!Number.isSafeInteger(iova) || !Number.isSafeInteger(size) || iova < 0 || size <= 0) {
+      return fail('EINVAL', 'iova and size must be non-negative integers, size > 0');
+    }
+    const scan = this.scan;
+    this.table.scanDirty(iova, size, !noClear, mark, scan);
+    if (!noClear && scan.clearedStart >= 0) {
+      // With a gather the caller syncs once for the whole request (iommu_iotlb_gather_add_range).
+      if (gather !== undefined) {
+        if (gather.end <= gather.start) { gather.start = scan.clearedStart; gather.end = scan.clearedEnd; }
+        else { gather.start = Math.min(gather.start, scan.clearedStart); gather.end = Math.max(gather.end, scan.clearedEnd); }
+      } else {
+        for (const f of this.flushers) f.flushRange(this, scan.clearedStart, scan.clearedEnd - scan.clearedStart);
+      }
+    }
+    return ok();
+  }
+
+  /** iotlb_sync over a gathered span: one invalidation per IOMMU the domain is attached to. */
+  iotlbSync(gather: IotlbGather): void {
+    if (gather.end <= gather.start) return;
+    for (const f of this.flushers) f.flushRange(this, gather.start, gather.end - gather.start);
+    gather.start = 0;
+    gather.end = 0;
   }
 
   addFlusher(f: IotlbFlusher): void { this.flushers.add(f); }

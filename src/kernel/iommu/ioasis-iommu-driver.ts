@@ -24,7 +24,7 @@
 
 import type { IommuUnit } from '../../hw/iommu/unit.ts';
 import type { Command } from '../../hw/iommu/commands.ts';
-import { CONTEXT_TABLE_BYTES, type ContextEntrySpec, type PasidEntrySpec } from '../../hw/iommu/device-table.ts';
+import { CONTEXT_TABLE_BYTES, PE_SSADE, type ContextEntrySpec, type PasidEntrySpec } from '../../hw/iommu/device-table.ts';
 import type { FaultRecord, PageRequestRecord } from '../../hw/iommu/records.ts';
 import { FQCSR_FQOF, PQCSR_PQOF, Reg } from '../../hw/iommu/registers.ts';
 import {
@@ -35,7 +35,9 @@ import type { IommuCaps, PageResponseCode } from '../../hw/iommu/types.ts';
 import type { PhysicalMemory } from '../../hw/memory/physical-memory.ts';
 import { fail, ok, type Result } from '../errno.ts';
 import type { FrameAllocator } from '../mm/frame-allocator.ts';
-import { IoPageTableDomain, StaticDomain, type IommuDomain, type IotlbFlusher, type PagingDomain } from './domain.ts';
+import {
+  IoPageTableDomain, StaticDomain, type DirtyTrackingHost, type IommuDomain, type IotlbFlusher, type PagingDomain,
+} from './domain.ts';
 import { checkNestedAlloc, nestedAttachChecks, nestedPasidEntry } from './ioasis-nesting.ts';
 import { NestedDomain, type NestedCacheFlusher } from './nested-domain.ts';
 import type { IommuUserData } from './user-data.ts';
@@ -78,7 +80,7 @@ export interface RidHwState {
   readonly ridPasidEntry: { readonly pgtt: number; readonly did: number; readonly ssRoot: number; readonly ssade: boolean } | null;
 }
 
-export class IoasisIommuDriver implements IommuDriverOps, IotlbFlusher, NestedCacheFlusher {
+export class IoasisIommuDriver implements IommuDriverOps, IotlbFlusher, NestedCacheFlusher, DirtyTrackingHost {
   readonly name: string;
   readonly caps: IommuCaps;
   readonly maxPasids: number;
@@ -159,7 +161,7 @@ export class IoasisIommuDriver implements IommuDriverOps, IotlbFlusher, NestedCa
       return ok(new IoPageTableDomain({
         id: this.nextDomainId++, type, owner: this, memory: this.memory, tables: this.tables, addressWidth: this.caps.inputAddressWidth,
         pageSize2M: this.caps.pageSize2M, pageSize1G: this.caps.pageSize1G, dirtyTracking: opts.dirtyTracking === true,
-        snoopControl: this.caps.snoopControl, nestParent: opts.nestParent === true,
+        snoopControl: this.caps.snoopControl, nestParent: opts.nestParent === true, ...(opts.dirtyTracking === true ? { dirtyHost: this } : {}),
       }));
     } catch {
       return fail('ENOMEM', 'no memory for a page-table root');
@@ -210,6 +212,39 @@ export class IoasisIommuDriver implements IommuDriverOps, IotlbFlusher, NestedCa
     if (cmds.length > 0) this.sync(cmds);
   }
 
+  // ---- Dirty tracking ----
+
+  /**
+   * intel_pasid_setup_dirty_tracking() for every (RID, PASID) whose entry uses `domain` as its second
+   * stage: its own entries, and those of nested domains built on it (a domain whose `parent` it is,
+   * intel's parent_domain_set_dirty_tracking). SSADE is flipped in place in the live entry, as intel does,
+   * then, per VT-d's invalidation guidance for a second-stage entry, a PASID-selective PASID-cache
+   * invalidation and a domain-selective IOTLB invalidation for each DID (translations cached while SSADE
+   * was off would let writes through without setting D), all behind one FENCE.
+   */
+  programDirtyTracking(domain: IoPageTableDomain, enabled: boolean): Result {
+    const usesStage2 = (d: IommuDomain): boolean => d === domain || ('parent' in d && (d as { parent: unknown }).parent === domain);
+    const cmds: Command[] = [];
+    const dids = new Set<number>();
+    for (const st of this.rids.values()) {
+      const entries: [number, IommuDomain][] = [[0, st.ridDomain], ...st.pasids];
+      for (const [pasid, d] of entries) {
+        const did = this.dids.get(d)?.did;
+        if (did === undefined || !usesStage2(d)) continue;
+        const at = pasidEntryAddress(this.memory, st.dir, pasid);
+        if (at < 0 || !this.memory.read64(at, this.e)) return fail('EFAULT', `${this.name}: PASID ${pasid} entry is not in memory`);
+        const lo = this.e[0] as number;
+        this.memory.write64(at, (enabled ? lo | PE_SSADE : lo & ~PE_SSADE) >>> 0, this.e[1] as number);
+        cmds.push({ op: 'pasid-cache-inval', scope: 'pasid', did, pasid });
+        dids.add(did);
+      }
+    }
+    if (cmds.length === 0) return ok();
+    for (const did of dids) cmds.push({ op: 'iotlb-inval', scope: 'domain', did });
+    this.sync(cmds);
+    return ok();
+  }
+
   // ---- Devices ----
 
   probeDevice(rid: number, maxPasids: number): void {
@@ -258,7 +293,7 @@ export class IoasisIommuDriver implements IommuDriverOps, IotlbFlusher, NestedCa
     else if (domain instanceof NestedDomain) spec = nestedPasidEntry(domain, did);
     else {
       const d = domain as IoPageTableDomain;
-      spec = { pgtt: 'second', did, ssRoot: d.table.root, ssLevels: d.levels, ssade: d.dirtyTracking };
+      spec = { pgtt: 'second', did, ssRoot: d.table.root, ssLevels: d.levels, ssade: d.dirtyTrackingEnabled };
     }
     if (writePasidEntry(this.memory, this.tables, st.dir, pasid, spec) < 0) throw new RangeError('no memory for a PASID table');
   }

@@ -60,7 +60,7 @@ export function nestedAttachChecks(caps: IommuCaps, name: string, d: NestedDomai
 export function nestedPasidEntry(d: NestedDomain, did: number): PasidEntrySpec {
   return {
     pgtt: 'nested', did, fsRoot: Number(d.s1.pgtblAddr & ~0xfffn), fsLevels: d.fsLevels,
-    ssRoot: d.parent.table.root, ssLevels: d.parent.levels, ssade: d.parent.dirtyTracking,
+    ssRoot: d.parent.table.root, ssLevels: d.parent.levels, ssade: d.parent.dirtyTrackingEnabled,
     sre: (d.s1.flags & BigInt(IOMMU_VTD_S1_SRE)) !== 0n,
   };
 }

@@ -3,6 +3,7 @@
 // the handler registered here under the same name; names without a handler are not built yet.
 
 import { ok } from '../errno.ts';
+import { iommufdHwptGetDirtyBitmap, iommufdHwptSetDirtyTracking } from './dirty.ts';
 import { iommufdFaultAlloc, type FaultAllocCmd } from './fault-fd.ts';
 import { iommufdGetHwInfo } from './hw-info.ts';
 import { iommufdHwptInvalidate } from './hwpt-invalidate.ts';
@@ -52,4 +53,6 @@ export const IOMMUFD_HANDLERS: Readonly<Record<string, IoctlHandler | undefined>
   IOMMU_VDEVICE_ALLOC: iommufdVdeviceAlloc,
   IOMMU_VEVENTQ_ALLOC: iommufdVeventqAllocIoctl,
   IOMMU_HW_QUEUE_ALLOC: iommufdHwQueueAlloc,
+  IOMMU_HWPT_SET_DIRTY_TRACKING: iommufdHwptSetDirtyTracking,
+  IOMMU_HWPT_GET_DIRTY_BITMAP: iommufdHwptGetDirtyBitmap,
 };

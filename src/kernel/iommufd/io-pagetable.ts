@@ -323,6 +323,28 @@ export class IoPagetable<P extends AreaPages = AreaPages> {
     return fail('ENOENT', `${hex64(iova)}..${hex64(last)} is not contiguously mapped`);
   }
 
+  /**
+   * iopt_for_each_contig_area() over [iova, last]: `fn(from, to)` for each published area's part of the
+   * range, ascending, while the areas follow each other without a gap. Ok(true) when they covered the
+   * whole range (iopt_area_contig_done), ok(false) at the first gap or unpublished area; an error of
+   * `fn` stops the walk and is returned.
+   */
+  forEachContigArea(iova: bigint, last: bigint, fn: (from: bigint, to: bigint) => Result): Result<boolean> {
+    let cur = iova;
+    let i = this.areas.indexOf(cur);
+    while (i >= 0 && i < this.areas.size) {
+      const a = this.areas.value(i);
+      if (a.iova > cur || a.pages === null) break;
+      const to = a.last < last ? a.last : last;
+      const r = fn(cur, to);
+      if (!r.ok) return r;
+      if (to === last) return ok(true);
+      cur = to + 1n;
+      i++;
+    }
+    return ok(false);
+  }
+
   // ---- unmap ------------------------------------------------------------------------------------
 
   /**

@@ -2,6 +2,7 @@
 
 import type { StepKind } from '../step-kind.ts';
 import { bind, sysfsRead, sysfsWrite, unbind } from './drivers.ts';
+import { dirtyRead, dirtyTracking } from './dirty.ts';
 import { dma } from './dma.ts';
 import { destroy, faultQueueAlloc, faultRead, faultRespond, hwptAlloc, ioasAlloc, ioasMap, ioasUnmap } from './iommufd.ts';
 import { close, exit, open, readMemory, writeMemory } from './process.ts';
@@ -26,4 +27,5 @@ export const STEP_KINDS: readonly StepKind[] = [
   hostPasidAttach, hostPasidDetach, iopfDisable,
   dma, deviceLog,
   guestPagetable, hwptInvalidate,
+  dirtyTracking, dirtyRead,
 ];

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { FaultReason } from '../../../src/hw/iommu/types.ts';
 import type { IoasisIommuDriver } from '../../../src/kernel/iommu/ioasis-iommu-driver.ts';
-import { bench, errno, expectHwMatches, PAGE, pattern, value } from './helpers.ts';
+import { bench, enablePriPasid, errno, expectHwMatches, PAGE, pattern, value } from './helpers.ts';
 
 // The IOMMU core on the built-in default host: default domains at boot, the DMA-ownership API of
 // iommu.c, group attach/detach/replace, and what the hardware does with each domain.
@@ -216,13 +216,69 @@ describe('dirty tracking', () => {
     const d = value(b.core.allocPagingDomain(nvme, 'unmanaged', { dirtyTracking: true }));
     expect(d.dirtyTracking).toBe(true);
     value(b.core.attachGroup(d, g));
-    expect((g.driver as IoasisIommuDriver).readRid(nvme.rid).ridPasidEntry?.ssade).toBe(true);
+    // Allocated for dirty tracking, but tracking starts off (Linux: dmar_domain->dirty_tracking = false).
+    const driver = g.driver as IoasisIommuDriver;
+    expect(driver.readRid(nvme.rid).ridPasidEntry?.ssade).toBe(false);
     value(d.map(0, BUF, PAGE, { read: true, write: true }));
+    expect(b.machine.dma(nvme, { op: 'write', address: 8, length: 8, data: pattern(8) }).status).toBe('ok');
+    expect(d.readAndClearDirty(0)).toBe(false);
+    const ops = d.dirtyOps;
+    if (ops === null) throw new Error('a domain allocated for dirty tracking has dirty ops');
+    value(ops.setDirtyTracking(d, true));
+    expect(driver.readRid(nvme.rid).ridPasidEntry?.ssade).toBe(true);
+    // An attach while tracking is on programs SSADE from the start.
+    b.core.detachGroup(g);
+    expect(driver.readRid(nvme.rid).ridPasidEntry?.ssade).not.toBe(true);
+    value(b.core.attachGroup(d, g));
+    expect(driver.readRid(nvme.rid).ridPasidEntry?.ssade).toBe(true);
     expect(d.readAndClearDirty(0)).toBe(false);
     expect(b.machine.dma(nvme, { op: 'write', address: 8, length: 8, data: pattern(8) }).status).toBe('ok');
     expect(d.readAndClearDirty(0)).toBe(true);
     expect(d.readAndClearDirty(0)).toBe(false);
     expect(b.machine.dma(nvme, { op: 'write', address: 8, length: 8, data: pattern(8) }).status).toBe('ok');
     expect(d.readAndClearDirty(0)).toBe(true);
+    // Off again: SSADE cleared, and later writes leave D alone.
+    value(ops.setDirtyTracking(d, false));
+    expect(driver.readRid(nvme.rid).ridPasidEntry?.ssade).toBe(false);
+    expect(b.machine.dma(nvme, { op: 'write', address: 8, length: 8, data: pattern(8) }).status).toBe('ok');
+    expect(d.readAndClearDirty(0)).toBe(false);
+  });
+
+  it('SSADE follows set_dirty_tracking in PASID entries too, and the IOTLB does not hide writes after a read', () => {
+    const b = bench();
+    const dsa = b.dev('6a:01.0');
+    enablePriPasid(dsa);
+    value(b.core.deviceClaimDmaOwner(dsa, 'ictx'));
+    const d = value(b.core.allocPagingDomain(dsa, 'unmanaged', { dirtyTracking: true }));
+    const ops = d.dirtyOps;
+    if (ops === null) throw new Error('a domain allocated for dirty tracking has dirty ops');
+    value(d.map(0x1_0000, BUF, PAGE, { read: true, write: true }));
+    value(b.core.attachDevicePasid(d, dsa, 7));
+    const dirtyPages = (): number[] => {
+      const got: number[] = [];
+      value(ops.readAndClearDirty(d, 0x1_0000, PAGE, false, (iova) => { got.push(iova); }));
+      return got;
+    };
+    // A read first: the IOTLB caches a translation without write rights from before tracking.
+    expect(b.machine.dma(dsa, { op: 'read', address: 0x1_0000, length: 8, pasid: 7 }).status).toBe('ok');
+    expect(errno(ops.readAndClearDirty(d, 0x1_0000, PAGE, false, () => undefined))).toBe('EINVAL');
+    value(ops.setDirtyTracking(d, true));
+    expect(b.machine.dma(dsa, { op: 'read', address: 0x1_0000, length: 8, pasid: 7 }).status).toBe('ok');
+    expect(dirtyPages()).toEqual([]);
+    expect(b.machine.dma(dsa, { op: 'write', address: 0x1_0008, length: 8, data: pattern(8), pasid: 7 }).status).toBe('ok');
+    expect(dirtyPages()).toEqual([0x1_0000]);
+    expect(dirtyPages()).toEqual([]);
+    value(ops.setDirtyTracking(d, false));
+    expect(b.machine.dma(dsa, { op: 'write', address: 0x1_0008, length: 8, data: pattern(8), pasid: 7 }).status).toBe('ok');
+    value(ops.setDirtyTracking(d, true));
+    expect(dirtyPages()).toEqual([]);
+  });
+
+  it('only domains allocated for dirty tracking have dirty ops', () => {
+    const b = bench();
+    const plain = b.unmanaged(NVME);
+    expect(plain.dirtyOps).toBeNull();
+    const tracked = value(b.core.allocPagingDomain(b.dev(NVME), 'unmanaged', { dirtyTracking: true }));
+    expect(tracked.dirtyOps).not.toBeNull();
   });
 });

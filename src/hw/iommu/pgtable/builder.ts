@@ -6,7 +6,7 @@ import {
 
 /** Where table pages come from: a zeroed 4 KiB frame's PA, or -1 when out of memory. */
 /** What the builder needs of memory: 64-bit entry reads and writes (PhysicalMemory, or a guest's RAM). */
-export type TableMemory = Pick<PhysicalMemory, 'read64' | 'write64'>;
+export type TableMemory = Pick<PhysicalMemory, 'read64' | 'write64'> & Partial<Pick<PhysicalMemory, 'frameWords'>>;
 
 export interface TableAllocator {
   alloc(): number;
@@ -30,6 +30,19 @@ export interface PageTableOptions {
 }
 
 export interface Mapping { pa: number; pageSize: number; read: boolean; write: boolean; exec: boolean; accessed: boolean; dirty: boolean }
+
+/** What scanDirty() reports: the IOVA span of the leaves it cleared ([-1, -1) when none), dirty leaves seen. */
+export interface DirtyScan { clearedStart: number; clearedEnd: number; dirtyLeaves: number }
+
+interface ScanCtx {
+  readonly present: number;
+  readonly accessed: number;
+  readonly dirty: number;
+  readonly ps: number;
+  readonly clear: boolean;
+  readonly mark: (iova: number, bytes: number) => void;
+  readonly out: DirtyScan;
+}
 
 const SIZE_4K = 1 << PAGE_SHIFT;
 const SIZE_2M = 0x20_0000;
@@ -183,6 +196,89 @@ export class IoPageTable {
     return true;
   }
 
+  /**
+   * The dirty-bit scan behind read-and-clear (Linux's iommu_dirty_ops.read_and_clear_dirty for this
+   * format): one walk over the tables [iova, iova + size) touches, reading entries straight from the
+   * frames' words and skipping absent subtrees, subtrees no walk went through since their pointer's A
+   * bit was cleared, and never-written table frames. For every leaf with D set
+   * it calls `mark` with the part of the leaf inside the range and, when `clear`, clears D in place and
+   * widens `out`'s span to the whole leaf (what an IOTLB invalidation must cover afterwards).
+   */
+  scanDirty(iova: number, size: number, clear: boolean, mark: (iova: number, bytes: number) => void, out: DirtyScan): void {
+    out.clearedStart = -1;
+    out.clearedEnd = -1;
+    out.dirtyLeaves = 0;
+    if (!(size > 0) || iova < 0 || iova >= this.limit) return;
+    const end = Math.min(iova + size, this.limit);
+    const second = this.opts.format === 'second';
+    this.scanTable(this.root, this.opts.levels, 0, iova, end, {
+      present: second ? SS_R | SS_W : FS_P, accessed: second ? SS_A : FS_A, dirty: second ? SS_D : FS_D, ps: second ? SS_PS : FS_PS, clear, mark, out,
+    });
+  }
+
+  private scanTable(table: number, level: number, base: number, start: number, end: number, c: ScanCtx): void {
+    // Tables are whole frames; one never written holds only zeros (nothing present below it).
+    // The scan reads frames directly; only tables over physical memory (not a guest's view) offer that.
+    if (this.mem.frameWords === undefined) throw new Error('scanDirty needs a table memory with direct frame access');
+    const w = this.mem.frameWords(Math.floor(table / SIZE_4K));
+    if (w === undefined) return;
+    const span = levelSize(level);
+    const i0 = start > base ? Math.floor((start - base) / span) : 0;
+    const i1 = Math.min(ENTRIES_PER_TABLE - 1, Math.floor((end - 1 - base) / span));
+    const { present, dirty } = c;
+    if (level === 1) {
+      // The hot loop, bound by memory bandwidth (a 64 GiB range of 4 KiB leaves is 128 MiB of tables):
+      // the low words of eight entries (one 64-byte line) are OR-ed and tested for D at once, and only a
+      // line with a D somewhere is looked at entry by entry.
+      let i = i0;
+      for (; i <= i1 && (i & 7) !== 0; i++) this.leafWord(w, i, base, start, end, c);
+      for (; i + 7 <= i1; i += 8) {
+        const k = 2 * i;
+        if ((((w[k] as number) | (w[k + 2] as number) | (w[k + 4] as number) | (w[k + 6] as number) | (w[k + 8] as number)
+          | (w[k + 10] as number) | (w[k + 12] as number) | (w[k + 14] as number)) & dirty) === 0) continue;
+        for (let j = i; j < i + 8; j++) this.leafWord(w, j, base, start, end, c);
+      }
+      for (; i <= i1; i++) this.leafWord(w, i, base, start, end, c);
+      return;
+    }
+    for (let i = i0; i <= i1; i++) {
+      const lo = w[2 * i] as number;
+      if ((lo & present) === 0) continue;
+      const at = base + i * span;
+      if ((lo & c.ps) !== 0) {
+        if ((lo & dirty) !== 0) this.dirtyLeaf(w, i, lo, at, span, start, end, c);
+        continue;
+      }
+      // The hardware sets A on every entry of a walk's path before it sets D on the leaf, so a pointer
+      // with A clear has no D below it that is newer than the clear: skip the whole subtree.
+      if ((lo & c.accessed) === 0) continue;
+      this.scanTable(entryAddress(lo, w[2 * i + 1] as number), level - 1, at, start, end, c);
+      // A subtree inside the range has no D left after a clearing scan: clear the pointer's A so the next
+      // scan skips it until a walk goes through it again (its cached leaves were just invalidated or,
+      // never written, carry no write permission for the IOTLB to use without a walk).
+      if (c.clear && at >= start && at + span <= end) w[2 * i] = (lo & ~c.accessed) >>> 0;
+    }
+  }
+
+  /** One 4 KiB leaf entry of the scan. */
+  private leafWord(w: Uint32Array, i: number, base: number, start: number, end: number, c: ScanCtx): void {
+    const lo = w[2 * i] as number;
+    if ((lo & c.dirty) === 0 || (lo & c.present) === 0) return;
+    this.dirtyLeaf(w, i, lo, base + i * SIZE_4K, SIZE_4K, start, end, c);
+  }
+
+  private dirtyLeaf(w: Uint32Array, i: number, lo: number, at: number, span: number, start: number, end: number, c: ScanCtx): void {
+    const from = at < start ? start : at;
+    const to = at + span > end ? end : at + span;
+    c.out.dirtyLeaves++;
+    c.mark(from, to - from);
+    if (!c.clear) return;
+    w[2 * i] = (lo & ~c.dirty) >>> 0;
+    const out = c.out;
+    if (out.clearedStart < 0 || at < out.clearedStart) out.clearedStart = at;
+    if (at + span > out.clearedEnd) out.clearedEnd = at + span;
+  }
+
   /** Free every table page; the table is unusable afterwards. */
   destroy(): void {
     this.freeTable(this.root, this.opts.levels);
@@ -225,7 +321,10 @@ export class IoPageTable {
       this.mem.write64(next + i * 8, (alo | flagsLo) >>> 0, (ahi | flagsHi) >>> 0);
     }
     const [tlo, thi] = addressHalves(next);
-    this.mem.write64(entry, (tlo | this.tableBits()) >>> 0, thi);
+    // The new pointer keeps the leaf's accessed state (A, or D which implies it), so the dirty scan,
+    // which skips pointers with A clear, still finds the D bits the split copied into the children.
+    const accessed = this.opts.format === 'second' ? ((lo & (SS_A | SS_D)) !== 0 ? SS_A : 0) : ((lo & (FS_A | FS_D)) !== 0 ? FS_A : 0);
+    this.mem.write64(entry, (tlo | this.tableBits() | accessed) >>> 0, thi);
   }
 
   /** Free tables left without entries; returns whether `table` is now empty. */
