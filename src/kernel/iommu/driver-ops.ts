@@ -76,6 +76,8 @@ export interface IommuDriverOps {
   /** The interrupt handler: drain fault records into the log, return page requests. */
   poll(): { faults: FaultRecord[]; pageRequests: PageRequestRecord[]; pageRequestOverflow: boolean };
   readonly faultLog: readonly FaultRecord[];
+  /** ops->user_pasid_table: the guest owns the PASID table, so a PASID fault goes to the RID's NESTED domain. */
+  readonly userPasidTable?: boolean;
   /** The vIOMMU ops (iommu_ops->get_viommu_size/viommu_init); absent, as for intel: VIOMMU_ALLOC is EOPNOTSUPP. */
   viommu?: ViommuDriverOps;
 }

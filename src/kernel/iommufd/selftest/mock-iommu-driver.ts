@@ -2,7 +2,7 @@
 // device on the iommufd_mock bus. It keeps per-device state by requester ID (the core's handle) and does
 // no DMA; what the tests observe is the core and iommufd above it:
 //
-//  * max_pasids 1 << 20; the blocking domain is the default domain; no identity domain;
+//  * max_pasids 1 << 20; user_pasid_table (PASID faults go to the RID's nested domain); the blocking domain is the default domain; no identity domain;
 //  * capable(): DIRTY_TRACKING unless the device is MOCK_FLAGS_DEVICE_NO_DIRTY (CACHE_COHERENCY is always
 //    true, ENFORCE_CACHE_COHERENCY never); nesting parents are accepted;
 //  * hw_info: DEFAULT or SELFTEST (else EOPNOTSUPP) → IOMMU_HW_INFO_TYPE_SELFTEST {flags 0, test_reg 0xdeadbeef};
@@ -59,6 +59,7 @@ export class MockIommuDriver implements IommuDriverOps {
   readonly blockedDomain: IommuDomain;
   readonly identityDomain = null;
   readonly enforceCacheCoherency = false;
+  readonly userPasidTable = true;
   readonly faultLog: readonly FaultRecord[] = [];
   private readonly devs = new Map<number, MockDevState>();
   private readonly flagsByRid = new Map<number, { flags: number; dev: PciDev | undefined }>();

@@ -38,11 +38,15 @@ export class MockNestedDomain implements IommuDomain, UserInvalidatable {
   get dirtyTracking(): boolean { return this.parent.dirtyTracking; }
 
   /**
-   * mock_domain_cache_invalidate_user(): each entry by the array copy rules (wrong type, short or long
+   * mock_domain_cache_invalidate_user(): the array's type must be SELFTEST (EINVAL, even for zero entries);
+   * each entry by the array copy rules (wrong type, short or long
    * entry → EINVAL; EFAULT), unknown flags → EOPNOTSUPP, iotlb_id > 3 → EINVAL; FLAG_ALL clears all four.
    * Entries before a failure count.
    */
   cacheInvalidateUser(array: IommuUserDataArray): InvalidateOutcome {
+    if (array.type !== IOMMU_HWPT_INVALIDATE_DATA_SELFTEST) {
+      return { handled: 0, result: fail('EINVAL', `invalidation data_type 0x${(array.type >>> 0).toString(16)} is not IOMMU_HWPT_INVALIDATE_DATA_SELFTEST`) };
+    }
     let handled = 0;
     for (let i = 0; i < array.entryNum; i++) {
       const b = copyStructFromUserArray(array, IOMMU_HWPT_INVALIDATE_DATA_SELFTEST, i, HWPT_INVALIDATE_SELFTEST_SIZE, HWPT_INVALIDATE_SELFTEST_SIZE);
