@@ -18,6 +18,8 @@ import {
   IOMMU_HWPT_ALLOC_DIRTY_TRACKING, IOMMU_HWPT_DIRTY_TRACKING_ENABLE, IOMMU_HWPT_GET_DIRTY_BITMAP_NO_CLEAR, IOMMU_OPTION_HUGE_PAGES,
   IOMMU_OPTION_OP_SET,
 } from '../../../src/uapi/iommufd-consts.ts';
+import type { IommufdCtx } from '../../../src/kernel/iommufd/context.ts';
+import type { HwptPaging } from '../../../src/kernel/iommufd/hw-pagetable.ts';
 import { SelftestApi } from '../../../src/uapi/selftest-api.ts';
 import { makeCaller } from '../../uapi/dispatch-helpers.ts';
 import { errno, PAGE, selftestWorld, value } from './selftest-helpers.ts';
@@ -159,6 +161,32 @@ describe('iommufd_dirty_tracking', () => {
     expect(f.destroy(plain.id)).toBe('ok');
     expect(f.destroy(dev.stdevId)).toBe('ok');
     expect(f.destroy(hwpt.id)).toBe('ok');
+    f.w.teardown();
+  });
+
+  it('test_cmd_hwpt_alloc_iommupt through the dispatch: SELFTEST paging data reaches the mock (type, length and pagetable_type rules)', () => {
+    const f = dirtyFixture(VARIANTS[0] as Variant);
+    const at = f.bitmap + f.bitmapSize + PAGE;
+    const alloc = (type: number, len: number, pagetable: number) => {
+      value(f.w.proc.mm.write(at, new Uint8Array([0xef, 0xbe, 0xad, 0x0b, pagetable, 0, 0, 0, 0, 0, 0, 0])));
+      const r = f.c.call('IOMMU_HWPT_ALLOC', { dev_id: f.md.idevId, pt_id: f.ioasId, data_type: type, data_len: len, data_uptr: BigInt(at) });
+      return { e: r.e, id: Number((r.out as Record<string, number>).out_hwpt_id) };
+    };
+    expect(alloc(IOMMU_HWPT_DATA_SELFTEST + 1, 8, MOCK_IOMMUPT_DEFAULT).e).toBe('EOPNOTSUPP');
+    expect(alloc(IOMMU_HWPT_DATA_SELFTEST, 3, MOCK_IOMMUPT_DEFAULT).e).toBe('EINVAL');
+    expect(alloc(IOMMU_HWPT_DATA_SELFTEST, 12, MOCK_IOMMUPT_DEFAULT).e).toBe('EINVAL');
+    expect(alloc(IOMMU_HWPT_DATA_SELFTEST, 8, 7).e).toBe('EOPNOTSUPP');
+    // Only the iotlb field (the struct's first version): pagetable_type reads as 0, DEFAULT.
+    const short = alloc(IOMMU_HWPT_DATA_SELFTEST, 4, MOCK_IOMMUPT_HUGE);
+    expect(short.e).toBe('ok');
+    const huge = alloc(IOMMU_HWPT_DATA_SELFTEST, 8, MOCK_IOMMUPT_HUGE);
+    expect(huge.e).toBe('ok');
+    const ctx = value(f.w.proc.fds.get(f.w.fd)).file as IommufdCtx;
+    const leaves = (id: number) => value(ctx.objects.get<HwptPaging>(id, 'hwpt_paging')).domain.pgsizeBitmap;
+    expect(leaves(short.id)).toBe(MOCK_PAGE_SIZE);
+    expect(leaves(huge.id)).toBe(MOCK_PAGE_SIZE | MOCK_HUGE_PAGE_SIZE);
+    expect(f.destroy(short.id)).toBe('ok');
+    expect(f.destroy(huge.id)).toBe('ok');
     f.w.teardown();
   });
 
