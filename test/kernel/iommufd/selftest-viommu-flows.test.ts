@@ -19,6 +19,8 @@ import {
 import * as T from '../../../src/uapi/iommufd-test-structs.ts';
 import { makeCaller } from '../../uapi/dispatch-helpers.ts';
 import { setup } from '../../uapi/viommu-helpers.ts';
+import { NO_PASID } from '../../../src/hw/iommu/types.ts';
+import { iommufdDeviceAttach } from '../../../src/kernel/iommufd/device.ts';
 import { errno, PAGE, selftestWorld, value } from './selftest-helpers.ts';
 
 const U32_MAX = 0xffff_ffff;
@@ -312,6 +314,8 @@ describe('IOMMU_HWPT_ALLOC on a vIOMMU of an ioasis driver instance (the mock vI
     expect(alloc(s.dsa.id).e).toBe('EINVAL');
     const ok = alloc(s.nvme.id);
     expect(ok.e).toBe('ok');
+    // The ioasis driver did not build the test vIOMMU's nested domain: it cannot be attached (EINVAL).
+    expect(errno(iommufdDeviceAttach(s.nvme, Number((ok.out as Record<string, number>).out_hwpt_id), NO_PASID))).toBe('EINVAL');
     expect(s.c.call('IOMMU_DESTROY', { id: viommuId }).e).toBe('EBUSY');
     expect(s.c.call('IOMMU_DESTROY', { id: Number((ok.out as Record<string, number>).out_hwpt_id) }).e).toBe('ok');
     expect(s.c.call('IOMMU_DESTROY', { id: viommuId }).e).toBe('ok');

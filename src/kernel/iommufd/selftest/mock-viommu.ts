@@ -82,11 +82,15 @@ export class MockViommuDriver implements ViommuDriverOps {
     return this;
   }
 
-  /** Install on `driver` (its `viommu` member); returns this driver. */
+  /**
+   * Install on `driver` (its `viommu` member); returns this driver. The nested domains it then builds are
+   * owned by this object, not by `driver`, which cannot program them: attaching one is EINVAL (another
+   * driver's domain), where a real driver's would program its hardware.
+   */
   installOn(driver: IommuDriverOps): this {
     driver.viommu = this;
     let n = 1 << 20;
-    this.domains = { owner: driver, nextDomainId: () => n++ };
+    this.domains = { owner: this, nextDomainId: () => n++ };
     return this;
   }
 
