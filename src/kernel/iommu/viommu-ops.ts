@@ -69,7 +69,7 @@ export interface ViommuOps {
   destroy?(): void;
   /**
    * alloc_domain_nested: a nested domain on this vIOMMU for IOMMU_HWPT_ALLOC with pt_id = the vIOMMU.
-   * Kept opaque here: the HWPT_NESTED object is built elsewhere (issue 7, phase 2).
+   * iommufd wraps the domain in a HWPT_NESTED holding the vIOMMU (hwpt-nested.ts hwptNestedAllocOnViommu).
    */
   allocDomainNested?(flags: number, userData: IommuUserData): Result<IommuDomain>;
   /**
