@@ -60,9 +60,10 @@ export function ioctlRaw<F extends FieldMap>(
   const w = put(proc, base.value, struct.encode({ size: struct.sizeof } as Partial<StructValue<F>>, b));
   if (!w.ok) return w;
   const r = dispatch(proc, fd, cmd, base.value);
-  const back = get(proc, base.value, struct.sizeof);
+  // Read the struct back into the encoding buffer (sizeof bytes, ours alone) rather than a fresh one.
+  const back = proc.mm.read(base.value, b);
   if (!back.ok) return back;
-  return ok({ r, out: struct.decode(back.value), base: base.value });
+  return ok({ r, out: struct.decode(b), base: base.value });
 }
 
 /** ioctlRaw, with the errno surfaced as the Result. */

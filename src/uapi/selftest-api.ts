@@ -133,4 +133,20 @@ export class SelftestApi {
   pasidCheckHwpt(stdevId: number, pasid: number, hwptId: number): Result {
     return this.none(this.raw(T.IOMMU_TEST_OP_PASID_CHECK_HWPT, stdevId, { pasid, hwpt_id: hwptId }));
   }
+
+  /** DMABUF_GET: the new dma-buf fd, which the kernel returns as the ioctl's value. */
+  getDmabuf(length: number, openFlags = 0): Result<number> {
+    const r = this.raw(T.IOMMU_TEST_OP_DMABUF_GET, 0, { length, open_flags: openFlags });
+    return r.ok ? ok(r.value.ret) : r;
+  }
+
+  /** DMABUF_REVOKE: revoke (or restore) a test dma-buf; the importers' mappings are invalidated. */
+  revokeDmabuf(dmabufFd: number, revoked: boolean): Result {
+    return this.none(this.raw(T.IOMMU_TEST_OP_DMABUF_REVOKE, 0, { dmabuf_fd: dmabufFd, revoked: revoked ? 1 : 0 }));
+  }
+
+  /** MD_CHECK_DMABUF: [iova, iova + length) of mock HWPT `hwptId` translates to the dma-buf at `offset`. */
+  checkDmabuf(hwptId: number, dmabufFd: number, iova: bigint, length: bigint, offset: bigint): Result {
+    return this.none(this.raw(T.IOMMU_TEST_OP_MD_CHECK_DMABUF, hwptId, { dmabuf_fd: dmabufFd, iova, length, offset }));
+  }
 }

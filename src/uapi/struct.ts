@@ -170,6 +170,11 @@ export class StructDef<F extends FieldMap = FieldMap> {
   private readonly byName: ReadonlyMap<string, FieldLayout>;
   /** Per field, its scalar kind, or null for byte and scalar arrays (the codecs' fast path). */
   private readonly scalarKinds: readonly (ScalarKind | null)[];
+  /**
+   * An object with every field, in layout order: decodeAt clones it (one hidden class per struct, made
+   * in one step) and overwrites the fields, instead of growing an empty object a property at a time.
+   */
+  private readonly shape: Readonly<Record<string, unknown>>;
 
   constructor(name: string, fields: F) {
     this.name = name;
@@ -188,6 +193,9 @@ export class StructDef<F extends FieldMap = FieldMap> {
     this.dense = layout.reduce((n, f) => n + f.size, 0) === this.sizeof;
     this.byName = new Map(layout.map((f) => [f.name, f]));
     this.scalarKinds = layout.map((f) => (f.type.kind === 'bytes' || f.type.kind === 'array' ? null : f.type.kind));
+    const shape: Record<string, unknown> = {};
+    for (const f of layout) shape[f.name] = null;
+    this.shape = shape;
   }
 
   field(name: keyof F & string): FieldLayout {
@@ -213,7 +221,7 @@ export class StructDef<F extends FieldMap = FieldMap> {
   decodeAt(b: Uint8Array, at: number): StructValue<F> {
     if (b.byteLength - at < this.sizeof) throw new RangeError(`struct ${this.name}: ${b.byteLength - at} bytes < sizeof ${this.sizeof}`);
     let view: DataView | null = null;
-    const out: Record<string, unknown> = {};
+    const out: Record<string, unknown> = { ...this.shape };
     const fields = this.fields;
     for (let i = 0; i < fields.length; i++) {
       const f = fields[i] as FieldLayout;

@@ -8,7 +8,7 @@ import type { Route } from '../../src/hw/fabric/fabric.ts';
 import { IoPageTable } from '../../src/hw/iommu/pgtable/builder.ts';
 import { PQCSR_PQOF, Reg } from '../../src/hw/iommu/registers.ts';
 import {
-  allocPasidDirectory, allocQueue, allocRootTable, enableTranslation, postCommand, readFaultRecords, readPageRequests, setupQueue,
+  allocPasidDirectory, allocQueue, allocRootTable, enableTranslation, newRecordScratch, postCommand, readFaultRecords, readPageRequests, setupQueue,
   writeContext, writePasidEntry,
 } from '../../src/hw/iommu/setup.ts';
 import {
@@ -367,5 +367,22 @@ describe('the DMA engine on its own', () => {
     expect(m.engine(vf).priActive()).toBe(true);
     expect(m.dma(vf, write(0x1000_0000, 8)).status).toBe('pending');
     expect(m.dma(vf, { op: 'read', address: 0, length: 4, pasid: NO_PASID }).status).toBe('pending');
+  });
+});
+
+describe('queue readers with lent record buffers', () => {
+  it('read the same records as with their own buffers, and records do not share the buffers', () => {
+    const b = priBench();
+    for (let i = 0; i < 3; i++) b.m.dma(b.dev, write(0x40_0000 + i * 0x10_0000, (i + 1) * PAGE, { privateData: [i, 0x5678 + i] }));
+    const head = b.unit.readReg(Reg.PQH);
+    const own = readPageRequests(b.unit, b.mem);
+    expect(own.length).toBe(6);
+    b.unit.writeReg(Reg.PQH, head);
+    const scratch = newRecordScratch();
+    // Two reads through one scratch: the first read's records must keep their values.
+    const first = readPageRequests(b.unit, b.mem, 2, scratch);
+    const rest = readPageRequests(b.unit, b.mem, Infinity, scratch);
+    expect([...first, ...rest]).toEqual(own);
+    expect(readPageRequests(b.unit, b.mem, Infinity, scratch)).toEqual([]);
   });
 });

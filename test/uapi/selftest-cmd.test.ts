@@ -2,7 +2,10 @@
 // would (iommufd_test.h): the CONFIG switch, main.c's size rules, and each op's errno table (oracle §6).
 
 import { describe, expect, it } from 'vitest';
+import { DmaBuf, type DmaBufExporter } from '../../src/kernel/dma-buf/dma-buf.ts';
+import { ok } from '../../src/kernel/errno.ts';
 import { MAP_ANONYMOUS, MAP_SHARED, PROT_READ, PROT_WRITE } from '../../src/kernel/mm/mman.ts';
+import { O_CLOEXEC, O_RDWR } from '../../src/kernel/vfs/devfs.ts';
 import * as api from '../../src/uapi/api.ts';
 import { dispatch } from '../../src/uapi/dispatch.ts';
 import { IOMMU_TEST_CMD } from '../../src/uapi/ioctl.ts';
@@ -10,6 +13,14 @@ import * as T from '../../src/uapi/iommufd-test-structs.ts';
 import { BUFFER_SIZE, errno, PAGE, selftestWorld, value } from '../kernel/iommufd/selftest-helpers.ts';
 
 const BASE = BigInt(T.MOCK_APERTURE_START);
+
+/** A dma-buf exported by someone other than the selftest, installed as a new fd of the world's process. */
+function foreignDmabuf(w: ReturnType<typeof selftestWorld>): number {
+  const frames = w.proc.mm.frames;
+  const pfn = frames.alloc();
+  const exporter: DmaBufExporter = { mapPhys: () => ok(Uint32Array.of(pfn)), release: () => { frames.put(pfn); } };
+  return value(w.proc.fds.install(new DmaBuf(exporter, PAGE, 0)));
+}
 
 /** A C caller: struct iommu_test_cmd at a user address, ioctl(fd, IOMMU_TEST_CMD, &cmd). */
 function cCaller(w: ReturnType<typeof selftestWorld>) {
@@ -53,12 +64,12 @@ describe('IOMMU_TEST_CMD: layout and dispatch', () => {
     expect(c(T.IOMMU_TEST_OP_SET_TEMP_MEMORY_LIMIT, 0, { limit: 100 }, { size: 73, tail: 0 }).e).toBe('ok');
   });
 
-  it('unknown ops and the dma-buf ops are EOPNOTSUPP; the vIOMMU ops look their object up (ENOENT)', () => {
+  it('unknown ops are EOPNOTSUPP; the vIOMMU ops look their object up (ENOENT)', () => {
     const c = cCaller(selftestWorld());
     for (const op of [T.IOMMU_TEST_OP_MD_CHECK_IOTLB, T.IOMMU_TEST_OP_DEV_CHECK_CACHE, T.IOMMU_TEST_OP_TRIGGER_VEVENT]) {
       expect(c(op, 0).e, `op ${op}`).toBe('ENOENT');
     }
-    for (const op of [0, 25, 0xffff, T.IOMMU_TEST_OP_DMABUF_GET, T.IOMMU_TEST_OP_DMABUF_REVOKE, T.IOMMU_TEST_OP_MD_CHECK_DMABUF]) {
+    for (const op of [0, 25, 0xffff]) {
       expect(c(op, 0).e, `op ${op}`).toBe('EOPNOTSUPP');
     }
   });
@@ -192,18 +203,69 @@ describe('IOMMU_TEST_CMD: errno per op', () => {
     expect(c(T.IOMMU_TEST_OP_TRIGGER_IOPF, 0, { dev_id: ids.idev, pasid: 0, grpid: 1, perm: 1, addr: 0n }).e).toBe('ok');
   });
 
-  it('a write-back fault (EFAULT) undoes what the op made: the stdev and its mock device, the access fd', () => {
+  it('DMABUF_GET: EINVAL for 0, a partial page or above 512 pages; the new fd is the ioctl value', () => {
+    const { w, c } = setup();
+    const used = w.k.frames.allocated;
+    for (const length of [0, 100, PAGE + 1, 513 * PAGE]) expect(c(T.IOMMU_TEST_OP_DMABUF_GET, 0, { length, open_flags: 0 }).e, `length ${length}`).toBe('EINVAL');
+    expect(w.k.frames.allocated).toBe(used);
+    const want = Math.min(...[...Array(w.proc.fds.fds().length + 1).keys()].filter((n) => !w.proc.fds.fds().includes(n)));
+    const got = c(T.IOMMU_TEST_OP_DMABUF_GET, 0, { length: 512 * PAGE, open_flags: O_RDWR | O_CLOEXEC });
+    expect(got.e).toBe('ok');
+    expect(got.r.ok && got.r.value).toBe(want);
+    const file = value(w.proc.fds.get(want)).file;
+    expect(file).toBeInstanceOf(DmaBuf);
+    expect((file as DmaBuf).size).toBe(512 * PAGE);
+    expect((file as DmaBuf).flags).toBe(O_RDWR | O_CLOEXEC);
+    expect(w.k.frames.allocated).toBe(used + 512);
+    expect(errno(w.proc.fds.close(want))).toBe('ok');
+    expect(w.k.frames.allocated).toBe(used);
+  });
+
+  it('DMABUF_REVOKE: EBADF, EINVAL for a file that is not a dma-buf, EOPNOTSUPP for another exporter\'s', () => {
+    const { w, c } = setup();
+    const dfd = Number(value(c(T.IOMMU_TEST_OP_DMABUF_GET, 0, { length: PAGE, open_flags: 0 }).r));
+    expect(c(T.IOMMU_TEST_OP_DMABUF_REVOKE, 0, { dmabuf_fd: 999, revoked: 1 }).e).toBe('EBADF');
+    expect(c(T.IOMMU_TEST_OP_DMABUF_REVOKE, 0, { dmabuf_fd: -1, revoked: 1 }).e).toBe('EBADF');
+    expect(c(T.IOMMU_TEST_OP_DMABUF_REVOKE, 0, { dmabuf_fd: w.fd, revoked: 1 }).e).toBe('EINVAL');
+    expect(c(T.IOMMU_TEST_OP_DMABUF_REVOKE, 0, { dmabuf_fd: foreignDmabuf(w), revoked: 1 }).e).toBe('EOPNOTSUPP');
+    expect(c(T.IOMMU_TEST_OP_DMABUF_REVOKE, 0, { dmabuf_fd: dfd, revoked: 1 }).e).toBe('ok');
+    expect(c(T.IOMMU_TEST_OP_DMABUF_REVOKE, 0, { dmabuf_fd: dfd, revoked: 0 }).e).toBe('ok');
+  });
+
+  it('MD_CHECK_DMABUF: ENOENT/EINVAL for the HWPT, EBADF/EINVAL for the fd, EINVAL misaligned, outside or not mapped there', () => {
+    const { w, c, ioasId, ids } = setup();
+    const dfd = Number(value(c(T.IOMMU_TEST_OP_DMABUF_GET, 0, { length: 4 * PAGE, open_flags: 0 }).r));
+    const iova = value(api.ioasMapFile({ ...w.a, ioasId, file: dfd, start: PAGE, length: 2 * PAGE }));
+    const k = (id: number, f: Record<string, number | bigint>) => c(T.IOMMU_TEST_OP_MD_CHECK_DMABUF, id, { dmabuf_fd: dfd, iova, length: 2n * BigInt(PAGE), offset: BigInt(PAGE), ...f }).e;
+    expect(k(ioasId, {})).toBe('ENOENT');
+    expect(k(ids.hwpt, { dmabuf_fd: 999 })).toBe('EBADF');
+    expect(k(ids.hwpt, { dmabuf_fd: w.fd })).toBe('EINVAL');
+    expect(k(ids.hwpt, { dmabuf_fd: foreignDmabuf(w) })).toBe('EINVAL');
+    expect(k(ids.hwpt, { iova: iova + 1n })).toBe('EINVAL');
+    expect(k(ids.hwpt, { length: 1000n })).toBe('EINVAL');
+    expect(k(ids.hwpt, { offset: 3n * BigInt(PAGE) })).toBe('EINVAL'); // past the end of the buffer
+    expect(k(ids.hwpt, { offset: 0n })).toBe('EINVAL'); // mapped from page 1, not page 0
+    expect(k(ids.hwpt, { iova: BASE })).toBe('EINVAL'); // the user buffer's pages are mapped there
+    expect(k(ids.hwpt, {})).toBe('ok');
+    expect(k(ids.hwpt, { iova: iova + 2048n, length: 2048n, offset: BigInt(PAGE) + 2048n })).toBe('ok');
+  });
+
+  it('a write-back fault (EFAULT) undoes what the op made: the stdev and its mock device, the access fd, the dma-buf fd', () => {
     const { w, ioasId } = setup();
     const at = value(w.proc.mmap(0, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0));
     const groups = w.k.core.groups.length;
     const fds = w.proc.fds.fds().length;
-    for (const [op, fields] of [[T.IOMMU_TEST_OP_MOCK_DOMAIN, {}], [T.IOMMU_TEST_OP_CREATE_ACCESS, { flags: 0 }]] as const) {
+    for (const [op, fields] of [[T.IOMMU_TEST_OP_MOCK_DOMAIN, {}], [T.IOMMU_TEST_OP_CREATE_ACCESS, { flags: 0 }],
+      [T.IOMMU_TEST_OP_DMABUF_GET, { length: PAGE, open_flags: 0 }]] as const) {
       const b = T.iommu_test_cmd.encode({ size: T.iommu_test_cmd.sizeof, op, id: ioasId });
       b.set((T.TEST_OP_MEMBERS[op] as NonNullable<typeof T.TEST_OP_MEMBERS[number]>).encode(fields), T.TEST_CMD_UNION_OFFSET);
       value(w.proc.mm.mprotect(at, PAGE, PROT_READ | PROT_WRITE));
       value(w.proc.mm.write(at, b));
       value(w.proc.mm.mprotect(at, PAGE, PROT_READ));
+      const used = w.k.frames.allocated;
       expect(errno(dispatch(w.proc, w.fd, IOMMU_TEST_CMD, at))).toBe('EFAULT');
+      // The dma-buf's pages went back with its fd.
+      if (op === T.IOMMU_TEST_OP_DMABUF_GET) expect(w.k.frames.allocated).toBe(used);
     }
     expect(w.k.core.groups.length).toBe(groups);
     expect(w.proc.fds.fds().length).toBe(fds);

@@ -3,6 +3,10 @@
 // that has entries, 4 KiB first. Everything is typed arrays: a hit allocates nothing.
 
 import { LruIndex } from './lru.ts';
+import { iotlbTag } from './pasid-cache.ts';
+
+/** Ranges of up to this many 4 KiB pages are invalidated by key lookups rather than a scan of every slot. */
+const RANGE_LOOKUP_PAGES = 64;
 
 /** Page sizes by size code (the low 2 bits of an IOTLB key's tag). */
 export const SIZE_4K = 4096;
@@ -28,6 +32,8 @@ export class Iotlb {
   private n4k = 0;
   private n2m = 0;
   private n1g = 0;
+  /** Slots a short range invalidation found, to remove in slot order. */
+  private readonly hits = new Int32Array(RANGE_LOOKUP_PAGES + 8);
 
   constructor(capacity: number) {
     this.index = new LruIndex(capacity);
@@ -118,12 +124,49 @@ export class Iotlb {
   invalidateRange(did: number, pasid: number, firstPage: number, pages: number): void {
     const start = firstPage * SIZE_4K;
     const end = (firstPage + pages) * SIZE_4K;
+    // (An empty range keeps the scan: it removes a larger entry straddling its start, as it always did.)
+    if (pages >= 1 && pages <= RANGE_LOOKUP_PAGES && Number.isSafeInteger(firstPage) && firstPage >= 0 && Number.isInteger(pages)) {
+      this.invalidateKeys(did, pasid, start, end);
+      return;
+    }
     const live = this.index.live;
     for (let s = 0; s < live.length; s++) {
       if (live[s] !== 1 || this.did[s] !== did || this.pasid[s] !== pasid) continue;
       const base = this.iovaBase[s] as number;
       if (base < end && base + (this.pageSize[s] as number) > start) this.remove(s);
     }
+  }
+
+  /**
+   * invalidateRange for a short range: the entries overlapping [start, end) have the keys of its 4 KiB
+   * pages, of the 2 MiB and of the 1 GiB pages it touches; they are removed in ascending slot order,
+   * as the scan does (the free slots are then reused in the same order).
+   */
+  private invalidateKeys(did: number, pasid: number, start: number, end: number): void {
+    const tag = iotlbTag(did, pasid);
+    const mix = LruIndex.mixA(tag);
+    const hits = this.hits;
+    let n = 0;
+    if (this.n4k !== 0) {
+      for (let p = start / SIZE_4K; p < end / SIZE_4K; p++) {
+        const s = this.index.findMixed(tag, mix, p * 4);
+        if (s >= 0) hits[n++] = s;
+      }
+    }
+    if (this.n2m !== 0) {
+      for (let p = Math.floor(start / SIZE_2M); p <= Math.floor((end - 1) / SIZE_2M); p++) {
+        const s = this.index.findMixed(tag, mix, p * 4 + 1);
+        if (s >= 0) hits[n++] = s;
+      }
+    }
+    if (this.n1g !== 0) {
+      for (let p = Math.floor(start / SIZE_1G); p <= Math.floor((end - 1) / SIZE_1G); p++) {
+        const s = this.index.findMixed(tag, mix, p * 4 + 2);
+        if (s >= 0) hits[n++] = s;
+      }
+    }
+    if (n > 1) hits.subarray(0, n).sort();
+    for (let i = 0; i < n; i++) this.remove(hits[i] as number);
   }
 
   /** Live slots, most recently used first (tests and diagnostics). */

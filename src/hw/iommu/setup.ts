@@ -178,7 +178,14 @@ export function postCommand(port: RegisterPort, mem: PhysicalMemory, cmd: Comman
   return true;
 }
 
-function consume<T>(port: RegisterPort, mem: PhysicalMemory, which: QueueName, max: number, decode: (h: Uint32Array) => T): T[] {
+/** Buffers a queue reader may lend `consume` (a driver polling on every fault keeps one: no allocation per read). */
+export interface RecordScratch { readonly h: Uint32Array; readonly e: Uint32Array }
+
+export function newRecordScratch(): RecordScratch {
+  return { h: new Uint32Array(RECORD_HALVES), e: new Uint32Array(2) };
+}
+
+function consume<T>(port: RegisterPort, mem: PhysicalMemory, which: QueueName, max: number, decode: (h: Uint32Array) => T, scratch: RecordScratch | undefined): T[] {
   const r = QUEUE_REGS[which];
   const b = port.readReg(r.base);
   const base = b - (b % FRAME);
@@ -187,8 +194,8 @@ function consume<T>(port: RegisterPort, mem: PhysicalMemory, which: QueueName, m
   const tail = port.readReg(r.tail);
   const out: T[] = [];
   // The record buffers only when there is something to read (polling mostly finds empty queues).
-  const h = head === tail ? EMPTY : new Uint32Array(RECORD_HALVES);
-  const e = head === tail ? EMPTY : new Uint32Array(2);
+  const h = head === tail ? EMPTY : scratch?.h ?? new Uint32Array(RECORD_HALVES);
+  const e = head === tail ? EMPTY : scratch?.e ?? new Uint32Array(2);
   while (head !== tail && out.length < max) {
     for (let i = 0; i < 4; i++) {
       mem.read64(base + head * RECORD_BYTES + i * 8, e);
@@ -203,11 +210,11 @@ function consume<T>(port: RegisterPort, mem: PhysicalMemory, which: QueueName, m
 }
 
 /** Read and consume (advance FQH past) up to `max` fault records. */
-export function readFaultRecords(port: RegisterPort, mem: PhysicalMemory, max = Infinity): FaultRecord[] {
-  return consume(port, mem, 'fault', max, decodeFaultRecord);
+export function readFaultRecords(port: RegisterPort, mem: PhysicalMemory, max = Infinity, scratch?: RecordScratch): FaultRecord[] {
+  return consume(port, mem, 'fault', max, decodeFaultRecord, scratch);
 }
 
 /** Read and consume (advance PQH past) up to `max` page-request records. */
-export function readPageRequests(port: RegisterPort, mem: PhysicalMemory, max = Infinity): PageRequestRecord[] {
-  return consume(port, mem, 'page-request', max, decodePageRequestRecord);
+export function readPageRequests(port: RegisterPort, mem: PhysicalMemory, max = Infinity, scratch?: RecordScratch): PageRequestRecord[] {
+  return consume(port, mem, 'page-request', max, decodePageRequestRecord, scratch);
 }

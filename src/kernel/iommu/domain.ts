@@ -256,6 +256,12 @@ export class IoPageTableDomain implements PagingDomain {
     return this.table.lookup(iova)?.pa ?? null;
   }
 
+  /** Read the 8 bytes at `iova` through this domain (a guest's table entry at a GPA); false when unmapped. */
+  readThrough64(iova: number, out: Uint32Array): boolean {
+    const pa = this.iovaToPhys(iova);
+    return pa !== null && this.memory.read64(pa, out);
+  }
+
   readAndClearDirty(iova: number): boolean {
     if (!this.table.clearDirty(iova)) return false;
     // The IOTLB remembers that the leaf is dirty; without this a later write would not set D again.

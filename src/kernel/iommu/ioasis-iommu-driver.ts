@@ -29,7 +29,7 @@ import type { FaultRecord, PageRequestRecord } from '../../hw/iommu/records.ts';
 import { FQCSR_FQOF, PQCSR_PQOF, Reg } from '../../hw/iommu/registers.ts';
 import {
   allocPasidDirectory, clearPasidEntry, contextEntryAddress, enableTranslation, pasidEntryAddress, postCommand,
-  readFaultRecords, readPageRequests, setupQueue, writeContext, writePasidEntry, writeRootEntry,
+  newRecordScratch, readFaultRecords, readPageRequests, setupQueue, writeContext, writePasidEntry, writeRootEntry,
 } from '../../hw/iommu/setup.ts';
 import type { IommuCaps, PageResponseCode } from '../../hw/iommu/types.ts';
 import type { PhysicalMemory } from '../../hw/memory/physical-memory.ts';
@@ -104,6 +104,8 @@ export class IoasisIommuDriver implements IommuDriverOps, IotlbFlusher, NestedCa
   private readonly e = new Uint32Array(2);
   /** Where post() encodes a command before writing it to the queue (reused: every response posts two). */
   private readonly cmdWords = new Uint32Array(8);
+  /** Record buffers for reading the fault and page-request queues (polled on every fault). */
+  private readonly recordScratch = newRecordScratch();
 
   /** Domain numbers, for logs and tests. */
   private nextDomainId = 1;
@@ -445,8 +447,8 @@ export class IoasisIommuDriver implements IommuDriverOps, IotlbFlusher, NestedCa
   }
 
   poll(): { faults: FaultRecord[]; pageRequests: PageRequestRecord[]; pageRequestOverflow: boolean } {
-    const faults = readFaultRecords(this.unit, this.memory);
-    const pageRequests = readPageRequests(this.unit, this.memory);
+    const faults = readFaultRecords(this.unit, this.memory, Infinity, this.recordScratch);
+    const pageRequests = readPageRequests(this.unit, this.memory, Infinity, this.recordScratch);
     if ((this.unit.readReg(Reg.FQCSR) & FQCSR_FQOF) !== 0) this.unit.writeReg(Reg.FQCSR, this.unit.readReg(Reg.FQCSR) | FQCSR_FQOF);
     const pqcsr = this.unit.readReg(Reg.PQCSR);
     const pageRequestOverflow = (pqcsr & PQCSR_PQOF) !== 0;

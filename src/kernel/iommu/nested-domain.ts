@@ -7,6 +7,7 @@
 // The VT-d stage-1 data (struct iommu_hwpt_vtd_s1) is kept as given; like intel, its address width and
 // flags are checked against the hardware when the domain is attached (EINVAL), not at allocation.
 
+import { entryAddress, FS_P, FS_PS, levelIndex, levelSize } from '../../hw/iommu/pgtable/format.ts';
 import { fail, ok, type Result } from '../errno.ts';
 import type { IommuDomain, IopfHandler, IoPageTableDomain, PagingDomain } from './domain.ts';
 import { copyStructFromUserArray, u32At, u64At, type IommuUserDataArray } from './user-data.ts';
@@ -92,6 +93,29 @@ export class NestedDomain implements IommuDomain, UserInvalidatable {
    * EOPNOTSUPP, an address not 4 KiB aligned, or npages = U64_MAX ("all") with a non-zero address →
    * EINVAL. Entries before a failure have been flushed and are counted.
    */
+  /**
+   * What `iova` translates to now, from the tables in memory (not the IOTLB): the guest's first-stage walk,
+   * every table and the leaf read at a GPA through the parent, then the parent's translation of the GPA.
+   * Null where either stage has no mapping. For checks and tests, as iommu_iova_to_phys.
+   */
+  iovaToPhys(iova: number): number | null {
+    const e = new Uint32Array(2);
+    // Attach refuses roots at or above 2^52, so the number is exact; the low 12 bits are ignored, as in the entry.
+    let table = Number(this.s1.pgtblAddr & ~0xfffn);
+    for (let level: number = this.fsLevels; level >= 1; level--) {
+      if (!this.parent.readThrough64(table + levelIndex(iova, level) * 8, e)) return null;
+      const lo = e[0] as number;
+      if ((lo & FS_P) === 0) return null;
+      const next = entryAddress(lo, e[1] as number);
+      if (level === 1 || (lo & FS_PS) !== 0) {
+        const size = levelSize(level);
+        return this.parent.iovaToPhys(next - (next % size) + (iova % size));
+      }
+      table = next;
+    }
+    return null;
+  }
+
   cacheInvalidateUser(array: IommuUserDataArray): InvalidateOutcome {
     if (array.type !== IOMMU_HWPT_INVALIDATE_DATA_VTD_S1) {
       return { handled: 0, result: fail('EINVAL', `invalidation data_type ${array.type} is not IOMMU_HWPT_INVALIDATE_DATA_VTD_S1`) };

@@ -300,6 +300,8 @@ export function iommufdAccessPinPages(
     if (!protOk(area, write)) return fail('EPERM', `the area at ${hex64(area.iova)} is not ${write ? 'writeable' : 'readable'}`);
     // iopt_area_add_access(): a write pin needs writable storage too.
     if (write && !pages.writable) return fail('EPERM', `the pages at ${hex64(area.iova)} are read-only`);
+    // iopt_area_add_access(): dma-buf pages are not for in-kernel accesses.
+    if (pages.kind === 'dmabuf') return fail('EINVAL', `the area at ${hex64(area.iova)} maps a dma-buf, which accesses cannot pin`);
     const first = area.indexAt(cur);
     const lastIndex = area.indexAt(end);
     const pfns = pages.pfnsFor(first, lastIndex);
@@ -381,6 +383,7 @@ export function iommufdAccessRw(access: IommufdAccess, iova: bigint, data: Uint8
 
 // iopt_pages_rw_access(): bytes [byte, byte + buf.length) of the storage.
 function copyPages(pages: IoptPages, byte: number, buf: Uint8Array, write: boolean): Result {
+  if (pages.kind === 'dmabuf') return fail('EINVAL', 'an access cannot read or write dma-buf pages');
   const src = pages.source;
   if (pages.kind === 'user') {
     const mm = src.mm;

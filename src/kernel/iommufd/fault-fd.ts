@@ -33,6 +33,10 @@ export const EPOLLRDNORM = 0x40;
 export class FaultFile implements KernelFile {
   readonly kind = 'iommufd-pgfault';
   private released = false;
+  /** The last group's records (one group is composed at a time and copied out at once; reused when the next is the same size). */
+  private records: Uint8Array = new Uint8Array(PGFAULT_RECORD_SIZE);
+  /** One page response, as read from the user (write() reads and answers one at a time). */
+  private readonly response = new Uint8Array(PAGE_RESPONSE_SIZE);
 
   /**
    * @param fault the object; the file takes a reference on it here.
@@ -52,7 +56,8 @@ export class FaultFile implements KernelFile {
     for (;;) {
       const got = this.fault.fetch(count - done);
       if (got === null) break;
-      const bytes = this.fault.compose(got.group, got.cookie);
+      const bytes = this.fault.compose(got.group, got.cookie, this.records);
+      this.records = bytes;
       const w = proc.mm.write(userBuf + done, bytes);
       if (!w.ok) {
         this.fault.restore(got.cookie);
@@ -69,7 +74,7 @@ export class FaultFile implements KernelFile {
     if (bad !== null) return bad;
     let done = 0;
     let err: Result<number> | null = null;
-    const buf = new Uint8Array(PAGE_RESPONSE_SIZE);
+    const buf = this.response;
     while (done < count) {
       const r = proc.mm.read(userBuf + done, buf);
       if (!r.ok) {

@@ -216,12 +216,19 @@ export class IommufdFault implements IommufdObject {
     this.stats.read--;
   }
 
-  /** The 40-byte struct iommu_hwpt_pgfault records of a fetched group, back to back. */
-  compose(group: IopfGroup, cookie: number): Uint8Array {
+  /**
+   * The 40-byte struct iommu_hwpt_pgfault records of a fetched group, back to back, in `into` when it
+   * is exactly their size (the fault fd reuses one buffer per read; every byte is written), else in a
+   * new buffer.
+   */
+  compose(group: IopfGroup, cookie: number, into?: Uint8Array): Uint8Array {
     // Written byte by byte: a DataView would move the small, fresh array off the heap.
-    const out = new Uint8Array(group.faults.length * PGFAULT_RECORD_SIZE);
+    const faults = group.faults;
+    const size = faults.length * PGFAULT_RECORD_SIZE;
+    const out = into !== undefined && into.length === size && into.byteOffset === 0 ? into : new Uint8Array(size);
     const devId = this.devIdOf(group.dev) >>> 0;
-    group.faults.forEach((f, i) => {
+    for (let i = 0; i < faults.length; i++) {
+      const f = faults[i] as IopfGroup['faults'][number];
       const at = i * PGFAULT_RECORD_SIZE;
       const hasPasid = f.pasid !== NO_PASID;
       const flags = (hasPasid ? IOMMU_PGFAULT_FLAGS_PASID_VALID : 0) | (f.lastInGroup ? IOMMU_PGFAULT_FLAGS_LAST_PAGE : 0);
@@ -232,7 +239,9 @@ export class IommufdFault implements IommufdObject {
       putU32(out, at + 8, hasPasid ? f.pasid >>> 0 : 0);
       putU32(out, at + 12, f.prgi >>> 0);
       putU32(out, at + 16, perm);
-      // __reserved (20) and length (32, always 0) stay zero.
+      // __reserved (20) and length (32) are always zero.
+      putU32(out, at + 20, 0);
+      putU32(out, at + 32, 0);
       const a = f.address;
       if (Number.isSafeInteger(a) && a >= 0) {
         putU32(out, at + 24, a % TWO_32);
@@ -241,7 +250,7 @@ export class IommufdFault implements IommufdObject {
         new DataView(out.buffer).setBigUint64(at + 24, BigInt(a), true);
       }
       putU32(out, at + 36, cookie >>> 0);
-    });
+    }
     return out;
   }
 

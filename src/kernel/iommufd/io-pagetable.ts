@@ -35,6 +35,8 @@ export interface AreaPages {
   readonly writable: boolean;
   /** pages->uptr (user VA) or the file start, aligned down to a page: byte 0 of page index 0. */
   readonly base: number;
+  /** pages->type; 'dmabuf' areas cannot be split. */
+  readonly kind?: string;
   /** kref_get / kref_put (the last put releases the storage). */
   get(): void;
   put(): void;
@@ -562,6 +564,8 @@ export class IoPagetable<P extends AreaPages = AreaPages> {
     if (iova < area.iova || iova > area.last) throw new RangeError(`${hex64(iova)} is outside the area`);
     const pages = area.pages;
     if (pages === null || area.preventAccess) return fail('EBUSY', `the area at ${hex64(area.iova)} is being mapped or unmapped`);
+    // Linux keeps the dma-buf revoke tracker per area and does not split it.
+    if (pages.kind === 'dmabuf') return fail('EOPNOTSUPP', `the area at ${hex64(area.iova)} maps a dma-buf and cannot be split`);
     const newStart = iova + 1n;
     const mask = this.alignment - 1n;
     if ((newStart & mask) !== 0n || (BigInt(area.startByteAt(newStart)) & mask) !== 0n) {

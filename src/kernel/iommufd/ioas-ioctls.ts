@@ -4,7 +4,9 @@
 // kernel's order so the first failing one decides the errno.
 
 import { PAGE_SIZE } from '../../hw/memory/physical-memory.ts';
+import { DmaBuf } from '../dma-buf/dma-buf.ts';
 import { fail, ok, type KernelError, type Result } from '../errno.ts';
+import type { OpenFile } from '../process/file.ts';
 import type { Process } from '../process/process.ts';
 import type { IommufdCtx } from './context.ts';
 import { IOMMU_CACHE, IOMMU_READ, IOMMU_WRITE } from './io-pagetable.ts';
@@ -219,6 +221,15 @@ export const iommufdIoasMapFile = handler<IoasMapFileCmd>((ctx, proc, cmd) => {
   if (!ioas.ok) return ioas;
   const f = proc.fds.get(cmd.fd);
   if (!f.ok) return fail('EBADF', `fd ${cmd.fd} is not open`);
+  // iopt_map_file_pages(): a dma-buf fd maps the exporter's memory (newest kernels).
+  if (f.value.file instanceof DmaBuf) {
+    if (cmd.length === 0n || cmd.start + cmd.length > BigInt(f.value.file.size)) {
+      return fail('EINVAL', `${hex64(cmd.start)}+${hex64(cmd.length)} is not inside the dma-buf (${f.value.file.size} bytes)`);
+    }
+    const start = Number(cmd.start);
+    const pages = IoptPages.fromDmabuf(proc, f.value as OpenFile<DmaBuf>, start, Number(cmd.length), (cmd.flags & IOMMU_IOAS_MAP_WRITEABLE) !== 0);
+    return mapNewPages(ioas.value, pages, start, cmd);
+  }
   const file = proc.memFile(cmd.fd);
   if (!file.ok) return fail('EINVAL', file.reason);
   if (cmd.start + cmd.length > BigInt(file.value.file.size)) {

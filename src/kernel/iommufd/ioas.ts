@@ -211,6 +211,13 @@ export class Ioas implements IommufdObject {
         return r;
       }
     }
+    // iopt_dmabuf_track_domain(): a revoke must find every domain that maps a dma-buf area.
+    const tracked = pages.dmabuf === null ? ok() : pages.dmabuf.track(area, domain);
+    if (!tracked.ok) {
+      domain.unmap(iova0, len);
+      pages.release(first, last);
+      return tracked;
+    }
     // The storage domain (iopt_area->storage_domain): splitting it is refused while large pages may be used.
     if (area.storageDomain === null) area.storageDomain = domain;
     return ok();
@@ -219,8 +226,10 @@ export class Ioas implements IommufdObject {
   private unfillOne(area: IoptArea<IoptPages>, pages: IoptPages, domain: PagingDomain): void {
     const first = area.firstIndex;
     const last = area.lastIndex;
-    domain.unmap(Number(area.iova), Number(area.last - area.iova) + 1);
+    // A revoked dma-buf area was already unmapped by the revoke (iopt_dmabuf_revoked()).
+    if (pages.dmabuf?.revoked !== true) domain.unmap(Number(area.iova), Number(area.last - area.iova) + 1);
     pages.release(first, last);
+    pages.dmabuf?.untrack(area, domain);
     if (area.storageDomain === domain) {
       area.storageDomain = this.attached.find((a) => a.domain !== domain && this.iopt.areaAt(area.iova) === area)?.domain ?? null;
     }

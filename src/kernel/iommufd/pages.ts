@@ -1,5 +1,5 @@
 // Pin-once PFN storage (Linux's struct iopt_pages, drivers/iommu/iommufd/pages.c): the pages of a user VA
-// range of one process's mm, or of a memfd range, shared by reference between every area (IOAS_COPY
+// range of one process's mm, of a memfd range, or of a dma-buf (pages-dmabuf.ts), shared by reference between every area (IOAS_COPY
 // included), domain and access that maps them. Each page is pinned exactly once, the first time some user
 // needs its PFN, and unpinned when its last user lets go; accounting follows the pins.
 //
@@ -12,9 +12,13 @@
 // (user->locked_vm of the source process's user, against its RLIMIT_MEMLOCK: ENOMEM), upgraded to MM
 // (mm->locked_vm, VmLck) for a context in MM mode. mm->pinned_vm (VmPin) of the source mm is charged in
 // every mode. Charges are taken right after each batch is pinned and undone with it on failure.
+//
+// dma-buf storage is neither pinned nor charged (mode NONE, no pinned_vm): its PFNs are the exporter's,
+// valid until the exporter revokes them; users are still counted so that fills and releases balance.
 
 import { PAGE_SIZE } from '../../hw/memory/physical-memory.ts';
 import { fail, ok, type Result } from '../errno.ts';
+import type { DmaBuf } from '../dma-buf/dma-buf.ts';
 import type { FrameAllocator } from '../mm/frame-allocator.ts';
 import { PfnRuns } from '../mm/gup.ts';
 import type { MemFile } from '../mm/memfile.ts';
@@ -22,6 +26,7 @@ import type { OpenFile } from '../process/file.ts';
 import type { Process } from '../process/process.ts';
 import type { UserStruct } from '../process/user.ts';
 import type { AreaPages } from './io-pagetable.ts';
+import { IoptDmabuf } from './pages-dmabuf.ts';
 import { PinnedRuns, type PagesRun } from './pfn-runs.ts';
 import { RangeUsers } from './range-users.ts';
 
@@ -43,14 +48,19 @@ export interface PagesOptions {
 
 const hex = (n: number): string => `0x${n.toString(16)}`;
 
+/** IOPT_ADDRESS_USER / _FILE / _DMABUF. */
+export type PagesKind = 'user' | 'file' | 'dmabuf';
+
 export class IoptPages implements AreaPages {
-  readonly kind: 'user' | 'file';
+  readonly kind: PagesKind;
   readonly npages: number;
   readonly writable: boolean;
   /** User VA (or file offset) of byte 0 of page 0, page aligned. */
   readonly base: number;
   readonly accountMode: PagesAccountMode;
   private readonly fileRef: OpenFile<MemFile> | null;
+  /** The dma-buf attachment and revoke tracker (kind 'dmabuf' only). */
+  readonly dmabuf: IoptDmabuf | null;
   private src: Process;
   private srcUser: UserStruct;
   private readonly frames: FrameAllocator;
@@ -60,8 +70,8 @@ export class IoptPages implements AreaPages {
   private refs = 1;
 
   private constructor(
-    kind: 'user' | 'file', src: Process, base: number, npages: number, writable: boolean,
-    fileRef: OpenFile<MemFile> | null, opts: PagesOptions,
+    kind: PagesKind, src: Process, base: number, npages: number, writable: boolean,
+    fileRef: OpenFile<MemFile> | null, opts: PagesOptions, dmabuf: IoptDmabuf | null = null,
   ) {
     this.kind = kind;
     this.src = src;
@@ -71,7 +81,8 @@ export class IoptPages implements AreaPages {
     this.npages = npages;
     this.writable = writable;
     this.fileRef = fileRef;
-    const mode: PagesAccountMode = src.capable('CAP_IPC_LOCK') ? 'none' : 'user';
+    this.dmabuf = dmabuf;
+    const mode: PagesAccountMode = dmabuf !== null || src.capable('CAP_IPC_LOCK') ? 'none' : 'user';
     this.accountMode = mode === 'user' && opts.contextMode === 'mm' ? 'mm' : mode;
     this.users = new RangeUsers(npages);
   }
@@ -103,6 +114,21 @@ export class IoptPages implements AreaPages {
     return ok(new IoptPages('file', proc, base, npages, writable, file.get(), opts));
   }
 
+  /**
+   * iopt_alloc_dmabuf_pages(): bytes [start, start + length) of a dma-buf, attached dynamically. EINVAL
+   * for length 0 or a range past the buffer; ENODEV when the exporter has revoked it.
+   */
+  static fromDmabuf(proc: Process, file: OpenFile<DmaBuf>, start: number, length: number, writable: boolean): Result<IoptPages> {
+    if (!Number.isSafeInteger(length) || length <= 0) return fail('EINVAL', `length ${length}`);
+    if (!Number.isSafeInteger(start) || start < 0 || !Number.isSafeInteger(start + length)) return fail('EOVERFLOW', `${start} + ${length} wraps`);
+    if (start + length - 1 >= file.file.size) return fail('EINVAL', `${start}+${length} is past the end of the dma-buf (${file.file.size} bytes)`);
+    const base = start - (start % PAGE_SIZE);
+    const npages = Math.ceil((length + start - base) / PAGE_SIZE);
+    const d = IoptDmabuf.attach(file, base / PAGE_SIZE);
+    if (!d.ok) return d;
+    return ok(new IoptPages('dmabuf', proc, base, npages, writable, null, {}, d.value));
+  }
+
   /** The process charged (source_task / source_mm / source_user). */
   get source(): Process { return this.src; }
   /** pages->npinned. */
@@ -128,6 +154,7 @@ export class IoptPages implements AreaPages {
     if (this.pinned !== 0) throw new Error(`iopt_pages released with ${this.pinned} pages still pinned`);
     this.srcUser.put();
     this.fileRef?.put();
+    this.dmabuf?.detach();
   }
 
   private checkRange(first: number, last: number): void {
@@ -144,6 +171,10 @@ export class IoptPages implements AreaPages {
    */
   pfnsFor(first: number, last: number): Result<PagesRun[]> {
     this.checkRange(first, last);
+    if (this.dmabuf !== null) {
+      this.users.add(first, last, 1);
+      return ok(this.dmabuf.runs(first, last));
+    }
     const done: [number, number][] = [];
     for (const [s, e] of this.users.unused(first, last)) {
       for (let i = s; i < e; i += BATCH_PAGES) {
@@ -164,7 +195,9 @@ export class IoptPages implements AreaPages {
   release(first: number, last: number): void {
     this.checkRange(first, last);
     if (this.users.minUsers(first, last) === 0) throw new Error(`pages ${first}..${last} released without a user`);
-    for (const [s, e] of this.users.add(first, last, -1)) this.unpinBatch(s, e - s);
+    const unused = this.users.add(first, last, -1);
+    if (this.dmabuf !== null) return;
+    for (const [s, e] of unused) this.unpinBatch(s, e - s);
   }
 
   private pinBatch(index: number, n: number): Result {

@@ -6,6 +6,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { FaultReason } from '../../../src/hw/iommu/types.ts';
+import { NestedDomain } from '../../../src/kernel/iommu/nested-domain.ts';
 import type { IommufdCtx } from '../../../src/kernel/iommufd/context.ts';
 import { iommufdDeviceAttach, iommufdDeviceBind, iommufdDeviceReplace, iommufdDeviceUnbind, type IommufdDevice } from '../../../src/kernel/iommufd/device.ts';
 import type { HwptNested } from '../../../src/kernel/iommufd/hwpt-nested.ts';
@@ -153,6 +154,28 @@ describe('nested translation through a guest stage-1 table', () => {
     expect(dmaRead(v, 0x41_0000, 1).status).toBe('ok');
     const w2 = dmaWrite(v, 0x41_0000, Uint8Array.of(1));
     expect([w2.status, w2.fault?.stage, w2.fault?.faultGpa]).toEqual(['fault', 2, v.dataGpa(7)]);
+  });
+});
+
+describe('NestedDomain.iovaToPhys (what the DMA-confinement invariant walks)', () => {
+  it('follows the guest table and the parent from memory: the frame DMA lands on, or null where a stage has no mapping', () => {
+    const v = vm((i) => (i === 5 ? null : 'rw'));
+    value(v.gpt.map(0x40_0000, v.dataGpa(3), PAGE, { write: true }));
+    value(v.gpt.map(0x40_1000, v.dataGpa(5), PAGE, { write: true }));
+    const id = attachNested(v);
+    const domain = value(v.ctx.objects.get<HwptNested>(id, 'hwpt_nested')).domain;
+    if (!(domain instanceof NestedDomain)) throw new Error('expected a NestedDomain');
+    expect(dmaWrite(v, 0x40_0010, Uint8Array.of(7)).status).toBe('ok');
+    expect(domain.iovaToPhys(0x40_0010)).toBe(v.a.proc.mm.lookupPfn(v.dataVa(3)) * PAGE + 0x10);
+    // Guest IOVA 0x401000 points at GPA page 5, which the parent does not map: null, and the DMA faults.
+    expect(domain.iovaToPhys(0x40_1000)).toBeNull();
+    expect(dmaWrite(v, 0x40_1000, Uint8Array.of(7)).status).toBe('fault');
+    // Nothing in the guest table at all.
+    expect(domain.iovaToPhys(0x80_0000)).toBeNull();
+    // A guest remap shows at once (memory, not the IOTLB).
+    v.gpt.unmap(0x40_0000, PAGE);
+    value(v.gpt.map(0x40_0000, v.dataGpa(4), PAGE, { write: true }));
+    expect(domain.iovaToPhys(0x40_0000)).toBe(v.a.proc.mm.lookupPfn(v.dataVa(4)) * PAGE);
   });
 });
 

@@ -57,6 +57,12 @@ const TWO_32 = 2 ** 32;
 export class IoPageTable {
   readonly root: number;
   private tables = 1;
+  /**
+   * A failed map (out of memory part-way) may leave empty tables outside any later unmap's range; the
+   * next unmap then prunes the whole tree, as every unmap used to. Otherwise every table below the
+   * root holds an entry, and an unmap only needs to prune the tables its range touches.
+   */
+  private strayTables = false;
   private readonly e = new Uint32Array(2);
   /** 2^addressBits: the first IOVA the table cannot map. */
   private readonly limit: number;
@@ -92,7 +98,10 @@ export class IoPageTable {
       let table = cachedTable;
       if (level !== cachedLevel || base !== cachedBase) {
         table = this.tableFor(at, level);
-        if (table < 0) return false;
+        if (table < 0) {
+          this.strayTables = true;
+          return false;
+        }
         cachedLevel = level;
         cachedBase = base;
         cachedTable = table;
@@ -165,7 +174,12 @@ export class IoPageTable {
       unmapped += leafSize;
       at = base + leafSize;
     }
-    this.pruneEmpty(this.root, this.opts.levels);
+    if (this.strayTables) {
+      this.strayTables = false;
+      this.pruneEmpty(this.root, this.opts.levels);
+    } else if (size > 0) {
+      this.pruneRange(this.root, this.opts.levels, 0, Math.max(iova, 0), Math.min(end, this.limit));
+    }
     return unmapped;
   }
 
@@ -309,7 +323,11 @@ export class IoPageTable {
     const hi = this.e[1] as number;
     const pa = entryAddress(lo, hi);
     const next = this.alloc.alloc();
-    if (next < 0) throw new RangeError('no memory to split a large page');
+    if (next < 0) {
+      // The unmap stops here without pruning what it cleared so far: the next one prunes the whole tree.
+      this.strayTables = true;
+      throw new RangeError('no memory to split a large page');
+    }
     this.tables++;
     const child = level - 1;
     const childSize = levelSize(child);
@@ -347,6 +365,71 @@ export class IoPageTable {
       empty = false;
     }
     return empty;
+  }
+
+  /**
+   * `pruneEmpty` limited to the entries overlapping [lo, hi) of `table` (which maps from `tableBase`):
+   * the same tables freed in the same order, given that no table outside the range is empty. Whether
+   * `table` is empty afterwards also needs its entries outside the range: those after it are read
+   * first, as a run of one-page unmaps in ascending order finds the next entry present at once.
+   */
+  private pruneRange(table: number, level: number, tableBase: number, lo: number, hi: number): boolean {
+    if (lo >= hi) return false;
+    const span = levelSize(level);
+    const first = Math.max(0, Math.floor((lo - tableBase) / span));
+    const last = Math.min(ENTRIES_PER_TABLE - 1, Math.floor((hi - 1 - tableBase) / span));
+    let empty = true;
+    for (let i = first; i <= last; i++) {
+      const at = table + i * 8;
+      this.mem.read64(at, this.e);
+      const elo = this.e[0] as number;
+      if (!this.present(elo)) continue;
+      if (level > 1 && !this.isLeafEntry(elo, level)) {
+        const child = entryAddress(elo, this.e[1] as number);
+        if (this.pruneRange(child, level - 1, tableBase + i * span, lo, hi)) {
+          this.mem.write64(at, 0, 0);
+          this.alloc.free(child);
+          this.tables--;
+          continue;
+        }
+      }
+      empty = false;
+    }
+    if (!empty) return false;
+    for (let i = last + 1; i < ENTRIES_PER_TABLE; i++) if (this.entryPresent(table, i)) return false;
+    for (let i = 0; i < first; i++) if (this.entryPresent(table, i)) return false;
+    return true;
+  }
+
+  private entryPresent(table: number, i: number): boolean {
+    this.mem.read64(table + i * 8, this.e);
+    return this.present(this.e[0] as number);
+  }
+
+  /** Bytes of table pages that `pruneEmpty` over the whole tree would free now (tests: none after an unmap). */
+  emptyTableBytes(): number {
+    return this.countEmpty(this.root, this.opts.levels).freed * SIZE_4K;
+  }
+
+  // Read-only twin of pruneEmpty: how many tables it would free, and whether `table` would end up empty.
+  private countEmpty(table: number, level: number): { freed: number; empty: boolean } {
+    let freed = 0;
+    let empty = true;
+    for (let i = 0; i < ENTRIES_PER_TABLE; i++) {
+      this.mem.read64(table + i * 8, this.e);
+      const lo = this.e[0] as number;
+      if (!this.present(lo)) continue;
+      if (level > 1 && !this.isLeafEntry(lo, level)) {
+        const sub = this.countEmpty(entryAddress(lo, this.e[1] as number), level - 1);
+        freed += sub.freed;
+        if (sub.empty) {
+          freed++;
+          continue;
+        }
+      }
+      empty = false;
+    }
+    return { freed, empty };
   }
 
   private freeTable(table: number, level: number): void {

@@ -26,7 +26,7 @@ export function testAddReserved(env: TestCmdEnv): Result<TestCmdOut> {
 }
 
 /** get_md_pagetable(): HWPT_PAGING `id` (ENOENT) whose domain is the mock's (EINVAL). */
-function mockHwpt(env: TestCmdEnv): Result<{ hwpt: HwptPaging; domain: MockPagingDomain }> {
+export function mockHwpt(env: TestCmdEnv): Result<{ hwpt: HwptPaging; domain: MockPagingDomain }> {
   const h = env.ctx.objects.get<HwptPaging>(env.id, 'hwpt_paging');
   if (!h.ok) return h;
   const domain = h.value.domain;

@@ -17,6 +17,7 @@ import type { IommufdSelftest } from './selftest.ts';
 import { testAccessPages, testAccessReplaceIoas, testAccessRw, testCreateAccess, testDestroyAccessPages } from './test-cmd-access.ts';
 import { testCheckDevCache, testCheckIotlb, testTriggerVevent } from './test-cmd-viommu.ts';
 import { testAddReserved, testCheckMap, testCheckRefs, testDirty, testSetMemoryLimit, testTriggerIopf } from './test-cmd-checks.ts';
+import { testCheckDmabuf, testDmabufGet, testDmabufRevoke } from './test-cmd-dmabuf.ts';
 
 /** The op's union member, decoded by the uapi layer: field name → value (u64 fields as bigint). */
 export type TestPayload = Readonly<Record<string, number | bigint>>;
@@ -66,8 +67,9 @@ export function iommufdTestCmd(env: TestCmdEnv, op: number): Result<TestCmdOut> 
     case O.PASID_REPLACE: return pasidChange(env, 'replace');
     case O.PASID_DETACH: return pasidDetach(env);
     case O.PASID_CHECK_HWPT: return pasidCheckHwpt(env);
-    case O.DMABUF_GET: case O.DMABUF_REVOKE: case O.MD_CHECK_DMABUF:
-      return fail('EOPNOTSUPP', 'the dma-buf selftest ops are not modelled yet');
+    case O.DMABUF_GET: return testDmabufGet(env);
+    case O.DMABUF_REVOKE: return testDmabufRevoke(env);
+    case O.MD_CHECK_DMABUF: return testCheckDmabuf(env);
     default: return fail('EOPNOTSUPP', `unknown IOMMU_TEST_CMD op ${op}`);
   }
 }
