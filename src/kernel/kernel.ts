@@ -100,7 +100,7 @@ export class Kernel {
       ...(opts.pasidAllocation !== undefined ? { pasidAllocation: opts.pasidAllocation } : {}),
     });
     this.iommufdParams = opts.iommufdTest === true
-      ? { allowUnsafeInterrupts, selftest: new IommufdSelftest(this.core) }
+      ? { allowUnsafeInterrupts, selftest: new IommufdSelftest(this.core, tableFrames) }
       : { allowUnsafeInterrupts };
     this.processes = new ProcessTable({ frames: this.frames });
     this.drivers = new DriverCore(this.core, booted.host.topology.devices());

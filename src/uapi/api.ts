@@ -2,107 +2,30 @@
 // object of named arguments `{ proc, fd, ... }`, encodes the C struct into the process's own memory (a
 // scratch buffer the process mmaps once and reuses), issues ioctl() through the same byte-level
 // dispatch() a C caller reaches, decodes the struct the kernel wrote back and returns a typed Result
-// (errno + reason on failure). Both paths therefore run exactly the same kernel code.
+// (errno + reason on failure). Both paths therefore run exactly the same kernel code. The HWPT calls are
+// in hwpt-api.ts, the vIOMMU ones in viommu-api.ts, the plumbing in api-ioctl.ts; all are exported here.
 
 import { fail, ok, type Result } from '../kernel/errno.ts';
 import type { IommuCore } from '../kernel/iommu/core.ts';
 import { FaultFile } from '../kernel/iommufd/fault-fd.ts';
-import { VeventqFile } from '../kernel/iommufd/veventq-fd.ts';
-import { MAP_ANONYMOUS, MAP_PRIVATE, MAP_SHARED, PROT_READ, PROT_WRITE } from '../kernel/mm/mman.ts';
+import { MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE } from '../kernel/mm/mman.ts';
 import type { Process } from '../kernel/process/process.ts';
-import { dispatch } from './dispatch.ts';
 import { sysPread, sysPwrite } from './rw.ts';
 import {
-  IOMMU_DESTROY, IOMMU_FAULT_QUEUE_ALLOC, IOMMU_GET_HW_INFO, IOMMU_HWPT_ALLOC, IOMMU_HWPT_GET_DIRTY_BITMAP,
-  IOMMU_HWPT_INVALIDATE, IOMMU_HWPT_SET_DIRTY_TRACKING, IOMMU_IOAS_ALLOC,
-  IOMMU_IOAS_ALLOW_IOVAS, IOMMU_IOAS_COPY, IOMMU_IOAS_IOVA_RANGES, IOMMU_IOAS_MAP, IOMMU_IOAS_MAP_FILE,
-  IOMMU_IOAS_UNMAP, IOMMU_OPTION, IOMMU_VFIO_IOAS, IOMMU_VIOMMU_ALLOC, IOMMU_VDEVICE_ALLOC, IOMMU_VEVENTQ_ALLOC,
-  IOMMU_HW_QUEUE_ALLOC,
+  IOMMU_DESTROY, IOMMU_FAULT_QUEUE_ALLOC, IOMMU_GET_HW_INFO, IOMMU_IOAS_ALLOC, IOMMU_IOAS_ALLOW_IOVAS, IOMMU_IOAS_COPY,
+  IOMMU_IOAS_IOVA_RANGES, IOMMU_IOAS_MAP, IOMMU_IOAS_MAP_FILE, IOMMU_IOAS_UNMAP, IOMMU_OPTION, IOMMU_VFIO_IOAS,
 } from './ioctl.ts';
-import {
-  IOMMU_HWPT_DIRTY_TRACKING_ENABLE, IOMMU_HWPT_FAULT_ID_VALID, IOMMU_HWPT_DATA_NONE, IOMMU_HWPT_DATA_VTD_S1,
-  IOMMU_HWPT_GET_DIRTY_BITMAP_NO_CLEAR, IOMMU_HWPT_INVALIDATE_DATA_VTD_S1, IOMMU_IOAS_MAP_FIXED_IOVA, IOMMU_IOAS_MAP_READABLE,
-  IOMMU_IOAS_MAP_WRITEABLE, IOMMU_OPTION_OP_GET, IOMMU_OPTION_OP_SET, IOMMU_VEVENTQ_FLAG_LOST_EVENTS,
-} from './iommufd-consts.ts';
+import { IOMMU_OPTION_OP_GET, IOMMU_OPTION_OP_SET } from './iommufd-consts.ts';
 import * as S from './iommufd-structs.ts';
 import { openDevIommu } from './open.ts';
-import type { FieldMap, StructDef, StructValue } from './struct.ts';
+import { big, get, ioctl, ioctlRaw, mapFlags, put, scratch, type FdArgs } from './api-ioctl.ts';
 
 const PAGE = 4096;
 const pageAlign = (n: number): number => Math.ceil(n / PAGE) * PAGE;
 
-/** The fields every call takes: the process and its iommufd. */
-export interface FdArgs { readonly proc: Process; readonly fd: number }
-
-// ---------------------------------------------------------------------------------------------------
-// Scratch memory: one anonymous mapping per process (Process.apiScratch), grown (remapped) when a call
-// needs more.
-
-/** A user buffer of at least `bytes` in `proc` (reused between calls; contents are not kept). */
-function scratch(proc: Process, bytes: number): Result<number> {
-  const have = proc.apiScratch;
-  if (have !== null && have.size >= bytes) return ok(have.addr);
-  const size = Math.max(pageAlign(bytes), 4 * PAGE);
-  const addr = proc.mmap(0, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (!addr.ok) return addr;
-  if (have !== null) proc.mm.munmap(have.addr, have.size);
-  proc.apiScratch = { addr: addr.value, size };
-  return ok(addr.value);
-}
-
-/** Copy `data` to a user pointer (for payloads that follow the struct in the scratch buffer). */
-function put(proc: Process, at: number, data: Uint8Array): Result {
-  return proc.mm.write(at, data);
-}
-
-function get(proc: Process, at: number, len: number): Result<Uint8Array> {
-  const b = new Uint8Array(len);
-  const r = proc.mm.read(at, b);
-  return r.ok ? ok(b) : r;
-}
-
-/** The result of one ioctl: the errno and the struct as the kernel left it (written back or not). */
-interface Raw<F extends FieldMap> { readonly r: Result<number>; readonly out: StructValue<F> }
-
-/**
- * Encode `fields` at the start of the scratch buffer (followed by `payload` at `payloadOffset`), call
- * dispatch(), and decode the struct from user memory afterwards.
- */
-function ioctlRaw<F extends FieldMap>(
-  proc: Process, fd: number, cmd: number, struct: StructDef<F>, fields: Partial<StructValue<F>>,
-  extra: { bytes?: number; fill?: (base: number) => Partial<StructValue<F>> } = {},
-): Result<Raw<F> & { base: number }> {
-  const base = scratch(proc, struct.sizeof + (extra.bytes ?? 0));
-  if (!base.ok) return base;
-  // The encoding of { ...fields, ...fill(base), size: sizeof }, field groups written in that order.
-  const b = struct.encode(fields);
-  if (extra.fill !== undefined) struct.encode(extra.fill(base.value), b);
-  const w = put(proc, base.value, struct.encode({ size: struct.sizeof } as Partial<StructValue<F>>, b));
-  if (!w.ok) return w;
-  const r = dispatch(proc, fd, cmd, base.value);
-  // Read the struct back into the encoding buffer (sizeof bytes, ours alone) rather than a fresh one.
-  const back = proc.mm.read(base.value, b);
-  if (!back.ok) return back;
-  return ok({ r, out: struct.decode(b), base: base.value });
-}
-
-/** ioctlRaw, with the errno surfaced as the Result. */
-function ioctl<F extends FieldMap>(
-  proc: Process, fd: number, cmd: number, struct: StructDef<F>, fields: Partial<StructValue<F>>,
-  extra: { bytes?: number; fill?: (base: number) => Partial<StructValue<F>> } = {},
-): Result<Raw<F> & { base: number }> {
-  const raw = ioctlRaw(proc, fd, cmd, struct, fields, extra);
-  if (!raw.ok) return raw;
-  if (!raw.value.r.ok) return raw.value.r;
-  return raw;
-}
-
-const big = (n: number | bigint): bigint => BigInt(n);
-
-function mapFlags(o: { readonly iova?: number | bigint; readonly readable?: boolean; readonly writeable?: boolean }): number {
-  return (o.iova === undefined ? 0 : IOMMU_IOAS_MAP_FIXED_IOVA) |
-    (o.readable === false ? 0 : IOMMU_IOAS_MAP_READABLE) | (o.writeable === false ? 0 : IOMMU_IOAS_MAP_WRITEABLE);
-}
+export type { FdArgs } from './api-ioctl.ts';
+export * from './hwpt-api.ts';
+export * from './viommu-api.ts';
 
 // ---------------------------------------------------------------------------------------------------
 // The calls.
@@ -251,81 +174,6 @@ export function vfioIoas(a: FdArgs & { readonly op: number; readonly ioasId?: nu
   return r.ok ? ok(r.value.out.ioas_id) : r;
 }
 
-/** IOMMU_HWPT_ALLOC on `ptId` for device `devId`: the new HWPT id. `faultId` sets IOMMU_HWPT_FAULT_ID_VALID. */
-export function hwptAlloc(a: FdArgs & {
-  readonly devId: number; readonly ptId: number; readonly flags?: number; readonly faultId?: number;
-  readonly data?: { readonly type: number; readonly bytes: Uint8Array };
-}): Result<number> {
-  const len = a.data?.bytes.length ?? 0;
-  const r = ioctl(a.proc, a.fd, IOMMU_HWPT_ALLOC, S.iommu_hwpt_alloc, {
-    flags: (a.flags ?? 0) | (a.faultId === undefined ? 0 : IOMMU_HWPT_FAULT_ID_VALID), dev_id: a.devId, pt_id: a.ptId,
-    data_type: a.data?.type ?? IOMMU_HWPT_DATA_NONE, data_len: len, fault_id: a.faultId ?? 0,
-  }, {
-    bytes: len,
-    fill: (base) => {
-      if (a.data === undefined) return { data_uptr: 0n };
-      const at = base + S.iommu_hwpt_alloc.sizeof;
-      put(a.proc, at, a.data.bytes);
-      return { data_uptr: big(at) };
-    },
-  });
-  return r.ok ? ok(r.value.out.out_hwpt_id) : r;
-}
-
-/** struct iommu_hwpt_vtd_s1: the guest's stage-1 table for a nested HWPT. */
-export interface VtdS1 {
-  /** IOMMU_VTD_S1_* (default 0). */
-  readonly flags?: number | bigint;
-  /** GPA of the first-stage root. */
-  readonly pgtblAddr: number | bigint;
-  /** 48 or 57 (default 48). */
-  readonly addrWidth?: number;
-}
-
-/** IOMMU_HWPT_ALLOC of a nested HWPT on the NEST_PARENT HWPT `parentId` with VT-d stage-1 data: the new id. */
-export function hwptAllocNested(a: FdArgs & {
-  readonly devId: number; readonly parentId: number; readonly s1: VtdS1; readonly flags?: number; readonly faultId?: number;
-}): Result<number> {
-  const bytes = S.iommu_hwpt_vtd_s1.encode({ flags: big(a.s1.flags ?? 0), pgtbl_addr: big(a.s1.pgtblAddr), addr_width: a.s1.addrWidth ?? 48 });
-  return hwptAlloc({
-    proc: a.proc, fd: a.fd, devId: a.devId, ptId: a.parentId, data: { type: IOMMU_HWPT_DATA_VTD_S1, bytes },
-    ...(a.flags === undefined ? {} : { flags: a.flags }), ...(a.faultId === undefined ? {} : { faultId: a.faultId }),
-  });
-}
-
-/** One struct iommu_hwpt_vtd_s1_invalidate entry. */
-export interface VtdS1Invalidation {
-  readonly addr: number | bigint;
-  /** 4 KiB pages; 2^64 - 1 (with addr 0): everything. */
-  readonly npages: number | bigint;
-  /** IOMMU_VTD_INV_FLAGS_LEAF (default 0). */
-  readonly flags?: number;
-}
-
-/**
- * IOMMU_HWPT_INVALIDATE of a nested HWPT with VT-d stage-1 entries: the number handled. On failure the
- * error carries the reason; `handled` (entry_num as written back) is in the returned object either way.
- */
-export function hwptInvalidate(a: FdArgs & { readonly hwptId: number; readonly entries: readonly VtdS1Invalidation[] }): { readonly result: Result<number>; readonly handled: number } {
-  const n = a.entries.length;
-  const len = S.iommu_hwpt_vtd_s1_invalidate.sizeof;
-  const raw = ioctlRaw(a.proc, a.fd, IOMMU_HWPT_INVALIDATE, S.iommu_hwpt_invalidate, {
-    data_type: IOMMU_HWPT_INVALIDATE_DATA_VTD_S1, entry_len: len, entry_num: n,
-  }, {
-    bytes: n * len,
-    fill: (base) => {
-      const at = base + S.iommu_hwpt_invalidate.sizeof;
-      const arr = new Uint8Array(n * len);
-      a.entries.forEach((e, i) => S.iommu_hwpt_vtd_s1_invalidate.encode({ addr: big(e.addr), npages: big(e.npages), flags: e.flags ?? 0 }, arr.subarray(i * len, (i + 1) * len)));
-      if (n > 0) put(a.proc, at, arr);
-      return { hwpt_id: a.hwptId, data_uptr: n > 0 ? big(at) : 0n };
-    },
-  });
-  if (!raw.ok) return { result: raw, handled: 0 };
-  const handled = raw.value.out.entry_num;
-  return { result: raw.value.r.ok ? ok(handled) : raw.value.r, handled };
-}
-
 export interface HwInfo {
   readonly dataType: number;
   readonly maxPasidLog2: number;
@@ -405,121 +253,3 @@ export function faultRespond(a: { readonly proc: Process; readonly faultFd: numb
   return n.ok ? ok(n.value / RESPONSE) : n;
 }
 
-// ---------------------------------------------------------------------------------------------------
-// vIOMMU objects (uAPI reference §6.16, §6.17, §6.19, §6.20, §3).
-
-/** IOMMU_VIOMMU_ALLOC of `type` on NEST_PARENT HWPT `hwptId` for `devId`; `data` is the driver's struct (written back). */
-export function viommuAlloc(a: FdArgs & {
-  readonly devId: number; readonly hwptId: number; readonly type: number; readonly flags?: number; readonly data?: Uint8Array;
-}): Result<{ viommuId: number; data: Uint8Array | null }> {
-  const len = a.data?.length ?? 0;
-  const r = ioctl(a.proc, a.fd, IOMMU_VIOMMU_ALLOC, S.iommu_viommu_alloc, {
-    flags: a.flags ?? 0, type: a.type, dev_id: a.devId, hwpt_id: a.hwptId, data_len: len,
-  }, {
-    bytes: len,
-    fill: (base) => {
-      if (a.data === undefined) return { data_uptr: 0n };
-      const at = base + S.iommu_viommu_alloc.sizeof;
-      put(a.proc, at, a.data);
-      return { data_uptr: big(at) };
-    },
-  });
-  if (!r.ok) return r;
-  if (len === 0) return ok({ viommuId: r.value.out.out_viommu_id, data: null });
-  const back = get(a.proc, r.value.base + S.iommu_viommu_alloc.sizeof, len);
-  return back.ok ? ok({ viommuId: r.value.out.out_viommu_id, data: back.value }) : back;
-}
-
-/** IOMMU_VDEVICE_ALLOC: `devId`'s virtual ID `virtId` on vIOMMU `viommuId`; the new vDEVICE id. */
-export function vdeviceAlloc(a: FdArgs & { readonly viommuId: number; readonly devId: number; readonly virtId: number | bigint }): Result<number> {
-  const r = ioctl(a.proc, a.fd, IOMMU_VDEVICE_ALLOC, S.iommu_vdevice_alloc, { viommu_id: a.viommuId, dev_id: a.devId, virt_id: big(a.virtId) });
-  return r.ok ? ok(r.value.out.out_vdevice_id) : r;
-}
-
-/** IOMMU_VEVENTQ_ALLOC: the vEVENTQ id and its fd. */
-export function veventqAlloc(a: FdArgs & { readonly viommuId: number; readonly type: number; readonly depth: number }): Result<{ veventqId: number; veventqFd: number }> {
-  const r = ioctl(a.proc, a.fd, IOMMU_VEVENTQ_ALLOC, S.iommu_veventq_alloc, { viommu_id: a.viommuId, type: a.type, veventq_depth: a.depth });
-  return r.ok ? ok({ veventqId: r.value.out.out_veventq_id, veventqFd: r.value.out.out_veventq_fd }) : r;
-}
-
-/** IOMMU_HW_QUEUE_ALLOC: queue `index` of `type` at `iova` (nesting parent IOVA), `length` bytes; the new id. */
-export function hwQueueAlloc(a: FdArgs & {
-  readonly viommuId: number; readonly type: number; readonly index: number; readonly iova: number | bigint; readonly length: number | bigint;
-}): Result<number> {
-  const r = ioctl(a.proc, a.fd, IOMMU_HW_QUEUE_ALLOC, S.iommu_hw_queue_alloc, {
-    viommu_id: a.viommuId, type: a.type, index: a.index, nesting_parent_iova: big(a.iova), length: big(a.length),
-  });
-  return r.ok ? ok(r.value.out.out_hw_queue_id) : r;
-}
-
-/** One vEVENTQ record: the header's LOST_EVENTS flag and sequence, and the event's data (empty for LOST_EVENTS). */
-export interface Vevent { readonly flags: number; readonly sequence: number; readonly data: Uint8Array }
-
-/**
- * read(2) of a vEVENTQ fd into a `bytes`-byte buffer (default 4096), split into records whose data is
- * `dataLen` bytes (the event type's struct size; a LOST_EVENTS header has none).
- */
-export function veventqRead(a: { readonly proc: Process; readonly veventqFd: number; readonly dataLen: number; readonly bytes?: number }): Result<Vevent[]> {
-  const f = a.proc.fds.get(a.veventqFd);
-  if (!f.ok) return f;
-  if (!(f.value.file instanceof VeventqFile)) return fail('EINVAL', `fd ${a.veventqFd} is a ${f.value.file.kind}, not a vEVENTQ fd`);
-  const count = a.bytes ?? 4096;
-  const buf = scratch(a.proc, count);
-  if (!buf.ok) return buf;
-  const n = sysPread(a.proc, a.veventqFd, buf.value, count, null);
-  if (!n.ok) return n;
-  const bytes = get(a.proc, buf.value, n.value);
-  if (!bytes.ok) return bytes;
-  const out: Vevent[] = [];
-  const hdr = S.iommufd_vevent_header.sizeof;
-  for (let at = 0; at < n.value;) {
-    const h = S.iommufd_vevent_header.decode(bytes.value.subarray(at, at + hdr));
-    const len = (h.flags & IOMMU_VEVENTQ_FLAG_LOST_EVENTS) !== 0 ? 0 : a.dataLen;
-    out.push({ flags: h.flags, sequence: h.sequence, data: bytes.value.slice(at + hdr, at + hdr + len) });
-    at += hdr + len;
-  }
-  return ok(out);
-}
-
-/** mmap(NULL, length, prot (default read/write), MAP_SHARED (default), iommufd, offset): the address. */
-export function iommufdMmap(a: FdArgs & { readonly offset: number; readonly length: number; readonly prot?: number; readonly flags?: number }): Result<number> {
-  return a.proc.mmap(0, a.length, a.prot ?? PROT_READ | PROT_WRITE, a.flags ?? MAP_SHARED, a.fd, a.offset);
-}
-
-/** IOMMU_HWPT_SET_DIRTY_TRACKING: turn hardware dirty tracking of HWPT `hwptId` on or off. */
-export function setDirtyTracking(a: FdArgs & { readonly hwptId: number; readonly enabled: boolean }): Result {
-  const r = ioctl(a.proc, a.fd, IOMMU_HWPT_SET_DIRTY_TRACKING, S.iommu_hwpt_set_dirty_tracking, {
-    flags: a.enabled ? IOMMU_HWPT_DIRTY_TRACKING_ENABLE : 0, hwpt_id: a.hwptId,
-  });
-  return r.ok ? ok() : r;
-}
-
-/**
- * IOMMU_HWPT_GET_DIRTY_BITMAP over [iova, iova + length) at `pageSize` granules (default 4 KiB). The
- * bitmap is a fresh zeroed buffer in the process's scratch memory, after the struct; returns its bytes
- * (bit n, LSB first, is the granule at iova + n * pageSize). `noClear` leaves the dirty bits set.
- */
-export function getDirtyBitmap(a: FdArgs & {
-  readonly hwptId: number; readonly iova: number | bigint; readonly length: number | bigint;
-  readonly pageSize?: number | bigint; readonly noClear?: boolean;
-}): Result<Uint8Array> {
-  const pageSize = big(a.pageSize ?? PAGE);
-  // Whole u64 words, as the kernel's bitmap is an array of them. A zero page size or length gets one
-  // word: the kernel refuses those itself.
-  const bits = pageSize > 0n && big(a.length) > 0n ? (big(a.length) + pageSize - 1n) / pageSize : 1n;
-  if (bits > 2n ** 33n) return fail('ENOMEM', `a bitmap of ${bits} bits is more than the typed API will allocate`);
-  const bytes = Number(((bits + 63n) / 64n) * 8n);
-  const at = S.iommu_hwpt_get_dirty_bitmap.sizeof;
-  const r = ioctl(a.proc, a.fd, IOMMU_HWPT_GET_DIRTY_BITMAP, S.iommu_hwpt_get_dirty_bitmap, {
-    hwpt_id: a.hwptId, flags: a.noClear === true ? IOMMU_HWPT_GET_DIRTY_BITMAP_NO_CLEAR : 0,
-    iova: big(a.iova), length: big(a.length), page_size: pageSize,
-  }, {
-    bytes,
-    fill: (base) => {
-      put(a.proc, base + at, new Uint8Array(bytes));
-      return { data: big(base + at) };
-    },
-  });
-  if (!r.ok) return r;
-  return get(a.proc, r.value.base + at, bytes);
-}

@@ -6,7 +6,7 @@ import { iommufdDeviceUnbind } from '../../src/kernel/iommufd/device.ts';
 import type { Ioas } from '../../src/kernel/iommufd/ioas.ts';
 import * as api from '../../src/uapi/api.ts';
 import * as C from '../../src/uapi/iommufd-consts.ts';
-import { IOMMU_HW_QUEUE_TYPE_SELFTEST, IOMMU_VEVENTQ_TYPE_SELFTEST } from '../support/selftest-viommu.ts';
+import { IOMMU_HW_QUEUE_TYPE_SELFTEST, IOMMU_VEVENTQ_TYPE_SELFTEST } from '../../src/kernel/iommufd/selftest/constants.ts';
 import { FIXED, PAGE, READ, U64_MAX, value, WRITE } from './dispatch-helpers.ts';
 import { NVME, num, setup, viommuWithData, type Out } from './viommu-helpers.ts';
 

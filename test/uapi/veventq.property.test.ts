@@ -10,7 +10,8 @@ import { iommufdDeviceBind } from '../../src/kernel/iommufd/device.ts';
 import * as api from '../../src/uapi/api.ts';
 import * as C from '../../src/uapi/iommufd-consts.ts';
 import { sysPread } from '../../src/uapi/rw.ts';
-import { IOMMU_VEVENTQ_TYPE_SELFTEST, IOMMU_VIOMMU_TYPE_SELFTEST, SelftestViommuDriver } from '../support/selftest-viommu.ts';
+import { IOMMU_VEVENTQ_TYPE_SELFTEST, IOMMU_VIOMMU_TYPE_SELFTEST } from '../../src/kernel/iommufd/selftest/constants.ts';
+import { MockViommuDriver } from '../../src/kernel/iommufd/selftest/mock-viommu.ts';
 import { client, PAGE, value, world } from './dispatch-helpers.ts';
 
 const RECORD = 12;
@@ -22,7 +23,7 @@ function harness() {
   const ctx = file.file as IommufdCtx;
   const dev = w.dev('39:00.0');
   const idev = value(iommufdDeviceBind(ctx, dev, { file }));
-  const drv = new SelftestViommuDriver(w.memory, 2 ** 32);
+  const drv = new MockViommuDriver(w.memory, 2 ** 32);
   const iommu = w.core.driverOf(dev);
   if (iommu === undefined) throw new Error('no IOMMU');
   drv.installOn(iommu);

@@ -7,7 +7,8 @@ import { expect } from 'vitest';
 import type { IommufdCtx } from '../../src/kernel/iommufd/context.ts';
 import { iommufdDeviceBind, type IommufdDevice } from '../../src/kernel/iommufd/device.ts';
 import * as C from '../../src/uapi/iommufd-consts.ts';
-import { IOMMU_VIOMMU_TYPE_SELFTEST, SelftestViommuDriver } from '../support/selftest-viommu.ts';
+import { IOMMU_VIOMMU_TYPE_SELFTEST } from '../../src/kernel/iommufd/selftest/constants.ts';
+import { MockViommuDriver } from '../../src/kernel/iommufd/selftest/mock-viommu.ts';
 import { client, value, world, type World } from './dispatch-helpers.ts';
 
 export const NVME = '39:00.0';
@@ -27,7 +28,7 @@ export function setup(opts: { install?: boolean } = {}) {
   const nvme = value(iommufdDeviceBind(ctx, w.dev(NVME), { file }));
   const usb = value(iommufdDeviceBind(ctx, w.dev(USB), { file }));
   const dsa = value(iommufdDeviceBind(ctx, w.dev(DSA), { file }));
-  const drv = new SelftestViommuDriver(w.memory, MMIO_PA);
+  const drv = new MockViommuDriver(w.memory, MMIO_PA);
   const nvmeDriver = w.core.driverOf(w.dev(NVME));
   if (nvmeDriver === undefined) throw new Error('no IOMMU for the NVMe');
   if (opts.install !== false) drv.installOn(nvmeDriver);

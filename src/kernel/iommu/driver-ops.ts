@@ -17,12 +17,6 @@ import type { ViommuDriverOps } from './viommu-ops.ts';
  */
 export type IommuCap = 'dirty-tracking' | 'enforce-cache-coherency' | 'nesting' | 'device-tlb';
 
-/** Driver data of a paging-domain allocation (IOMMU_HWPT_ALLOC data_type/data), NONE when absent. */
-export interface DomainUserData {
-  readonly type: number;
-  readonly data: Uint8Array;
-}
-
 export interface PagingAllocOptions {
   readonly dirtyTracking?: boolean;
   /** The device the domain is allocated for (domain_alloc_paging_flags(dev, ...)), by requester ID. */
@@ -30,8 +24,8 @@ export interface PagingAllocOptions {
   /** IOMMU_HWPT_ALLOC_PASID / NEST_PARENT, for drivers that care. */
   readonly pasid?: boolean;
   readonly nestParent?: boolean;
-  /** Driver-specific data (IOMMU_HWPT_DATA_SELFTEST for the mock). */
-  readonly userData?: DomainUserData;
+  /** Driver-specific data (IOMMU_HWPT_DATA_SELFTEST for the mock); absent for IOMMU_HWPT_DATA_NONE. */
+  readonly userData?: IommuUserData;
 }
 
 /** ops->hw_info's answer: the data type and the driver's struct bytes. */
@@ -82,6 +76,8 @@ export interface IommuDriverOps {
   /** The interrupt handler: drain fault records into the log, return page requests. */
   poll(): { faults: FaultRecord[]; pageRequests: PageRequestRecord[]; pageRequestOverflow: boolean };
   readonly faultLog: readonly FaultRecord[];
+  /** ops->user_pasid_table: the guest owns the PASID table, so a PASID fault goes to the RID's NESTED domain. */
+  readonly userPasidTable?: boolean;
   /** The vIOMMU ops (iommu_ops->get_viommu_size/viommu_init); absent, as for intel: VIOMMU_ALLOC is EOPNOTSUPP. */
   viommu?: ViommuDriverOps;
 }

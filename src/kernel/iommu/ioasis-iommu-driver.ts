@@ -156,7 +156,7 @@ export class IoasisIommuDriver implements IommuDriverOps, IotlbFlusher, NestedCa
 
   allocPagingDomain(type: 'dma' | 'unmanaged', opts: PagingAllocOptions = {}): Result<PagingDomain> {
     // intel_iommu_domain_alloc_paging_flags(): paging domains take no driver data.
-    if (opts.userData !== undefined && opts.userData.type !== 0) return fail('EOPNOTSUPP', `${this.name}'s paging domains take no driver data (type ${opts.userData.type})`);
+    if (opts.userData !== undefined) return fail('EOPNOTSUPP', `${this.name}'s paging domains take no driver data (type ${opts.userData.type})`);
     if (opts.dirtyTracking === true && !this.caps.dirtyTracking) return fail('EOPNOTSUPP', `${this.name} has no second-stage dirty tracking (SSADE)`);
     if (!this.caps.secondStage) return fail('EOPNOTSUPP', `${this.name} has no second-stage translation`);
     try {

@@ -11,7 +11,7 @@ import {
   decodeVtdS1, IOMMU_HWPT_DATA_VTD_S1, IOMMU_VTD_S1_EAFE, IOMMU_VTD_S1_SRE, IOMMU_VTD_S1_WPE, VTD_S1_SIZE,
   type NestedDomain, type VtdS1Config,
 } from './nested-domain.ts';
-import { copyStructFromUserData, type IommuUserData } from './user-data.ts';
+import { copyStructFromUser, type IommuUserData } from './user-data.ts';
 
 /** IOMMU_HWPT_ALLOC_PASID: the only flag a nested domain takes (FAULT_ID_VALID stays in iommufd). */
 const ALLOC_PASID = 1 << 3;
@@ -31,7 +31,7 @@ export function checkNestedAlloc(
   if (!(parent instanceof IoPageTableDomain) || parent.owner !== owner || !parent.nestParent) {
     return fail('EINVAL', `the parent is not a NEST_PARENT paging domain of ${name}`);
   }
-  const b = copyStructFromUserData(data, IOMMU_HWPT_DATA_VTD_S1, VTD_S1_SIZE, VTD_S1_SIZE);
+  const b = copyStructFromUser(data, IOMMU_HWPT_DATA_VTD_S1, VTD_S1_SIZE, VTD_S1_SIZE);
   if (!b.ok) return b;
   return ok({ parent, config: decodeVtdS1(b.value) });
 }

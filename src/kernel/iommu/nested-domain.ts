@@ -56,7 +56,12 @@ export interface InvalidateOutcome {
   readonly result: Result;
 }
 
-export class NestedDomain implements IommuDomain {
+/** A domain with domain_ops->cache_invalidate_user (what IOMMU_HWPT_INVALIDATE calls on a nested HWPT). */
+export interface UserInvalidatable {
+  cacheInvalidateUser(array: IommuUserDataArray): InvalidateOutcome;
+}
+
+export class NestedDomain implements IommuDomain, UserInvalidatable {
   readonly type = 'nested' as const;
   readonly aperture = { start: 0, last: -1 };
   readonly pgsizeBitmap = 0;

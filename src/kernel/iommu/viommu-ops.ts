@@ -10,32 +10,9 @@
 import type { PciDev } from '../../pci/dev.ts';
 import type { Result } from '../errno.ts';
 import type { IommuDomain, PagingDomain } from './domain.ts';
+import type { IommuUserData, IommuUserDataArray } from './user-data.ts';
 
-/**
- * struct iommu_user_data: a driver-typed struct in user memory (data_type, data_uptr, data_len), read and
- * written with copy_struct_from_user()/copy_to_user() rules.
- */
-export interface IommuUserData {
-  readonly type: number;
-  readonly len: number;
-  /**
-   * iommu_copy_struct_from_user(): a type other than `type` → EINVAL; `len` below `minLen` → EINVAL;
-   * bytes past `kernelLen` must be zero (E2BIG); unreadable → EFAULT. Returns `kernelLen` bytes,
-   * zero-extended when the user's struct is shorter.
-   */
-  copyIn(type: number, minLen: number, kernelLen: number): Result<Uint8Array>;
-  /** iommu_copy_struct_to_user(): write min(len, data.length) bytes back; EFAULT when unwritable. */
-  copyOut(data: Uint8Array): Result;
-}
-
-/** struct iommu_user_data_array: `entryNum` entries of `entryLen` bytes for cache invalidation. */
-export interface IommuUserDataArray {
-  readonly type: number;
-  readonly entryLen: number;
-  readonly entryNum: number;
-  /** Entry `index` as `kernelLen` bytes (copy_struct_from_user() rules per entry). */
-  entry(index: number, kernelLen: number): Result<Uint8Array>;
-}
+export type { IommuUserData, IommuUserDataArray } from './user-data.ts';
 
 /** The core HW queue (struct iommufd_hw_queue) as a driver sees it. */
 export interface HwQueueCore {
@@ -92,7 +69,7 @@ export interface ViommuOps {
   destroy?(): void;
   /**
    * alloc_domain_nested: a nested domain on this vIOMMU for IOMMU_HWPT_ALLOC with pt_id = the vIOMMU.
-   * Kept opaque here: the HWPT_NESTED object is built elsewhere (issue 7, phase 2).
+   * iommufd wraps the domain in a HWPT_NESTED holding the vIOMMU (hwpt-nested.ts hwptNestedAllocOnViommu).
    */
   allocDomainNested?(flags: number, userData: IommuUserData): Result<IommuDomain>;
   /**

@@ -7,7 +7,7 @@
 import type { PciDev } from '../../pci/dev.ts';
 import { fail, ok, type Result } from '../errno.ts';
 import type { PagingDomain } from '../iommu/domain.ts';
-import type { DomainUserData } from '../iommu/driver-ops.ts';
+import type { IommuUserData } from '../iommu/user-data.ts';
 import type { IommufdCtx } from './context.ts';
 import type { IommufdFault } from './fault.ts';
 import type { Ioas } from './ioas.ts';
@@ -28,7 +28,7 @@ export interface HwptPagingOptions {
   /** IOMMU_HWPT_ALLOC_* flags (FAULT_ID_VALID is carried by `fault`). */
   readonly flags?: number;
   /** Driver data for the paging domain (data_type/data of IOMMU_HWPT_ALLOC), passed to the driver. */
-  readonly userData?: DomainUserData;
+  readonly userData?: IommuUserData;
 }
 
 export class HwptPaging implements IommufdObject {

@@ -6,10 +6,11 @@
 // whatever happens: the number of entries the driver handled before failing (0 for the early checks).
 
 import { fail, ok } from '../errno.ts';
-import { NestedDomain } from '../iommu/nested-domain.ts';
-import type { IommuUserDataArray } from '../iommu/user-data.ts';
+import type { UserInvalidatable } from '../iommu/nested-domain.ts';
 import { HwptNested } from './hwpt-nested.ts';
 import { failWithWriteBack, handler } from './ioas-ioctls.ts';
+import { userDataArray } from './user-data.ts';
+import { Viommu } from './viommu.ts';
 
 export interface HwptInvalidateCmd {
   size: number; hwpt_id: number; data_uptr: bigint; data_type: number; entry_len: number; entry_num: number; __reserved: number;
@@ -24,19 +25,18 @@ export const iommufdHwptInvalidate = handler<HwptInvalidateCmd>((ctx, proc, cmd)
   const obj = ctx.objects.get(cmd.hwpt_id);
   if (!obj.ok) return failWithWriteBack(obj, done(0));
   const pt = obj.value;
-  const array: IommuUserDataArray = {
-    type: cmd.data_type, uptr: cmd.data_uptr, entryLen: cmd.entry_len, entryNum: cmd.entry_num, read: (a, d) => proc.mm.read(a, d),
-  };
+  const array = userDataArray(proc, cmd.data_type, cmd.data_uptr, cmd.entry_len, cmd.entry_num);
   if (pt instanceof HwptNested) {
-    const domain = pt.domain;
-    if (!(domain instanceof NestedDomain)) return failWithWriteBack(fail('EOPNOTSUPP', `HWPT ${pt.id}'s driver has no cache_invalidate_user`), done(0));
+    const domain = pt.domain as Partial<UserInvalidatable>;
+    if (typeof domain.cacheInvalidateUser !== 'function') return failWithWriteBack(fail('EOPNOTSUPP', `HWPT ${pt.id}'s driver has no cache_invalidate_user`), done(0));
     const out = domain.cacheInvalidateUser(array);
     if (!out.result.ok) return failWithWriteBack(out.result, done(out.handled));
     return ok(done(out.handled));
   }
-  if (pt.type === 'viommu') {
-    // Hook for VIOMMU objects: route to the vIOMMU's cache_invalidate op once they exist.
-    return failWithWriteBack(fail('EOPNOTSUPP', `object ${pt.id} is a vIOMMU: vIOMMU cache invalidation is not wired in ioasis yet (issue 7)`), done(0));
+  if (pt instanceof Viommu) {
+    const out = pt.cacheInvalidate(array);
+    if (!out.error.ok) return failWithWriteBack(out.error, done(out.done));
+    return ok(done(out.done));
   }
   return failWithWriteBack(fail('EINVAL', `object ${pt.id} is a ${pt.type}, not a nested HWPT or a vIOMMU`), done(0));
 });

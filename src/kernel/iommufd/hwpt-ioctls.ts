@@ -3,15 +3,19 @@
 // EINVAL; dev_id → ENOENT; pt_id missing or of another type → EINVAL (not ENOENT); the paging allocation's
 // own checks (unknown flags first); then fault_id (ENOENT). pt_id a HWPT_PAGING: a nested HWPT
 // (hwpt-nested.ts: flags, data, parent rules, then the driver's; a NULL data_uptr is EFAULT); a HWPT_NESTED
-// (nested on nested) is "another type": EINVAL. pt_id a vIOMMU: not built yet (EOPNOTSUPP).
+// (nested on nested) is "another type": EINVAL. pt_id a vIOMMU: a device behind another physical IOMMU
+// than the vIOMMU's → EINVAL, then the vIOMMU's alloc_domain_nested (hwptNestedAllocOnViommu). Paging
+// HWPTs pass driver data (data_len ≠ 0) to the driver's domain_alloc_paging_flags, which decides.
 
 import { fail, ok } from '../errno.ts';
 import type { IommufdDevice } from './device.ts';
 import type { IommufdFault } from './fault.ts';
 import { HwptPaging, hwptPagingAlloc, IOMMU_HWPT_FAULT_ID_VALID } from './hw-pagetable.ts';
-import { hwptNestedAlloc, type Hwpt } from './hwpt-nested.ts';
+import { hwptNestedAlloc, hwptNestedAllocOnViommu, type Hwpt } from './hwpt-nested.ts';
 import { handler, newObject } from './ioas-ioctls.ts';
 import { Ioas } from './ioas.ts';
+import { userData } from './user-data.ts';
+import { Viommu } from './viommu.ts';
 
 /** IOMMU_HWPT_DATA_NONE. */
 export const IOMMU_HWPT_DATA_NONE = 0;
@@ -33,20 +37,21 @@ export const iommufdHwptAlloc = handler<HwptAllocCmd>((ctx, proc, cmd) => {
   if (!pt.ok) return fail('EINVAL', `pt_id ${cmd.pt_id}: ${pt.reason}`);
   let hwpt: Hwpt;
   if (pt.value instanceof Ioas) {
-    if (cmd.data_type !== IOMMU_HWPT_DATA_NONE) {
-      return fail('EOPNOTSUPP', `data_type ${cmd.data_type}: the IOMMU driver's paging domains take no driver data`);
-    }
-    const r = hwptPagingAlloc(ctx, pt.value, idev.value.dev, { flags: cmd.flags });
+    const data = cmd.data_len === 0 ? undefined : userData(proc, cmd.data_type, cmd.data_uptr, cmd.data_len);
+    const r = hwptPagingAlloc(ctx, pt.value, idev.value.dev, { flags: cmd.flags, ...(data === undefined ? {} : { userData: data }) });
     if (!r.ok) return r;
     hwpt = r.value;
   } else if (pt.value instanceof HwptPaging) {
-    const data = { type: cmd.data_type, uptr: cmd.data_uptr, len: cmd.data_len, read: (a: number, d: Uint8Array) => proc.mm.read(a, d) };
-    const r = hwptNestedAlloc(ctx, idev.value.dev, pt.value, cmd.flags, data);
+    const r = hwptNestedAlloc(ctx, idev.value.dev, pt.value, cmd.flags, userData(proc, cmd.data_type, cmd.data_uptr, cmd.data_len));
     if (!r.ok) return r;
     hwpt = r.value;
-  } else if (pt.value.type === 'viommu') {
-    // The vIOMMU path (its alloc_domain_nested op, then hwptNestedAlloc with `viommu`) comes with VIOMMU objects.
-    return fail('EOPNOTSUPP', 'nested HWPTs on a vIOMMU are not built in ioasis yet (issue 7: VIOMMU objects)');
+  } else if (pt.value instanceof Viommu) {
+    if (ctx.core.driverOf(idev.value.dev) !== pt.value.iommuDev) {
+      return fail('EINVAL', `${idev.value.dev.shortBdf} is behind another IOMMU than vIOMMU ${cmd.pt_id}'s`);
+    }
+    const r = hwptNestedAllocOnViommu(ctx, pt.value, cmd.flags, userData(proc, cmd.data_type, cmd.data_uptr, cmd.data_len));
+    if (!r.ok) return r;
+    hwpt = r.value;
   } else {
     return fail('EINVAL', `pt_id ${cmd.pt_id} is a ${pt.value.type}, not an IOAS, a HWPT_PAGING or a vIOMMU`);
   }

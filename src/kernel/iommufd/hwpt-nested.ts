@@ -1,6 +1,6 @@
 // The HWPT_NESTED object (drivers/iommu/iommufd/hw_pagetable.c, iommufd_hwpt_nested_alloc): a NESTED
 // domain of the device's IOMMU driver, built from the user's driver data on a NEST_PARENT HWPT_PAGING
-// (or, later, on a vIOMMU whose parent that is). It holds a reference on its parent (or vIOMMU), so
+// (or on a vIOMMU, whose parent that is: hwptNestedAllocOnViommu). It holds a reference on its parent (or vIOMMU), so
 // destroying the parent is EBUSY while it exists, and, with IOMMU_HWPT_FAULT_ID_VALID, on a FAULT object
 // whose iopf_handler becomes the domain's. It has no IOAS of its own: attach uses the parent's (reserved
 // regions go there), and the parent's mappings are its second stage.
@@ -14,6 +14,7 @@ import type { IommufdFault } from './fault.ts';
 import { IOMMU_HWPT_ALLOC_PASID, IOMMU_HWPT_FAULT_ID_VALID, type HwptPaging } from './hw-pagetable.ts';
 import type { Ioas } from './ioas.ts';
 import type { IommufdObject } from './object.ts';
+import type { Viommu } from './viommu.ts';
 
 /** What a nested allocation accepts (Linux: flags other than FAULT_ID_VALID | ALLOC_PASID → EOPNOTSUPP). */
 export const HWPT_NESTED_FLAGS = IOMMU_HWPT_FAULT_ID_VALID | IOMMU_HWPT_ALLOC_PASID;
@@ -93,3 +94,18 @@ export function hwptNestedAlloc(
   return ok(new HwptNested(ctx, parent, domain.value, flags, viommu));
 }
 
+
+/**
+ * iommufd_viommu_alloc_hwpt_nested(): flags other than FAULT_ID_VALID | ALLOC_PASID, no data, or a vIOMMU
+ * without alloc_domain_nested → EOPNOTSUPP; then the vIOMMU driver's own checks. The HWPT holds the
+ * vIOMMU (not the parent directly: the vIOMMU holds that); its parent is the vIOMMU's.
+ */
+export function hwptNestedAllocOnViommu(ctx: IommufdCtx, viommu: Viommu, flags: number, data: IommuUserData): Result<HwptNested> {
+  if ((flags & ~HWPT_NESTED_FLAGS) !== 0) return fail('EOPNOTSUPP', `flags 0x${(flags >>> 0).toString(16)}: a nested HWPT takes only FAULT_ID_VALID and ALLOC_PASID`);
+  if (data.len === 0) return fail('EOPNOTSUPP', 'a nested HWPT needs driver data (data_len 0)');
+  const domain = viommu.allocDomainNested(flags & ~IOMMU_HWPT_FAULT_ID_VALID, data);
+  if (!domain.ok) return domain;
+  if (domain.value.type !== 'nested') return fail('EINVAL', `the vIOMMU driver returned a ${domain.value.type} domain for a nested allocation`);
+  ctx.objects.ref(viommu);
+  return ok(new HwptNested(ctx, viommu.hwpt, domain.value, flags, viommu));
+}

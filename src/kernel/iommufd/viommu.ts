@@ -11,10 +11,10 @@
 //    space passes to mmap() on the iommufd. The mapping must be exactly one region (ENXIO otherwise),
 //    MAP_SHARED (EINVAL), without PROT_EXEC (EPERM); the VMA maps the driver's frames in place.
 //
-// Hooks for the second phase of issue 7 (nesting): allocDomainNested() (IOMMU_HWPT_ALLOC with pt_id = a
-// vIOMMU; the nested HWPT then takes a reference with ctx.objects.ref(viommu) and drops it on destroy),
-// cacheInvalidate() (IOMMU_HWPT_INVALIDATE with hwpt_id = a vIOMMU), getVdevId() (the attach rule of a
-// nested HWPT: no vDEVICE → ENOENT) and reportEvent() (what IOMMU_TEST_OP_TRIGGER_VEVENT calls).
+// Nesting goes through: allocDomainNested() (IOMMU_HWPT_ALLOC with pt_id = a vIOMMU, hwptNestedAllocOnViommu;
+// the nested HWPT holds the vIOMMU), cacheInvalidate() (IOMMU_HWPT_INVALIDATE with hwpt_id = a vIOMMU),
+// getVdevId() (a driver's attach rule for a nested domain: no vDEVICE → ENOENT, as the mock's) and
+// reportEvent() (what IOMMU_TEST_OP_TRIGGER_VEVENT calls).
 
 import { PAGE_SIZE } from '../../hw/memory/physical-memory.ts';
 import type { PciDev } from '../../pci/dev.ts';
@@ -154,7 +154,7 @@ export class Viommu implements IommufdObject, ViommuCore {
     return o.type === 'hw_queue' && typeof o.id === 'number' ? (q as HwQueueCore & IommufdObject) : null;
   }
 
-  // ---- hooks for nesting (phase 2) ----------------------------------------------------------------
+  // ---- nesting ---------------------------------------------------------------------------------------
 
   /** ops->alloc_domain_nested, or EOPNOTSUPP when the driver has none. */
   allocDomainNested(flags: number, data: IommuUserData): Result<IommuDomain> {

@@ -5,12 +5,13 @@
 import { describe, expect, it } from 'vitest';
 import { MockBus } from '../../../src/kernel/iommufd/selftest/mock-device.ts';
 import { MockIommuDriver } from '../../../src/kernel/iommufd/selftest/mock-iommu-driver.ts';
+import { MockViommuDriver } from '../../../src/kernel/iommufd/selftest/mock-viommu.ts';
 import { IOMMU_TEST_PASID_RESERVED, MOCK_FLAGS_DEVICE_PASID } from '../../../src/kernel/iommufd/selftest/constants.ts';
 import { bench, errno, value } from './helpers.ts';
 
 function setup() {
   const b = bench();
-  const driver = new MockIommuDriver();
+  const driver = new MockIommuDriver(new MockViommuDriver(b.core.machine.memory, 2 ** 32));
   const bus = new MockBus(b.core, driver);
   return { b, core: b.core, driver, bus };
 }

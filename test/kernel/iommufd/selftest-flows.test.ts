@@ -10,6 +10,8 @@ import { IommufdCtx } from '../../../src/kernel/iommufd/context.ts';
 import { MockPagingDomain } from '../../../src/kernel/iommufd/selftest/mock-domain.ts';
 import { hwptPagingAlloc, type HwptPaging } from '../../../src/kernel/iommufd/hw-pagetable.ts';
 import type { Ioas } from '../../../src/kernel/iommufd/ioas.ts';
+import { userData } from '../../../src/kernel/iommufd/user-data.ts';
+import type { IommuUserData } from '../../../src/kernel/iommu/user-data.ts';
 import * as api from '../../../src/uapi/api.ts';
 import {
   IOMMU_HW_CAP_DIRTY_TRACKING, IOMMU_HW_INFO_FLAG_INPUT_TYPE, IOMMU_HWPT_ALLOC_DIRTY_TRACKING, IOMMU_HWPT_ALLOC_NEST_PARENT,
@@ -363,13 +365,15 @@ describe('iommufd_dirty_tracking: the HWPT the dirty tests allocate (test_cmd_hw
     const ioas = value(ctx.objects.get<Ioas>(ioasId, 'ioas'));
     const mock = w.k.iommufdParams.selftest?.bus.devices[0];
     if (mock === undefined) throw new Error('a mock device');
-    const selftestData = (pagetable: number, len = 8) => {
-      const data = new Uint8Array(len);
-      if (len >= 4) new DataView(data.buffer).setUint32(0, 0xbadbeef, true);
-      if (len >= 8) new DataView(data.buffer).setUint32(4, pagetable, true);
-      return { type: IOMMU_HWPT_DATA_SELFTEST, data };
+    // The struct is in the caller's memory, as a C program would pass it (data_uptr/data_len).
+    const selftestData = (pagetable: number, len = 8, type = IOMMU_HWPT_DATA_SELFTEST) => {
+      const data = new Uint8Array(8);
+      new DataView(data.buffer).setUint32(0, 0xbadbeef, true);
+      new DataView(data.buffer).setUint32(4, pagetable, true);
+      value(w.proc.mm.write(w.buffer, data));
+      return userData(w.proc, type, BigInt(w.buffer), len);
     };
-    const alloc = (userData: { type: number; data: Uint8Array }) => hwptPagingAlloc(ctx, ioas, mock.dev, { userData, flags: IOMMU_HWPT_ALLOC_DIRTY_TRACKING });
+    const alloc = (ud: IommuUserData) => hwptPagingAlloc(ctx, ioas, mock.dev, { userData: ud, flags: IOMMU_HWPT_ALLOC_DIRTY_TRACKING });
     const def = value(alloc(selftestData(MOCK_IOMMUPT_DEFAULT)));
     const huge = value(alloc(selftestData(MOCK_IOMMUPT_HUGE)));
     expect(def.domain.pgsizeBitmap).toBe(MOCK_PAGE_SIZE);
@@ -377,7 +381,8 @@ describe('iommufd_dirty_tracking: the HWPT the dirty tests allocate (test_cmd_hw
     expect(def.domain.dirtyOps).not.toBeNull();
     expect(errno(alloc(selftestData(7)))).toBe('EOPNOTSUPP');
     expect(errno(alloc(selftestData(MOCK_IOMMUPT_AMDV1)))).toBe('EOPNOTSUPP');
-    expect(errno(alloc({ type: 1, data: new Uint8Array(8) }))).toBe('EOPNOTSUPP');
+    expect(errno(alloc(selftestData(0, 8, 1)))).toBe('EOPNOTSUPP');
+    expect(errno(alloc(selftestData(0, 12)))).toBe('EINVAL'); // longer than the kernel's struct: refused, not tail-checked
     expect(errno(alloc(selftestData(0, 2)))).toBe('EINVAL');
     def.destroy();
     huge.destroy();

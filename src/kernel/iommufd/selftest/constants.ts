@@ -41,3 +41,29 @@ export const HWPT_SELFTEST_SIZE = 8;
 export const DEFAULT_TEMP_MEMORY_LIMIT = 65536;
 /** ACCESS_PAGES / ACCESS_RW refuse lengths above 16 MiB (ENOMEM). */
 export const MAX_ACCESS_LENGTH = 16 * 1024 * 1024;
+/** offsetofend(struct iommu_hwpt_selftest, iotlb): the struct's first version. */
+export const HWPT_SELFTEST_MIN = 4;
+
+// The mock's nested domains and vIOMMU (iommufd_test.h).
+export const MOCK_NESTED_DOMAIN_IOTLB_NUM = 4;
+export const MOCK_NESTED_DOMAIN_IOTLB_ID_MAX = MOCK_NESTED_DOMAIN_IOTLB_NUM - 1;
+export const IOMMU_TEST_IOTLB_DEFAULT = 0xbadbeef;
+export const MOCK_DEV_CACHE_NUM = 4;
+export const MOCK_DEV_CACHE_ID_MAX = MOCK_DEV_CACHE_NUM - 1;
+export const IOMMU_TEST_DEV_CACHE_DEFAULT = 0xbaddad;
+export const IOMMU_HWPT_INVALIDATE_DATA_SELFTEST = 0xdeadbeef;
+/** IOMMU_TEST_INVALIDATE_FLAG_ALL: invalidate every entry, ignoring the ID. */
+export const IOMMU_TEST_INVALIDATE_FLAG_ALL = 1 << 0;
+/** sizeof(struct iommu_hwpt_invalidate_selftest) {u32 flags; u32 iotlb_id}; min: iotlb_id's end. */
+export const HWPT_INVALIDATE_SELFTEST_SIZE = 8;
+export const IOMMU_VIOMMU_TYPE_SELFTEST = 0xdeadbeef;
+export const IOMMU_VIOMMU_INVALIDATE_DATA_SELFTEST = 0xdeadbeef;
+/** sizeof(struct iommu_viommu_invalidate_selftest) {u32 flags; u32 vdev_id; u32 cache_id}. */
+export const VIOMMU_INVALIDATE_SELFTEST_SIZE = 12;
+export const IOMMU_VEVENTQ_TYPE_SELFTEST = 0xbeefbeef;
+export const IOMMU_HW_QUEUE_TYPE_SELFTEST = 0xdeadbeef;
+export const IOMMU_TEST_HW_QUEUE_MAX = 2;
+/** sizeof(struct iommu_viommu_selftest) {u32 in_data; u32 out_data; u64 out_mmap_offset; u64 out_mmap_length}. */
+export const VIOMMU_SELFTEST_SIZE = 24;
+/** offsetofend(struct iommu_viommu_selftest, out_data). */
+export const VIOMMU_SELFTEST_MIN = 8;

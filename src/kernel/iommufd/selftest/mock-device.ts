@@ -51,7 +51,7 @@ export class MockBus {
       ...((flags & MOCK_FLAGS_DEVICE_PASID) !== 0 ? { pasid: { width: MOCK_PASID_WIDTH } } : {}),
     });
     const dev = new PciDev(bus, index & 0xff, synthesizeConfig(spec, bus.number, false), { name });
-    this.driver.registerDevice(dev.rid, flags);
+    this.driver.registerDevice(dev.rid, flags, dev);
     const added = this.core.addDevice(dev, this.driver);
     if (!added.ok) { this.driver.releaseDevice(dev.rid); return added; }
     const m: MockDevice = { index, name, flags, dev };

@@ -3,12 +3,15 @@
 // and close); here they hang off the Kernel that booted with `iommufdTest`, so two kernels never share.
 
 import type { IommuCore } from '../../iommu/core.ts';
+import { TableFrames } from '../../iommu/table-frames.ts';
+import type { FrameAllocator } from '../../mm/frame-allocator.ts';
 import { DEFAULT_TEMP_MEMORY_LIMIT } from './constants.ts';
 import { MockBus } from './mock-device.ts';
 import { MockIommuDriver } from './mock-iommu-driver.ts';
+import { MockViommuDriver } from './mock-viommu.ts';
 
 export class IommufdSelftest {
-  readonly driver = new MockIommuDriver();
+  readonly driver: MockIommuDriver;
   readonly bus: MockBus;
   /**
    * iommufd_test_memory_limit, in pages: caps pages.c's temporary batch allocations in Linux. The model
@@ -16,7 +19,11 @@ export class IommufdSelftest {
    */
   memoryLimit = DEFAULT_TEMP_MEMORY_LIMIT;
 
-  constructor(readonly core: IommuCore) {
+  /** `frames`: kernel memory for the mock vIOMMU's mmap pages (kzalloc'd in Linux). */
+  constructor(readonly core: IommuCore, frames: FrameAllocator) {
+    const tf = new TableFrames(frames);
+    const viommu = new MockViommuDriver(core.machine.memory, { alloc2: () => tf.contiguous(2), free2: (pa) => { tf.freeContiguous(pa, 2); } });
+    this.driver = new MockIommuDriver(viommu);
     this.bus = new MockBus(core, this.driver);
   }
 }

@@ -1,7 +1,7 @@
 // IOMMU_TEST_CMD (selftest.c iommufd_test): the op switch and the ops on mock devices (MOCK_DOMAIN[_FLAGS],
 // MOCK_DOMAIN_REPLACE, PASID_ATTACH/REPLACE/DETACH/CHECK_HWPT). The uapi layer decodes the op's union
 // member into a payload of named fields and writes back the fields an op returns; an unknown op is
-// EOPNOTSUPP. Ops 14, 16 and 17 need nested domains and vIOMMU objects, which are not built yet.
+// EOPNOTSUPP. Ops 14, 16 and 17 (nested domains, vIOMMUs) are in test-cmd-viommu.ts.
 
 import { NO_PASID } from '../../../hw/iommu/types.ts';
 import { fail, ok, type Result } from '../../errno.ts';
@@ -15,6 +15,7 @@ import { IOMMU_TEST_OP } from './constants.ts';
 import { SelftestDevObject } from './selftest-object.ts';
 import type { IommufdSelftest } from './selftest.ts';
 import { testAccessPages, testAccessReplaceIoas, testAccessRw, testCreateAccess, testDestroyAccessPages } from './test-cmd-access.ts';
+import { testCheckDevCache, testCheckIotlb, testTriggerVevent } from './test-cmd-viommu.ts';
 import { testAddReserved, testCheckMap, testCheckRefs, testDirty, testSetMemoryLimit, testTriggerIopf } from './test-cmd-checks.ts';
 import { testCheckDmabuf, testDmabufGet, testDmabufRevoke } from './test-cmd-dmabuf.ts';
 
@@ -41,8 +42,6 @@ export interface TestCmdEnv {
 export const u32 = (p: TestPayload, k: string): number => Number(p[k] ?? 0) >>> 0;
 export const u64 = (p: TestPayload, k: string): bigint => BigInt(p[k] ?? 0);
 
-const NEEDS_VIOMMU = 'needs nested domains and vIOMMU objects, which ioasis does not have yet (issue 7, second phase)';
-
 /** iommufd_test(): one op. */
 export function iommufdTestCmd(env: TestCmdEnv, op: number): Result<TestCmdOut> {
   const O = IOMMU_TEST_OP;
@@ -61,9 +60,9 @@ export function iommufdTestCmd(env: TestCmdEnv, op: number): Result<TestCmdOut> 
     case O.ACCESS_REPLACE_IOAS: return testAccessReplaceIoas(env);
     case O.DIRTY: return testDirty(env);
     case O.TRIGGER_IOPF: return testTriggerIopf(env);
-    case O.MD_CHECK_IOTLB: return fail('EOPNOTSUPP', `MD_CHECK_IOTLB ${NEEDS_VIOMMU}`);
-    case O.DEV_CHECK_CACHE: return fail('EOPNOTSUPP', `DEV_CHECK_CACHE ${NEEDS_VIOMMU}`);
-    case O.TRIGGER_VEVENT: return fail('EOPNOTSUPP', `TRIGGER_VEVENT ${NEEDS_VIOMMU}`);
+    case O.MD_CHECK_IOTLB: return testCheckIotlb(env);
+    case O.DEV_CHECK_CACHE: return testCheckDevCache(env);
+    case O.TRIGGER_VEVENT: return testTriggerVevent(env);
     case O.PASID_ATTACH: return pasidChange(env, 'attach');
     case O.PASID_REPLACE: return pasidChange(env, 'replace');
     case O.PASID_DETACH: return pasidDetach(env);
