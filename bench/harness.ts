@@ -6,6 +6,8 @@ export interface BenchDef {
   readonly description: string;
   /** Samples to take (default 7); the median is reported. */
   readonly samples?: number;
+  /** Untimed warm-up samples first (default 1): code that runs a few long calls needs more to be optimised. */
+  readonly warmup?: number;
   /** Prepare once, outside the timed samples; returns the sampler. */
   readonly setup: () => () => number;
 }
@@ -27,7 +29,7 @@ export function timeMs(fn: () => void): number {
 
 export function runBench(def: BenchDef): BenchResult {
   const sample = def.setup();
-  sample(); // warm-up: JIT and caches, not counted
+  for (let i = 0; i < (def.warmup ?? 1); i++) sample(); // warm-up: JIT and caches, not counted
   const values: number[] = [];
   for (let i = 0; i < (def.samples ?? 7); i++) values.push(sample());
   const value = median(values);
