@@ -6,7 +6,7 @@
 
 import type { PciDev } from '../../pci/dev.ts';
 import { fail, ok, type Result } from '../errno.ts';
-import type { PagingDomain } from '../iommu/domain.ts';
+import type { IommuDomain, PagingDomain } from '../iommu/domain.ts';
 import type { IommuUserData } from '../iommu/user-data.ts';
 import type { IommufdCtx } from './context.ts';
 import type { IommufdFault } from './fault.ts';
@@ -61,12 +61,7 @@ export class HwptPaging implements IommufdObject {
    * hwpt->fault = fault; domain->iopf_handler = iommufd_fault_iopf_handler; the fault's users++.
    * Done once, right after allocation.
    */
-  setFault(fault: IommufdFault): void {
-    if (this.fault !== null) throw new Error(`HWPT ${this.id} already has a fault object`);
-    this.fault = fault;
-    this.domain.iopfHandler = fault.iopfHandler;
-    fault.hwptGet();
-  }
+  setFault(fault: IommufdFault): void { hwptSetFault(this, fault); }
 
   /** iommufd_hwpt_paging_destroy(): out of the IOAS (unmapping everything), domain freed, references dropped. */
   destroy(): void {
@@ -81,6 +76,17 @@ export class HwptPaging implements IommufdObject {
   }
 
   abort(): void { this.destroy(); }
+}
+
+/**
+ * The common part of paging and nested HWPTs (struct iommufd_hw_pagetable's fault): hwpt->fault = fault,
+ * domain->iopf_handler = iommufd_fault_iopf_handler, the FAULT's users++. Done once, right after allocation.
+ */
+export function hwptSetFault(hwpt: { readonly id: number; fault: IommufdFault | null; readonly domain: IommuDomain }, fault: IommufdFault): void {
+  if (hwpt.fault !== null) throw new Error(`HWPT ${hwpt.id} already has a fault object`);
+  hwpt.fault = fault;
+  hwpt.domain.iopfHandler = fault.iopfHandler;
+  fault.hwptGet();
 }
 
 /** iommu_domain_free(): the ioasis driver's domains free their page table. */

@@ -11,7 +11,7 @@ import type { IommuDomain } from '../iommu/domain.ts';
 import type { IommuUserData } from '../iommu/user-data.ts';
 import type { IommufdCtx } from './context.ts';
 import type { IommufdFault } from './fault.ts';
-import { IOMMU_HWPT_ALLOC_PASID, IOMMU_HWPT_FAULT_ID_VALID, type HwptPaging } from './hw-pagetable.ts';
+import { hwptSetFault, IOMMU_HWPT_ALLOC_PASID, IOMMU_HWPT_FAULT_ID_VALID, type HwptPaging } from './hw-pagetable.ts';
 import type { Ioas } from './ioas.ts';
 import type { IommufdObject } from './object.ts';
 import type { Viommu } from './viommu.ts';
@@ -45,12 +45,7 @@ export class HwptNested implements IommufdObject {
   get ioas(): Ioas { return this.parent.ioas; }
 
   /** hwpt->fault = fault and the domain's iopf_handler, as for a paging HWPT. */
-  setFault(fault: IommufdFault): void {
-    if (this.fault !== null) throw new Error(`HWPT ${this.id} already has a fault object`);
-    this.fault = fault;
-    this.domain.iopfHandler = fault.iopfHandler;
-    fault.hwptGet();
-  }
+  setFault(fault: IommufdFault): void { hwptSetFault(this, fault); }
 
   /** iommufd_hwpt_nested_destroy(): the domain goes (it holds no memory), references dropped. */
   destroy(): void {
