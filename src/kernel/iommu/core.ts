@@ -31,13 +31,10 @@
 //    io-pgfault layer gets the device. Detach and replace answer INVALID the pending groups of the attach
 //    they end (iommufd_auto_response_faults).
 
-import {
-  PCI_EXT_CAP_ID_ATS, PCI_EXT_CAP_ID_PASID, PCI_EXT_CAP_ID_PRI, PCI_PASID_CAP, PCI_PASID_CAP_EXEC, PCI_PASID_CAP_PRIV, PCI_PASID_CTRL,
-  PCI_PRI_ALLOC_REQ, PCI_PRI_CTRL, PCI_PRI_MAX_REQ,
-} from '../../pci/regs.ts';
-import { PCI_PASID_CTRL_ENABLE, PCI_PRI_CTRL_ENABLE } from '../../hw/dma/pri.ts';
+import { PCI_EXT_CAP_ID_ATS } from '../../pci/regs.ts';
 import type { PciDev } from '../../pci/dev.ts';
 import type { GroupingRun } from '../../pci/groups/compute.ts';
+import { devicePasids, disablePri, enablePasid, enablePri } from './pci-ats.ts';
 import type { IommuGroup as GroupPlacement } from '../../pci/groups/types.ts';
 import type { PageRequestRecord } from '../../hw/iommu/records.ts';
 import { NO_PASID } from '../../hw/iommu/types.ts';
@@ -617,47 +614,6 @@ export class IommuCore {
     this.log.push(`WARNING: ${line}`);
     if (this.log.length > 256) this.log.splice(0, this.log.length - 256);
   }
-}
-
-/** pci_max_pasids(): 2^(Max PASID Width) from the PASID capability (a VF's PF's); 0 without one. */
-/**
- * What the IOMMU driver does when IOPF is enabled for a device (intel_iommu_enable_iopf): PASID on if the
- * function has the capability (pci_enable_pasid, with Execute/Privileged where supported), then PRI with
- * the outstanding-request allocation set to the function's maximum (pci_enable_pri). Not for VFs: their
- * PF's capabilities govern.
- */
-function enablePri(dev: PciDev): void {
-  if (dev.physfn !== undefined && dev.physfn !== null) return;
-  const cfg = dev.config;
-  enablePasid(dev);
-  const pri = cfg.findExtCapability(PCI_EXT_CAP_ID_PRI);
-  if (pri === 0 || (cfg.read16(pri + PCI_PRI_CTRL) & PCI_PRI_CTRL_ENABLE) !== 0) return;
-  cfg.write32(pri + PCI_PRI_ALLOC_REQ, cfg.read32(pri + PCI_PRI_MAX_REQ));
-  cfg.write16(pri + PCI_PRI_CTRL, PCI_PRI_CTRL_ENABLE);
-}
-
-/** pci_enable_pasid(): Execute and Privileged modes too where the function supports them. */
-function enablePasid(dev: PciDev): void {
-  if (dev.physfn !== undefined && dev.physfn !== null) return;
-  const cfg = dev.config;
-  const pasid = cfg.findExtCapability(PCI_EXT_CAP_ID_PASID);
-  if (pasid === 0 || (cfg.read16(pasid + PCI_PASID_CTRL) & PCI_PASID_CTRL_ENABLE) !== 0) return;
-  const cap = cfg.read16(pasid + PCI_PASID_CAP);
-  cfg.write16(pasid + PCI_PASID_CTRL, PCI_PASID_CTRL_ENABLE | (cap & (PCI_PASID_CAP_EXEC | PCI_PASID_CAP_PRIV)));
-}
-
-/** intel_iommu_disable_iopf(): pci_disable_pri (PASID stays enabled, as Linux leaves it). */
-function disablePri(dev: PciDev): void {
-  if (dev.physfn !== undefined && dev.physfn !== null) return;
-  const pri = dev.config.findExtCapability(PCI_EXT_CAP_ID_PRI);
-  if (pri !== 0) dev.config.write16(pri + PCI_PRI_CTRL, dev.config.read16(pri + PCI_PRI_CTRL) & ~PCI_PRI_CTRL_ENABLE);
-}
-
-export function devicePasids(dev: PciDev): number {
-  const owner = dev.physfn ?? dev;
-  const cap = owner.config.findExtCapability(PCI_EXT_CAP_ID_PASID);
-  if (cap === 0) return 0;
-  return 2 ** ((owner.config.read16(cap + PCI_PASID_CAP) >> 8) & 0x1f);
 }
 
 /**
