@@ -23,11 +23,15 @@ export interface KernelErrorWithWriteBack extends KernelError {
   readonly writeBack: Decoded;
 }
 
-/** An ioctl handler: the fields to write back on success (the dispatcher writes the whole struct). */
-export type IoctlHandler = (ctx: IommufdCtx, proc: Process, cmd: Decoded) => Result<Decoded | undefined>;
+/**
+ * An ioctl handler: the fields to write back on success (the dispatcher writes the whole struct). The
+ * command is read-only: for structs without padding the dispatcher writes back the user's own bytes with
+ * the returned fields over them, so a change made to `cmd` would be lost.
+ */
+export type IoctlHandler = (ctx: IommufdCtx, proc: Process, cmd: Readonly<Decoded>) => Result<Decoded | undefined>;
 
 /** Wrap a handler typed for its own struct into the table's type. */
-export function handler<C>(fn: (ctx: IommufdCtx, proc: Process, cmd: C) => Result<Partial<C> | undefined>): IoctlHandler {
+export function handler<C>(fn: (ctx: IommufdCtx, proc: Process, cmd: Readonly<C>) => Result<Partial<C> | undefined>): IoctlHandler {
   return fn as unknown as IoctlHandler;
 }
 
