@@ -8,9 +8,9 @@ import { PAGE_SIZE, type PhysicalMemory } from '../memory/physical-memory.ts';
 import {
   PCI_PASID_CTRL_ENABLE, PCI_PASID_CTRL_EXEC, PCI_PASID_CTRL_PRIV, PCI_PRI_STATUS_RF, PCI_PRI_STATUS_UPRGI, PriRegisters,
 } from './pri.ts';
+import { DmaTransfer } from './transfer.ts';
 import {
   faultReasonName, inRange, type AddressRange, type DmaFault, type DmaRequest, type DmaResult, type IommuPort,
-  type MutableDmaResult,
 } from './types.ts';
 
 // One PCI function's DMA engine: it issues a transfer's upstream requests page by page through the IOMMU
@@ -90,14 +90,14 @@ export interface DmaEngineStats {
 }
 
 interface Job {
-  readonly result: MutableDmaResult;
+  readonly result: DmaTransfer;
   readonly write: boolean;
   readonly priv: boolean;
   readonly exec: boolean;
   readonly buf: Uint8Array;
   readonly privateData: readonly [number, number] | null;
-  /** Pages (4 KiB-aligned IOVAs) whose page request was answered SUCCESS. */
-  readonly answered: Set<number>;
+  /** Pages (4 KiB-aligned IOVAs) whose page request was answered SUCCESS (made at the first answer). */
+  answered: Set<number> | null;
   stalled: boolean;
 }
 
@@ -169,10 +169,7 @@ export class DmaEngine {
   start(req: DmaRequest, route: Route & { kind: 'upstream' }): DmaResult {
     const pasid = req.pasid ?? NO_PASID;
     const write = req.op === 'write';
-    const result: MutableDmaResult = {
-      id: this.opts.nextId?.() ?? ++this.counter, device: this.dev.shortBdf, op: req.op, address: req.address, length: req.length,
-      pasid, status: 'pending', bytesDone: 0, route, why: '', data: null, fault: null, msi: null, pageRequests: 0, retries: 0, settled: false,
-    };
+    const result = new DmaTransfer(this.opts.nextId?.() ?? ++this.counter, this.dev.shortBdf, req.op, req.address, req.length, pasid, route);
     this.stats.transfers++;
     this.syncControl();
     const refusal = this.refusal(req, pasid);
@@ -180,7 +177,7 @@ export class DmaEngine {
     if (!write && refusal === null) result.data = buf;
     const job: Job = {
       result, write, priv: req.priv === true, exec: req.exec === true, buf,
-      privateData: req.privateData ?? null, answered: new Set(), stalled: false,
+      privateData: req.privateData ?? null, answered: null, stalled: false,
     };
     if (refusal !== null) {
       this.finish(job, 'aborted', refusal, null);
@@ -281,7 +278,8 @@ export class DmaEngine {
       this.stats.bytes += chunk;
     }
     const via = iommu === null ? 'untranslated: no IOMMU translates for this function' : 'through the IOMMU';
-    this.finish(job, 'ok', `${r.length} bytes ${job.write ? 'written' : 'read'} ${via}`, null);
+    r.explain(() => `${r.length} bytes ${job.write ? 'written' : 'read'} ${via}`);
+    this.finish(job, 'ok', null, null);
   }
 
   /** Translate one address into this.out. False when the transfer stopped (fault, page request, stall). */
@@ -299,7 +297,7 @@ export class DmaEngine {
     if (iommu.translate(tr, out)) return true;
     const page = iova - (iova % PAGE_SIZE);
     const curable = pri && PRI_REASONS.has(out.reason);
-    if (curable && !job.answered.has(page)) {
+    if (curable && job.answered?.has(page) !== true) {
       this.requestPages(job, page, this.faultOf(iova, null));
       return false;
     }
@@ -354,7 +352,7 @@ export class DmaEngine {
         p = p - (p % size) + size;
         continue;
       }
-      if (!PRI_REASONS.has(this.probe.reason) || job.answered.has(p)) break;
+      if (!PRI_REASONS.has(this.probe.reason) || job.answered?.has(p) === true) break;
       pages.push(p);
       p += PAGE_SIZE;
     }
@@ -363,8 +361,9 @@ export class DmaEngine {
     this.pendingJobs.add(job);
     r.status = 'pending';
     r.fault = fault;
-    r.why = `waiting for the response to page request group ${prgi} (${pages.length} page${pages.length === 1 ? '' : 's'} from ${hex(first)}, ${fault.reasonName})`;
-    const bdf = this.dev.shortBdf, pasid = r.pasid, n = pages.length, reason = fault.reasonName, write = job.write;
+    const n = pages.length;
+    r.explain(() => `waiting for the response to page request group ${prgi} (${n} page${n === 1 ? '' : 's'} from ${hex(first)}, ${fault.reasonName})`);
+    const bdf = this.dev.shortBdf, pasid = r.pasid, reason = fault.reasonName, write = job.write;
     this.say(() => `${bdf}: page request group ${prgi}${pasid === NO_PASID ? '' : ` PASID ${pasid}`}: ${n} page(s) from ${hex(first)} (${reason}, ${write ? 'write' : 'read'})`);
     for (let i = 0; i < pages.length; i++) {
       const msg: PageRequestMessage = {
@@ -416,7 +415,8 @@ export class DmaEngine {
     this.say(() => `${bdf}: page request group ${prgi} answered ${code === PageResponseCode.Success ? 'SUCCESS' : code === PageResponseCode.Invalid ? 'INVALID' : 'FAILURE'}${pdata === null ? '' : ` with private data ${hex(pdata[0])} ${hex(pdata[1])}`}`);
     if (!r.settled) {
       if (code === PageResponseCode.Success) {
-        for (const p of g.pages) job.answered.add(p);
+        const answered = (job.answered ??= new Set());
+        for (const p of g.pages) answered.add(p);
         r.retries++;
         this.stats.retries++;
         this.advance(job);
@@ -463,10 +463,11 @@ export class DmaEngine {
     this.say(`${this.dev.shortBdf}: ${why}: page request state cleared${jobs.size > 0 ? `, ${jobs.size} transfer(s) aborted` : ''}`);
   }
 
-  private finish(job: Job, status: 'ok' | 'fault' | 'aborted' | 'ur', why: string, fault: DmaFault | null): void {
+  /** Settle the transfer; `why` null: the line was given to explain() already. */
+  private finish(job: Job, status: 'ok' | 'fault' | 'aborted' | 'ur', why: string | null, fault: DmaFault | null): void {
     const r = job.result;
     r.status = status;
-    r.why = why;
+    if (why !== null) r.why = why;
     r.fault = fault;
     r.settled = true;
     this.pendingJobs.delete(job);

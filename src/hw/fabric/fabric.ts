@@ -126,7 +126,7 @@ export class Fabric {
   /** Route an untranslated memory request from `src` for `address`. Never throws. */
   route(src: PciDev, address: number): Route {
     const owner = this.map.barAt(address);
-    const what = owner === undefined ? `the request for ${hex(address)}` : `the request for ${owner.dev.shortBdf}'s BAR ${owner.index}`;
+    // Texts are made only where a route ends (or notes a detour); an upstream route's when first read.
     const notes: string[] = [];
 
     // 1. Inside a multifunction device.
@@ -137,13 +137,13 @@ export class Fabric {
         if (bar === undefined) continue;
         const acs = this.acs(src);
         if (acs.requestRedirect) {
-          notes.push(`${src.shortBdf} ${acs.text}, so ${what} leaves the device`);
+          notes.push(`${src.shortBdf} ${acs.text}, so ${describeRequest(owner, address)} leaves the device`);
         } else if (acs.egressControl) {
-          return { kind: 'blocked', at: src, why: `${src.shortBdf} ${acs.text}: Egress Control blocks ${what} inside the multifunction device` };
+          return { kind: 'blocked', at: src, why: `${src.shortBdf} ${acs.text}: Egress Control blocks ${describeRequest(owner, address)} inside the multifunction device` };
         } else if (!acs.present && !this.mfdLoopback) {
-          notes.push(`${src.shortBdf} has no ACS and is taken to have no internal path to its sibling functions, so ${what} leaves the device`);
+          notes.push(`${src.shortBdf} has no ACS and is taken to have no internal path to its sibling functions, so ${describeRequest(owner, address)} leaves the device`);
         } else {
-          return p2p(bar, address, 'multifunction', src, `${src.shortBdf} ${acs.text}: ${what} is routed inside the multifunction device`);
+          return p2p(bar, address, 'multifunction', src, `${src.shortBdf} ${acs.text}: ${describeRequest(owner, address)} is routed inside the multifunction device`);
         }
         break;
       }
@@ -156,7 +156,7 @@ export class Fabric {
       if (bus.isVirtual()) { bus = bus.parent as PciBus; continue; }
       const bridge = bus.self;
       if (bus.isRoot() || bridge === null) {
-        return this.upstream(src, null, notes, `${node.shortBdf} is on root bus ${hex2(bus.number)}: the root complex hands ${notes.length > 0 ? 'it' : what} to the IOMMU`);
+        return this.upstream(src, null, notes, { at: 'root-bus', node, busNumber: bus.number, owner, address });
       }
       if (!bridge.isPcie() || bridge.pcieType() === PcieType.PcieToPciBridge) {
         // A conventional PCI bus: shared, no ACS.
@@ -164,11 +164,11 @@ export class Fabric {
         if (hit !== undefined) {
           const by = hit.bar !== undefined && hit.bar.dev === hit.claimedBy ? '' : ` by ${kindOf(hit.claimedBy)} ${hit.claimedBy.shortBdf}`;
           return this.deliver(hit.bar, address, 'conventional-bus', bridge, hit.claimedBy,
-            `conventional PCI bus ${hex2(bus.number)} is shared, with no ACS: ${what} is claimed on it${by}`);
+            `conventional PCI bus ${hex2(bus.number)} is shared, with no ACS: ${describeRequest(owner, address)} is claimed on it${by}`);
         }
         const own = this.map.barOf(bridge, address);
         if (own !== undefined) {
-          return p2p(own, address, 'bridge-bar', bridge, `${kindOf(bridge)} ${bridge.shortBdf} claims ${what} as it crosses it from conventional PCI bus ${hex2(bus.number)}`);
+          return p2p(own, address, 'bridge-bar', bridge, `${kindOf(bridge)} ${bridge.shortBdf} claims ${describeRequest(owner, address)} as it crosses it from conventional PCI bus ${hex2(bus.number)}`);
         }
         node = bridge;
         bus = bridge.bus;
@@ -176,19 +176,18 @@ export class Fabric {
       }
       switch (bridge.pcieType()) {
         case PcieType.RootPort: {
-          const turn = this.map.inWindow(bridge, address) ? ' (the address is below it, but root ports do not turn requests around: root-complex peer-to-peer goes through the IOMMU)' : '';
-          return this.upstream(src, bridge, notes, `root port ${bridge.shortBdf} passes ${notes.length > 0 ? 'it' : what} to the root complex's IOMMU${turn}`);
+          return this.upstream(src, bridge, notes, { at: this.map.inWindow(bridge, address) ? 'root-port-below' : 'root-port', node: bridge, busNumber: 0, owner, address });
         }
         case PcieType.DownstreamPort: {
           const acs = this.acs(bridge);
           const sub = bridge.subordinate;
           if (sub !== null && this.map.inWindow(bridge, address)) {
             if (acs.upstreamForwarding) {
-              notes.push(`switch downstream port ${bridge.shortBdf} ${acs.text}: Upstream Forwarding sends ${what} upstream instead of back down`);
+              notes.push(`switch downstream port ${bridge.shortBdf} ${acs.text}: Upstream Forwarding sends ${describeRequest(owner, address)} upstream instead of back down`);
             } else {
               const bar = this.map.claimBelow(sub, address);
               return this.deliver(bar, address, 'port-loopback', bridge, bridge,
-                `switch downstream port ${bridge.shortBdf} ${acs.text} and no Upstream Forwarding: ${what} is routed back down its link`);
+                `switch downstream port ${bridge.shortBdf} ${acs.text} and no Upstream Forwarding: ${describeRequest(owner, address)} is routed back down its link`);
             }
           } else {
             const internal = bridge.bus;
@@ -200,18 +199,18 @@ export class Fabric {
             }
             if (hit !== undefined) {
               if (acs.requestRedirect) {
-                notes.push(`switch downstream port ${bridge.shortBdf} ${acs.text}, so ${what} is redirected upstream`);
+                notes.push(`switch downstream port ${bridge.shortBdf} ${acs.text}, so ${describeRequest(owner, address)} is redirected upstream`);
               } else if (acs.egressControl) {
-                return { kind: 'blocked', at: bridge, why: `switch downstream port ${bridge.shortBdf} ${acs.text}: Egress Control blocks ${what}` };
+                return { kind: 'blocked', at: bridge, why: `switch downstream port ${bridge.shortBdf} ${acs.text}: Egress Control blocks ${describeRequest(owner, address)}` };
               } else {
                 return this.deliver(hit.bar, address, 'switch', bridge, hit.claimedBy,
-                  `switch downstream port ${bridge.shortBdf} ${acs.text}: ${what} is routed inside the switch`);
+                  `switch downstream port ${bridge.shortBdf} ${acs.text}: ${describeRequest(owner, address)} is routed inside the switch`);
               }
             }
           }
           const up = bridge.bus.self;
           if (up === null || bridge.bus.isRoot()) {
-            return this.upstream(src, null, notes, `downstream port ${bridge.shortBdf} sits on root bus ${hex2(bridge.busNumber)}: the root complex hands ${notes.length > 0 ? 'it' : what} to the IOMMU`);
+            return this.upstream(src, null, notes, { at: 'port-on-root-bus', node: bridge, busNumber: bridge.busNumber, owner, address });
           }
           node = up;
           bus = up.bus;
@@ -227,12 +226,12 @@ export class Fabric {
           if (hit !== undefined) {
             const acs = this.acs(node);
             if (acs.requestRedirect) {
-              notes.push(`${node.shortBdf} on switch ${bridge.shortBdf}'s internal bus ${acs.text}, so ${what} is redirected upstream`);
+              notes.push(`${node.shortBdf} on switch ${bridge.shortBdf}'s internal bus ${acs.text}, so ${describeRequest(owner, address)} is redirected upstream`);
             } else if (acs.egressControl) {
-              return { kind: 'blocked', at: node, why: `${node.shortBdf} ${acs.text}: Egress Control blocks ${what}` };
+              return { kind: 'blocked', at: node, why: `${node.shortBdf} ${acs.text}: Egress Control blocks ${describeRequest(owner, address)}` };
             } else {
               return this.deliver(hit.bar, address, 'switch-internal', node, hit.claimedBy,
-                `${node.shortBdf} sits on switch ${bridge.shortBdf}'s internal bus and ${acs.text}: ${what} is routed inside the switch`);
+                `${node.shortBdf} sits on switch ${bridge.shortBdf}'s internal bus and ${acs.text}: ${describeRequest(owner, address)} is routed inside the switch`);
             }
           }
           node = bridge;
@@ -249,10 +248,8 @@ export class Fabric {
     return { kind: 'blocked', at: null, why: 'the hierarchy above the function loops: no route' };
   }
 
-  private upstream(src: PciDev, rootPort: PciDev | null, notes: string[], final: string): Route {
-    const rid = this.requesterId(src);
-    const as = rid.rewrittenBy === null && rid.rid === src.rid ? `as ${rid.text}` : `as ${rid.text} (${rid.why})`;
-    return { kind: 'upstream', rid: rid.rid, domain: rid.domain, rootPort, why: [...notes, `${final} ${as}`].join('; ') };
+  private upstream(src: PciDev, rootPort: PciDev | null, notes: readonly string[], entry: RootComplexEntry): Route {
+    return new UpstreamRoute(src, this.requesterId(src), rootPort, notes.length === 0 ? null : notes, entry);
   }
 
   private deliver(bar: MemBar | undefined, address: number, mechanism: P2pMechanism, at: PciDev, claimedBy: PciDev, why: string): Route {
@@ -260,6 +257,63 @@ export class Fabric {
       return { kind: 'blocked', at, why: `${why}, but no function below ${claimedBy.shortBdf} decodes ${hex(address)} (inside its window): Unsupported Request` };
     }
     return p2p(bar, address, mechanism, at, why);
+  }
+}
+
+/** "the request for 0x1000" / "the request for 03:00.0's BAR 2". */
+function describeRequest(owner: MemBar | undefined, address: number): string {
+  return owner === undefined ? `the request for ${hex(address)}` : `the request for ${owner.dev.shortBdf}'s BAR ${owner.index}`;
+}
+
+/** Where a request entered the root complex, kept to explain the route (state as it was at routing). */
+interface RootComplexEntry {
+  /** A function on a root bus, a root port (the address inside its window or not), a port on a root bus. */
+  readonly at: 'root-bus' | 'root-port' | 'root-port-below' | 'port-on-root-bus';
+  /** The function on the root bus, the root port, or the port. */
+  readonly node: PciDev;
+  readonly busNumber: number;
+  readonly owner: MemBar | undefined;
+  readonly address: number;
+}
+
+/**
+ * A route to the root complex. The explanation is built when first read, from what routing saw: making
+ * the text (hex addresses, requester ID) costs more than the routing, and the DMA fast path never reads it.
+ */
+class UpstreamRoute {
+  readonly kind = 'upstream' as const;
+  readonly rid: number;
+  readonly domain: number;
+  private text: string | null = null;
+
+  constructor(
+    private readonly src: PciDev,
+    private readonly requester: RequesterId,
+    readonly rootPort: PciDev | null,
+    private readonly notes: readonly string[] | null,
+    private readonly entry: RootComplexEntry,
+  ) {
+    this.rid = requester.rid;
+    this.domain = requester.domain;
+  }
+
+  get why(): string {
+    if (this.text !== null) return this.text;
+    const { at, node, busNumber, owner, address } = this.entry;
+    const what = this.notes !== null ? 'it' : describeRequest(owner, address);
+    let final: string;
+    switch (at) {
+      case 'root-bus': final = `${node.shortBdf} is on root bus ${hex2(busNumber)}: the root complex hands ${what} to the IOMMU`; break;
+      case 'port-on-root-bus': final = `downstream port ${node.shortBdf} sits on root bus ${hex2(busNumber)}: the root complex hands ${what} to the IOMMU`; break;
+      default: {
+        const turn = at === 'root-port-below' ? ' (the address is below it, but root ports do not turn requests around: root-complex peer-to-peer goes through the IOMMU)' : '';
+        final = `root port ${node.shortBdf} passes ${what} to the root complex's IOMMU${turn}`;
+      }
+    }
+    const rid = this.requester;
+    const as = rid.rewrittenBy === null && rid.rid === this.src.rid ? `as ${rid.text}` : `as ${rid.text} (${rid.why})`;
+    this.text = [...(this.notes ?? []), `${final} ${as}`].join('; ');
+    return this.text;
   }
 }
 
