@@ -122,7 +122,8 @@ export class DmaEngine {
   private readonly tr: TranslationRequest;
   private readonly out: TranslationResult = newTranslationResult();
   private readonly probe: TranslationResult = newTranslationResult();
-  private readonly groups = new Map<number, Group>();
+  /** Outstanding groups by PRGI (a slot per index: a Map's delete and re-add cost more, once per fault). */
+  private readonly groups: Array<Group | undefined> = new Array<Group | undefined>(PRGI_COUNT).fill(undefined);
   private readonly stalledJobs: Job[] = [];
   private readonly pendingJobs = new Set<Job>();
   private outstandingPages = 0;
@@ -161,7 +162,7 @@ export class DmaEngine {
 
   /** Whether a response for (pasid, prgi) would match an outstanding group of this engine. */
   expects(msg: PageResponseMessage): boolean {
-    const g = this.groups.get(msg.prgi);
+    const g = msg.prgi >= 0 && msg.prgi < PRGI_COUNT ? this.groups[msg.prgi] : undefined;
     return g !== undefined && g.pasid === msg.pasid;
   }
 
@@ -269,7 +270,7 @@ export class DmaEngine {
         pa = out.pa;
       }
       const lo = r.bytesDone;
-      const ok = job.write ? mem.write(pa, job.buf.subarray(lo, lo + chunk)) : mem.read(pa, job.buf.subarray(lo, lo + chunk));
+      const ok = job.write ? mem.writeFrom(pa, job.buf, lo, chunk) : mem.readInto(pa, job.buf, lo, chunk);
       if (!ok) {
         this.finish(job, 'ur', `${hex(iova)} translates to ${hex(pa)}, outside physical memory: Unsupported Request`, null);
         return;
@@ -356,7 +357,7 @@ export class DmaEngine {
       pages.push(p);
       p += PAGE_SIZE;
     }
-    this.groups.set(prgi, { job, pasid: r.pasid, prgi, pages, fault });
+    this.groups[prgi] = { job, pasid: r.pasid, prgi, pages, fault };
     this.outstandingPages += pages.length;
     this.pendingJobs.add(job);
     r.status = 'pending';
@@ -379,7 +380,7 @@ export class DmaEngine {
   private allocPrgi(): number {
     for (let t = 0; t < PRGI_COUNT; t++) {
       const prgi = (this.nextPrgi + t) % PRGI_COUNT;
-      if (!this.groups.has(prgi)) {
+      if (this.groups[prgi] === undefined) {
         this.nextPrgi = (prgi + 1) % PRGI_COUNT;
         return prgi;
       }
@@ -399,14 +400,14 @@ export class DmaEngine {
 
   private handleResponse(msg: PageResponseMessage): void {
     this.stats.responses++;
-    const g = this.groups.get(msg.prgi);
+    const g = msg.prgi >= 0 && msg.prgi < PRGI_COUNT ? this.groups[msg.prgi] : undefined;
     if (g === undefined || g.pasid !== msg.pasid) {
       this.stats.spuriousResponses++;
       this.regs.setStatus(PCI_PRI_STATUS_UPRGI);
       this.say(`${this.dev.shortBdf}: spurious page response (PRGI ${msg.prgi}${msg.pasid === NO_PASID ? '' : `, PASID ${msg.pasid}`}, code ${msg.code}): no such group outstanding; ignored`);
       return;
     }
-    this.groups.delete(msg.prgi);
+    this.groups[msg.prgi] = undefined;
     this.outstandingPages -= g.pages.length;
     const job = g.job;
     const r = job.result;
@@ -453,7 +454,7 @@ export class DmaEngine {
 
   private resetPri(why: string): void {
     const jobs = new Set<Job>([...this.pendingJobs]);
-    this.groups.clear();
+    this.groups.fill(undefined);
     this.stalledJobs.length = 0;
     this.outstandingPages = 0;
     this.priFailed = false;

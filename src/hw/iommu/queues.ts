@@ -120,21 +120,17 @@ export class MemQueue {
       this.errors |= QCSR_MF;
       return Produce.MemoryFault;
     }
-    for (let w = 0; w < 4; w++) mem.write64(at + w * 8, halves[2 * w] as number, halves[2 * w + 1] as number);
+    mem.writeWords(at, halves, 0, RECORD_HALVES);
     this.tail = (this.tail + 1) % this.entries;
     return Produce.Written;
   }
 
   /** Read the entry at the head into `halves` (the unit consumes commands); false when outside memory. */
-  readHead(mem: PhysicalMemory, halves: Uint32Array, scratch: Uint32Array): boolean {
+  readHead(mem: PhysicalMemory, halves: Uint32Array): boolean {
     const at = this.entryAddress(this.head);
     if (!mem.contains(at, RECORD_BYTES)) return false;
-    for (let w = 0; w < 4; w++) {
-      mem.read64(at + w * 8, scratch);
-      halves[2 * w] = scratch[0] as number;
-      halves[2 * w + 1] = scratch[1] as number;
-    }
-    return true;
+    // Records are 32-byte aligned, so one never crosses a frame.
+    return mem.readWords(at, halves, 0, RECORD_HALVES);
   }
 
   advanceHead(): void { this.head = (this.head + 1) % this.entries; }

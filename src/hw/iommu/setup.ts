@@ -63,6 +63,8 @@ export function contextEntryAddress(mem: PhysicalMemory, root: number, rid: numb
 }
 
 function writeHalves(mem: PhysicalMemory, pa: number, h: Uint32Array): boolean {
+  // Entries and queue records are 32 bytes, 32-byte aligned: one block inside a frame.
+  if ((pa & 31) === 0 && mem.writeWords(pa, h, 0, 8)) return true;
   let ok = true;
   for (let i = 0; i < 4; i++) ok = mem.write64(pa + i * 8, h[2 * i] as number, h[2 * i + 1] as number) && ok;
   return ok;
@@ -179,10 +181,10 @@ export function postCommand(port: RegisterPort, mem: PhysicalMemory, cmd: Comman
 }
 
 /** Buffers a queue reader may lend `consume` (a driver polling on every fault keeps one: no allocation per read). */
-export interface RecordScratch { readonly h: Uint32Array; readonly e: Uint32Array }
+export interface RecordScratch { readonly h: Uint32Array }
 
 export function newRecordScratch(): RecordScratch {
-  return { h: new Uint32Array(RECORD_HALVES), e: new Uint32Array(2) };
+  return { h: new Uint32Array(RECORD_HALVES) };
 }
 
 function consume<T>(port: RegisterPort, mem: PhysicalMemory, which: QueueName, max: number, decode: (h: Uint32Array) => T, scratch: RecordScratch | undefined): T[] {
@@ -195,13 +197,9 @@ function consume<T>(port: RegisterPort, mem: PhysicalMemory, which: QueueName, m
   const out: T[] = [];
   // The record buffers only when there is something to read (polling mostly finds empty queues).
   const h = head === tail ? EMPTY : scratch?.h ?? new Uint32Array(RECORD_HALVES);
-  const e = head === tail ? EMPTY : scratch?.e ?? new Uint32Array(2);
   while (head !== tail && out.length < max) {
-    for (let i = 0; i < 4; i++) {
-      mem.read64(base + head * RECORD_BYTES + i * 8, e);
-      h[2 * i] = e[0] as number;
-      h[2 * i + 1] = e[1] as number;
-    }
+    // A record outside memory reads as zeros.
+    if (!mem.readWords(base + head * RECORD_BYTES, h, 0, RECORD_HALVES)) h.fill(0);
     out.push(decode(h));
     head = (head + 1) % entries;
   }

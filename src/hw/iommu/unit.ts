@@ -391,7 +391,7 @@ export class IommuUnit {
       // CQCSR: commands are processed while enabled and neither CMD_ILL nor CQMF is set.
       while (cq.enabled && cq.errors === 0 && !cq.isEmpty() && done < limit) {
         // Queue memory outside memory: CQMF, processing stops with the head on the command.
-        if (!cq.readHead(this.mem, this.halves, this.e)) { cq.errors |= QCSR_MF; break; }
+        if (!cq.readHead(this.mem, this.halves)) { cq.errors |= QCSR_MF; break; }
         const cmd = decodeCommand(this.halves);
         // An unknown opcode or reserved bits set stop processing with CMD_ILL; the head stays on the bad command.
         if (cmd === null) { cq.errors |= QCSR_ERR; break; }

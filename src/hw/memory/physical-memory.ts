@@ -117,6 +117,36 @@ export class PhysicalMemory {
     return true;
   }
 
+  /**
+   * Write `count` 32-bit words of `src` from index `from` at `pa` (4-byte aligned, inside one frame: a
+   * queue record or table entry); false, memory untouched, when outside memory or crossing a frame.
+   * One frame lookup for the block rather than one per word.
+   */
+  writeWords(pa: number, src: Uint32Array, from: number, count: number): boolean {
+    if (pa < 0 || pa + count * 4 > this.size || (pa & 3) !== 0 || (pa & PAGE_MASK) + count * 4 > PAGE_SIZE) return false;
+    if (count === 0) return true;
+    const pfn = Math.floor(pa / 4096); // a literal: V8 turns it into a multiply, not a divide by a module constant
+    this.frameForWrite(pfn);
+    const w = this.words[pfn >>> DIR_SHIFT]?.[pfn & (DIR_SIZE - 1)] as Uint32Array;
+    const i = (pa & PAGE_MASK) >>> 2;
+    for (let k = 0; k < count; k++) w[i + k] = src[from + k] as number;
+    return true;
+  }
+
+  /** Read `count` words at `pa` into `dest` from index `from`: the reading side of writeWords (same rules). */
+  readWords(pa: number, dest: Uint32Array, from: number, count: number): boolean {
+    if (pa < 0 || pa + count * 4 > this.size || (pa & 3) !== 0 || (pa & PAGE_MASK) + count * 4 > PAGE_SIZE) return false;
+    const pfn = Math.floor(pa / 4096); // a literal: V8 turns it into a multiply, not a divide by a module constant
+    const w = this.words[pfn >>> DIR_SHIFT]?.[pfn & (DIR_SIZE - 1)];
+    if (w === undefined) {
+      for (let k = 0; k < count; k++) dest[from + k] = 0;
+      return true;
+    }
+    const i = (pa & PAGE_MASK) >>> 2;
+    for (let k = 0; k < count; k++) dest[from + k] = w[i + k] as number;
+    return true;
+  }
+
   read32(pa: number): number {
     if (pa < 0 || pa + 4 > this.size) return BAD_ADDRESS;
     const pfn = Math.floor(pa / 4096); // a literal: V8 turns it into a multiply, not a divide by a module constant
@@ -161,7 +191,12 @@ export class PhysicalMemory {
     if (!this.contains(pa, src.length)) return false;
     if (src.length === 0) return true;
     if ((pa & PAGE_MASK) + src.length <= PAGE_SIZE) {
-      this.frameForWrite(Math.floor(pa / PAGE_SIZE)).set(src, pa & PAGE_MASK);
+      const frame = this.frameForWrite(Math.floor(pa / PAGE_SIZE));
+      const off = pa & PAGE_MASK;
+      // A small copy is a loop: TypedArray.prototype.set costs more than a few bytes.
+      const n = src.length;
+      if (n <= 64) for (let i = 0; i < n; i++) frame[off + i] = src[i] as number;
+      else frame.set(src, off);
       return true;
     }
     let done = 0;
@@ -173,6 +208,32 @@ export class PhysicalMemory {
       done += n;
     }
     return true;
+  }
+
+  /** write(pa, src.subarray(from, from + n)) without making the view (a DMA chunk of a transfer's buffer). */
+  writeFrom(pa: number, src: Uint8Array, from: number, n: number): boolean {
+    if (from === 0 && n === src.length) return this.write(pa, src);
+    if (!this.contains(pa, n) || from < 0 || from + n > src.length) return false;
+    const off = pa & PAGE_MASK;
+    if (n <= 64 && off + n <= PAGE_SIZE) {
+      const frame = this.frameForWrite(Math.floor(pa / PAGE_SIZE));
+      for (let i = 0; i < n; i++) frame[off + i] = src[from + i] as number;
+      return true;
+    }
+    return this.write(pa, src.subarray(from, from + n));
+  }
+
+  /** read(pa, dest.subarray(from, from + n)) without making the view. */
+  readInto(pa: number, dest: Uint8Array, from: number, n: number): boolean {
+    if (from === 0 && n === dest.length) return this.read(pa, dest);
+    if (!this.contains(pa, n) || from < 0 || from + n > dest.length) return false;
+    const off = pa & PAGE_MASK;
+    if (n <= 64 && off + n <= PAGE_SIZE) {
+      const frame = this.frameForRead(Math.floor(pa / PAGE_SIZE));
+      for (let i = 0; i < n; i++) dest[from + i] = frame[off + i] as number;
+      return true;
+    }
+    return this.read(pa, dest.subarray(from, from + n));
   }
 
   /** Copy within memory (DMA between frames); false when either range is outside memory. */

@@ -95,11 +95,16 @@ export class IommufdFault implements IommufdObject {
   readonly stats: FaultStats = { delivered: 0, read: 0, responses: 0, autoResponses: 0 };
   /** Groups handed over by the IOMMU core, not yet read (oldest first). */
   private readonly deliver: HeldGroup[] = [];
-  /** Groups read and not yet answered, by cookie. */
-  private readonly response = new Map<number, HeldGroup>();
+  /**
+   * Groups read and not yet answered, indexed by cookie (the xarray): cookies are allocated lowest free,
+   * so the array stays dense, and walking it visits cookies in ascending order as xa_for_each does.
+   */
+  private readonly response: Array<HeldGroup | undefined> = [];
+  private responseCount = 0;
   /** No cookie below this is free. */
   private cookieHint = 1;
-  private readonly attaches = new Set<AttachState>();
+  /** Live attaches (few: a handful of devices and PASIDs per fault object). */
+  private readonly attaches: AttachState[] = [];
   private destroyed = false;
 
   /**
@@ -138,7 +143,7 @@ export class IommufdFault implements IommufdObject {
    */
   attachHwpt(dev: PciDev, pasid: number, domain: IommuDomain): FaultAttachHandle {
     const h: AttachState = { fault: this, dev, pasid, domain, live: true };
-    this.attaches.add(h);
+    this.attaches.push(h);
     this.users++;
     return h;
   }
@@ -150,8 +155,9 @@ export class IommufdFault implements IommufdObject {
    */
   detachHwpt(handle: FaultAttachHandle): number {
     const h = handle as AttachState;
-    if (h.fault !== this || !this.attaches.has(h)) throw new Error('detachHwpt: not a live attach handle of this fault object');
-    this.attaches.delete(h);
+    const at = h.fault === this ? this.attaches.indexOf(h) : -1;
+    if (at < 0) throw new Error('detachHwpt: not a live attach handle of this fault object');
+    this.attaches.splice(at, 1);
     h.live = false;
     let n = 0;
     for (let i = this.deliver.length - 1; i >= 0; i--) {
@@ -161,8 +167,9 @@ export class IommufdFault implements IommufdObject {
       this.autoAnswer(held.group);
       n++;
     }
-    for (const [cookie, held] of [...this.response]) {
-      if (held.handle !== h) continue;
+    for (let cookie = 1; cookie < this.response.length; cookie++) {
+      const held = this.response[cookie];
+      if (held === undefined || held.handle !== h) continue;
       this.freeCookie(cookie);
       this.autoAnswer(held.group);
       n++;
@@ -183,10 +190,14 @@ export class IommufdFault implements IommufdObject {
   get queued(): number { return this.deliver.length; }
 
   /** Groups read and not yet answered. */
-  get awaitingResponse(): number { return this.response.size; }
+  get awaitingResponse(): number { return this.responseCount; }
 
   /** The cookies handed out and not yet answered, ascending. */
-  cookies(): number[] { return [...this.response.keys()].sort((a, b) => a - b); }
+  cookies(): number[] {
+    const out: number[] = [];
+    for (let c = 1; c < this.response.length; c++) if (this.response[c] !== undefined) out.push(c);
+    return out;
+  }
 
   /**
    * Take the next queued group if its records fit in `room` bytes: it gets a cookie and moves to the
@@ -201,14 +212,15 @@ export class IommufdFault implements IommufdObject {
     if (cookie === 0) return null;
     this.deliver.shift();
     held.cookie = cookie;
-    this.response.set(cookie, held);
+    this.response[cookie] = held;
+    this.responseCount++;
     this.stats.read++;
     return { group: held.group, cookie };
   }
 
   /** Put a fetched group back at the head of the deliver list (its copy to user space faulted). */
   restore(cookie: number): void {
-    const held = this.response.get(cookie);
+    const held = this.lookup(cookie);
     if (held === undefined) return;
     this.freeCookie(cookie);
     held.cookie = 0;
@@ -263,7 +275,7 @@ export class IommufdFault implements IommufdObject {
     if (code !== IOMMUFD_PAGE_RESP_SUCCESS && code !== IOMMUFD_PAGE_RESP_INVALID) {
       return fail('EINVAL', `page response code ${code} is neither SUCCESS (0) nor INVALID (1)`);
     }
-    const held = this.response.get(cookie);
+    const held = this.lookup(cookie);
     if (held === undefined) return fail('EINVAL', `no page request group awaits a response with cookie ${cookie}`);
     this.freeCookie(cookie);
     this.answer(held.group, code === IOMMUFD_PAGE_RESP_SUCCESS ? 'success' : 'invalid');
@@ -277,7 +289,9 @@ export class IommufdFault implements IommufdObject {
   destroy(): void {
     this.destroyed = true;
     for (const held of this.deliver.splice(0)) this.autoAnswer(held.group);
-    for (const [cookie, held] of [...this.response]) {
+    for (let cookie = 1; cookie < this.response.length; cookie++) {
+      const held = this.response[cookie];
+      if (held === undefined) continue;
       this.freeCookie(cookie);
       this.autoAnswer(held.group);
     }
@@ -289,7 +303,8 @@ export class IommufdFault implements IommufdObject {
   // ---- Internals ----
 
   private handleOf(group: IopfGroup): AttachState | null {
-    for (const h of this.attaches) {
+    for (let i = 0; i < this.attaches.length; i++) {
+      const h = this.attaches[i] as AttachState;
       if (h.dev === group.dev && h.pasid === group.pasid && h.domain === group.domain) return h;
     }
     return null;
@@ -310,16 +325,24 @@ export class IommufdFault implements IommufdObject {
     this.core.respondGroup(group, code);
   }
 
+  private lookup(cookie: number): HeldGroup | undefined {
+    return Number.isInteger(cookie) && cookie > 0 && cookie < this.response.length ? this.response[cookie] : undefined;
+  }
+
   private allocCookie(): number {
     let c = this.cookieHint;
-    while (this.response.has(c)) c++;
+    while (this.response[c] !== undefined) c++;
     if (c > COOKIE_MAX) return 0;
     this.cookieHint = c + 1;
     return c;
   }
 
   private freeCookie(cookie: number): void {
-    this.response.delete(cookie);
+    if (this.response[cookie] === undefined) return;
+    this.response[cookie] = undefined;
+    this.responseCount--;
+    // Trailing free slots go, so the array is as long as the highest cookie in use.
+    while (this.response.length > 0 && this.response[this.response.length - 1] === undefined) this.response.pop();
     if (cookie < this.cookieHint) this.cookieHint = cookie;
   }
 
