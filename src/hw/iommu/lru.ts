@@ -13,7 +13,7 @@
 // skipped; when none is left, the cache is scanned again.
 
 /** Size of the eviction candidate buffer: a full scan happens at most once per this many evictions. */
-const CANDIDATES = 64;
+const CANDIDATES = 256;
 
 export class LruIndex {
   readonly capacity: number;

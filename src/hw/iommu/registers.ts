@@ -149,7 +149,9 @@ export class RegisterFile {
   write(offset: number, raw: number): void {
     const value = registerValue(raw);
     if (value === null) return;
-    const lo = value % 4294967296;
+    // The low 32 bits: ToUint32 of a non-negative safe integer is it modulo 2^32 (a `%` on a double is a
+    // library call, and this runs for every queue index software writes).
+    const lo = value >>> 0;
     switch (offset) {
       // GCMD bit 0 TE: enable translation (GSTS.TES follows at once).
       case Reg.GCMD: this.te = (lo & GCMD_TE) !== 0; return;

@@ -132,7 +132,9 @@ export function enableTranslation(port: RegisterPort, root: number): void {
 
 export type QueueName = 'command' | 'fault' | 'page-request';
 
-const QUEUE_REGS: Record<QueueName, { base: number; head: number; tail: number; csr: number }> = {
+interface QueueRegs { readonly base: number; readonly head: number; readonly tail: number; readonly csr: number }
+
+const QUEUE_REGS: Record<QueueName, QueueRegs> = {
   command: { base: Reg.CQB, head: Reg.CQH, tail: Reg.CQT, csr: Reg.CQCSR },
   fault: { base: Reg.FQB, head: Reg.FQH, tail: Reg.FQT, csr: Reg.FQCSR },
   'page-request': { base: Reg.PQB, head: Reg.PQH, tail: Reg.PQT, csr: Reg.PQCSR },
@@ -151,15 +153,20 @@ export function setupQueue(port: RegisterPort, which: QueueName, base: number, l
   port.writeReg(r.csr, QCSR_EN);
 }
 
-const EMPTY = new Uint32Array(0);
 
 /** 2^0 .. 2^31: the entry counts a base register can select. */
 const POW2: readonly number[] = Array.from({ length: 32 }, (_, i) => 2 ** i);
 
 /** Entries in a queue whose base register reads `b` (log2 of the size in its low 5 bits). */
 function queueEntries(b: number): number {
-  const log2 = b % 32;
+  // Bits 4:0 (the base is a non-negative safe integer: its low bits survive ToUint32).
+  const log2 = (b >>> 0) & 31;
   return POW2[log2] ?? 2 ** log2;
+}
+
+/** Bits 51:12 of a base register: the queue's PA (a division by a literal power of two is a multiply). */
+function queueBase(b: number): number {
+  return Math.floor(b / 4096) * 4096;
 }
 
 /**
@@ -175,7 +182,7 @@ export function postCommand(port: RegisterPort, mem: PhysicalMemory, cmd: Comman
   const tail = port.readReg(r.tail);
   // A queue is full when (tail + 1) % entries == head.
   if ((tail + 1) % entries === head) return false;
-  if (!writeHalves(mem, b - (b % FRAME) + tail * RECORD_BYTES, encodeCommand(cmd, words))) return false;
+  if (!writeHalves(mem, queueBase(b) + tail * RECORD_BYTES, encodeCommand(cmd, words))) return false;
   port.writeReg(Reg.CQT, (tail + 1) % entries);
   return true;
 }
@@ -187,16 +194,16 @@ export function newRecordScratch(): RecordScratch {
   return { h: new Uint32Array(RECORD_HALVES) };
 }
 
-function consume<T>(port: RegisterPort, mem: PhysicalMemory, which: QueueName, max: number, decode: (h: Uint32Array) => T, scratch: RecordScratch | undefined): T[] {
-  const r = QUEUE_REGS[which];
-  const b = port.readReg(r.base);
-  const base = b - (b % FRAME);
-  const entries = queueEntries(b);
+function consume<T>(port: RegisterPort, mem: PhysicalMemory, r: QueueRegs, max: number, decode: (h: Uint32Array) => T, scratch: RecordScratch | undefined): T[] {
   let head = port.readReg(r.head);
   const tail = port.readReg(r.tail);
   const out: T[] = [];
-  // The record buffers only when there is something to read (polling mostly finds empty queues).
-  const h = head === tail ? EMPTY : scratch?.h ?? new Uint32Array(RECORD_HALVES);
+  // Polling mostly finds an empty queue: then there is no record to read and no head to move.
+  if (head === tail) return out;
+  const b = port.readReg(r.base);
+  const base = queueBase(b);
+  const entries = queueEntries(b);
+  const h = scratch?.h ?? new Uint32Array(RECORD_HALVES);
   while (head !== tail && out.length < max) {
     // A record outside memory reads as zeros.
     if (!mem.readWords(base + head * RECORD_BYTES, h, 0, RECORD_HALVES)) h.fill(0);
@@ -209,10 +216,10 @@ function consume<T>(port: RegisterPort, mem: PhysicalMemory, which: QueueName, m
 
 /** Read and consume (advance FQH past) up to `max` fault records. */
 export function readFaultRecords(port: RegisterPort, mem: PhysicalMemory, max = Infinity, scratch?: RecordScratch): FaultRecord[] {
-  return consume(port, mem, 'fault', max, decodeFaultRecord, scratch);
+  return consume(port, mem, QUEUE_REGS.fault, max, decodeFaultRecord, scratch);
 }
 
 /** Read and consume (advance PQH past) up to `max` page-request records. */
 export function readPageRequests(port: RegisterPort, mem: PhysicalMemory, max = Infinity, scratch?: RecordScratch): PageRequestRecord[] {
-  return consume(port, mem, 'page-request', max, decodePageRequestRecord, scratch);
+  return consume(port, mem, QUEUE_REGS['page-request'], max, decodePageRequestRecord, scratch);
 }

@@ -453,8 +453,10 @@ export class IoasisIommuDriver implements IommuDriverOps, IotlbFlusher, NestedCa
     const pqcsr = this.unit.readReg(Reg.PQCSR);
     const pageRequestOverflow = (pqcsr & PQCSR_PQOF) !== 0;
     if (pageRequestOverflow) this.unit.writeReg(Reg.PQCSR, pqcsr | PQCSR_PQOF);
-    this.faultLog.push(...faults);
-    if (this.faultLog.length > FAULT_LOG_SIZE) this.faultLog.splice(0, this.faultLog.length - FAULT_LOG_SIZE);
+    if (faults.length > 0) {
+      for (const f of faults) this.faultLog.push(f);
+      if (this.faultLog.length > FAULT_LOG_SIZE) this.faultLog.splice(0, this.faultLog.length - FAULT_LOG_SIZE);
+    }
     this.stats.faultsLogged += faults.length;
     this.stats.pageRequestsRead += pageRequests.length;
     return { faults, pageRequests, pageRequestOverflow };
