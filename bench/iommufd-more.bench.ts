@@ -3,6 +3,7 @@
 // trip through a FAULT object's fd, and metadata per mapped page with the domain's page tables counted.
 import { Machine } from '../src/hw/machine.ts';
 import { PhysicalMemory } from '../src/hw/memory/physical-memory.ts';
+import type { DmaResult } from '../src/hw/dma/types.ts';
 import { PCI_PASID_CTRL_ENABLE, PCI_PASID_CTRL_PRIV, PCI_PRI_CTRL_ENABLE } from '../src/hw/dma/pri.ts';
 import type { Result } from '../src/kernel/errno.ts';
 import { IoPageTableDomain } from '../src/kernel/iommu/domain.ts';
@@ -56,9 +57,34 @@ function alignedAnon(proc: Process, size: number, align: number): number {
   return Math.ceil(raw / align) * align;
 }
 
+/**
+ * The IO page fault benches' setup: the default host's DSA with PRI (an Outstanding Page Request
+ * Allocation of IOPF_DEPTH) and PASID enabled, bound to an iommufd, attached to a HWPT of an empty IOAS
+ * with a FAULT object, and a user buffer of IOPF_PAGES pages to map from.
+ */
+function iopfFixture() {
+  const s = machine(8 * GiB, 2 * IOPF_PAGES + 4096);
+  const dsa = s.dev('6a:01.0');
+  const pri = dsa.config.findExtCapability(PCI_EXT_CAP_ID_PRI);
+  dsa.config.write32(pri + PCI_PRI_ALLOC_REQ, IOPF_DEPTH);
+  dsa.config.write16(pri + PCI_PRI_CTRL, PCI_PRI_CTRL_ENABLE);
+  const pasidCap = dsa.config.findExtCapability(PCI_EXT_CAP_ID_PASID);
+  dsa.config.write16(pasidCap + PCI_PASID_CTRL, PCI_PASID_CTRL_ENABLE | PCI_PASID_CTRL_PRIV);
+  const idev = must(iommufdDeviceBind(s.ctx, dsa, { file: must(s.proc.fds.get(s.fd)) }));
+  const ioasId = must(api.ioasAlloc(s));
+  const { faultId, faultFd } = must(api.faultQueueAlloc(s));
+  const hwpt = must(api.hwptAlloc({ ...s, devId: idev.id, ptId: ioasId, faultId, flags: 0 }));
+  must(iommufdDeviceAttach(idev, hwpt));
+  const buf = must(s.proc.mmap(0, IOPF_PAGES * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  // The call arguments name their fields (no spread of the whole setup object per call).
+  return { s, proc: s.proc, fd: s.fd, ioasId, faultFd, dsa, buf, BASE: 0x4000_0000, data: new Uint8Array(8).fill(0x5a) };
+}
+
 const SIZE_64G = 64 * GiB;
 const META_SIZE = 256 * MiB;
 const IOPF_PAGES = 4096;
+/** Page requests in flight in iopf-throughput: the DSA's Outstanding Page Request Allocation. */
+const IOPF_DEPTH = 32;
 
 export const benches: BenchDef[] = [
   {
@@ -98,23 +124,7 @@ export const benches: BenchDef[] = [
     description: `IO page requests per second from device fault to retry: the default host's DSA (PRI) DMAs one unmapped page on a HWPT with a FAULT object; the handler reads the record from the fault fd, IOAS_MAPs a user page at the faulting IOVA and writes SUCCESS; the device retries and completes (${IOPF_PAGES} faults per sample, all through dispatch and the fault fd; the loop names each call's arguments rather than spreading the setup object into them); target >= 200,000`,
     samples: 5,
     setup: () => {
-      const s = machine(8 * GiB, 2 * IOPF_PAGES + 4096);
-      const dsa = s.dev('6a:01.0');
-      const pri = dsa.config.findExtCapability(PCI_EXT_CAP_ID_PRI);
-      dsa.config.write32(pri + PCI_PRI_ALLOC_REQ, 32);
-      dsa.config.write16(pri + PCI_PRI_CTRL, PCI_PRI_CTRL_ENABLE);
-      const pasidCap = dsa.config.findExtCapability(PCI_EXT_CAP_ID_PASID);
-      dsa.config.write16(pasidCap + PCI_PASID_CTRL, PCI_PASID_CTRL_ENABLE | PCI_PASID_CTRL_PRIV);
-      const idev = must(iommufdDeviceBind(s.ctx, dsa, { file: must(s.proc.fds.get(s.fd)) }));
-      const ioasId = must(api.ioasAlloc(s));
-      const { faultId, faultFd } = must(api.faultQueueAlloc(s));
-      const hwpt = must(api.hwptAlloc({ ...s, devId: idev.id, ptId: ioasId, faultId, flags: 0 }));
-      must(iommufdDeviceAttach(idev, hwpt));
-      const buf = must(s.proc.mmap(0, IOPF_PAGES * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
-      const BASE = 0x4000_0000;
-      const data = new Uint8Array(8).fill(0x5a);
-      // The call arguments name their fields (no spread of the whole setup object per call).
-      const { proc, fd } = s;
+      const { s, proc, fd, ioasId, faultFd, dsa, buf, BASE, data } = iopfFixture();
       return () => {
         const t0 = process.hrtime.bigint();
         for (let i = 0; i < IOPF_PAGES; i++) {
@@ -132,6 +142,38 @@ export const benches: BenchDef[] = [
         }
         const s_ = Number(process.hrtime.bigint() - t0) / 1e9;
         must(api.ioasUnmap({ ...s, ioasId, iova: 0, length: U64_MAX }));
+        return IOPF_PAGES / s_;
+      };
+    },
+  },
+  {
+    name: 'iopf-throughput',
+    unit: 'faults/s',
+    description: `IO page requests per second with ${IOPF_DEPTH} in flight, as a PRI device with that Outstanding Page Request Allocation issues them: the DSA starts ${IOPF_DEPTH} transfers to unmapped pages (each a one-page page request group), the handler polls once, reads the ${IOPF_DEPTH} records with one read of the fault fd, IOAS_MAPs each page (one ioctl per fault) and answers all of them with one write; every device retry completes (${IOPF_PAGES} faults per sample, all through dispatch and the fault fd). iopf-roundtrip is the same with one request in flight`,
+    samples: 5,
+    setup: () => {
+      const f = iopfFixture();
+      const { s, proc, fd, ioasId, faultFd, dsa, buf, BASE, data } = f;
+      const results: DmaResult[] = [];
+      const responses: { cookie: number; code: number }[] = [];
+      return () => {
+        const t0 = process.hrtime.bigint();
+        for (let i = 0; i < IOPF_PAGES; i += IOPF_DEPTH) {
+          results.length = 0;
+          for (let k = 0; k < IOPF_DEPTH; k++) results.push(s.machine.dma(dsa, { op: 'write', address: BASE + (i + k) * PAGE, length: data.length, data }));
+          s.core.poll();
+          const recs = must(api.faultRead({ proc, faultFd, max: IOPF_DEPTH }));
+          if (recs.length !== IOPF_DEPTH) throw new Error(`read ${recs.length} page requests, expected ${IOPF_DEPTH}`);
+          responses.length = 0;
+          for (const rec of recs) {
+            must(api.ioasMap({ proc, fd, ioasId, userVa: buf + Number(rec.addr) - BASE, length: PAGE, iova: rec.addr }));
+            responses.push({ cookie: rec.cookie, code: IOMMUFD_PAGE_RESP_SUCCESS });
+          }
+          must(api.faultRespond({ proc, faultFd, responses }));
+          for (const r of results) if (r.status !== 'ok') throw new Error(`DMA ${r.address} ended ${r.status}: ${r.why}`);
+        }
+        const s_ = Number(process.hrtime.bigint() - t0) / 1e9;
+        must(api.ioasUnmap({ proc, fd, ioasId, iova: 0, length: U64_MAX }));
         return IOPF_PAGES / s_;
       };
     },
