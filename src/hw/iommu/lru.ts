@@ -33,6 +33,8 @@ export class LruIndex {
   /** Eviction candidates, oldest first, with the stamps they had when collected. */
   private readonly candSlot: Int32Array;
   private readonly candStamp: Float64Array;
+  /** Scratch for the quickselect over live stamps. */
+  private readonly select: Float64Array;
   private candPos = 0;
   private candLen = 0;
   private count = 0;
@@ -59,6 +61,7 @@ export class LruIndex {
     const cands = Math.min(capacity, CANDIDATES);
     this.candSlot = new Int32Array(cands);
     this.candStamp = new Float64Array(cands);
+    this.select = new Float64Array(capacity > cands ? capacity : 0);
     this.live = new Uint8Array(capacity);
     this.free = new Int32Array(capacity);
     for (let i = 0; i < capacity; i++) this.free[i] = capacity - 1 - i;
@@ -124,11 +127,11 @@ export class LruIndex {
   }
 
   /**
-   * Fill the candidate buffer with the oldest live entries, oldest first. One scan keeps the oldest seen
-   * so far in a max-heap (the youngest of them at the root, so most entries are rejected by one compare
-   * and a replacement costs log n moves), then a heap sort puts them oldest first. Slots are reused in
-   * eviction order, so a scan meets long runs of entries older than everything kept: with an insertion
-   * into a sorted buffer each of those shifted the whole buffer.
+   * Fill the candidate buffer with the oldest live entries, oldest first. Stamps are unique, so the
+   * buffer's youngest stamp is the k-th smallest live stamp: a quickselect over a copy of the live stamps
+   * finds it in linear time, and only entries at or below it go through the max-heap (then a heap sort
+   * puts them oldest first). Selecting with the heap alone cost log k moves for nearly every entry:
+   * slots are reused in eviction order, so a scan meets long runs of entries older than all kept so far.
    */
   private collectCandidates(): void {
     const max = this.candSlot.length;
@@ -137,10 +140,18 @@ export class LruIndex {
     const live = this.live;
     const stamp = this.stamp;
     const capacity = this.capacity;
+    let limit = Infinity;
+    if (this.count > max) {
+      const sel = this.select;
+      let m = 0;
+      for (let s = 0; s < capacity; s++) if (live[s] === 1) sel[m++] = stamp[s] as number;
+      limit = kthSmallest(sel, m, max - 1);
+    }
     let n = 0;
     for (let s = 0; s < capacity; s++) {
       if (live[s] !== 1) continue;
       const t = stamp[s] as number;
+      if (t > limit) continue;
       if (n < max) {
         // Sift up from the end.
         let i = n++;
@@ -253,4 +264,43 @@ export class LruIndex {
     for (let s = 0; s < this.capacity; s++) if (this.live[s] === 1) out.push(s);
     return out.sort((x, y) => (this.stamp[y] as number) - (this.stamp[x] as number));
   }
+}
+
+/**
+ * The k-th smallest (0-based) of a[0..n): Hoare's quickselect with a median-of-three pivot, in place
+ * (it reorders a). n > k >= 0.
+ */
+function kthSmallest(a: Float64Array, n: number, k: number): number {
+  let lo = 0;
+  let hi = n - 1;
+  while (hi > lo) {
+    const mid = (lo + hi) >>> 1;
+    // Median of three: order a[lo] <= a[mid] <= a[hi], pivot a[mid].
+    if ((a[mid] as number) < (a[lo] as number)) swap(a, mid, lo);
+    if ((a[hi] as number) < (a[lo] as number)) swap(a, hi, lo);
+    if ((a[hi] as number) < (a[mid] as number)) swap(a, hi, mid);
+    const pivot = a[mid] as number;
+    let i = lo;
+    let j = hi;
+    while (i <= j) {
+      while ((a[i] as number) < pivot) i++;
+      while ((a[j] as number) > pivot) j--;
+      if (i <= j) {
+        swap(a, i, j);
+        i++;
+        j--;
+      }
+    }
+    // [lo, j] <= pivot <= [i, hi]; between them, elements equal to the pivot.
+    if (k <= j) hi = j;
+    else if (k >= i) lo = i;
+    else return a[k] as number;
+  }
+  return a[k] as number;
+}
+
+function swap(a: Float64Array, i: number, j: number): void {
+  const t = a[i] as number;
+  a[i] = a[j] as number;
+  a[j] = t;
 }
