@@ -8,6 +8,7 @@ import { PAGE_SIZE, type PhysicalMemory } from '../memory/physical-memory.ts';
 import {
   PCI_PASID_CTRL_ENABLE, PCI_PASID_CTRL_EXEC, PCI_PASID_CTRL_PRIV, PCI_PRI_STATUS_RF, PCI_PRI_STATUS_UPRGI, PriRegisters,
 } from './pri.ts';
+import { EngineLog } from './engine-log.ts';
 import { DmaTransfer } from './transfer.ts';
 import {
   faultReasonName, inRange, type AddressRange, type DmaFault, type DmaRequest, type DmaResult, type IommuPort,
@@ -115,9 +116,8 @@ const hex = (n: number): string => `0x${n.toString(16)}`;
 export class DmaEngine {
   readonly stats: DmaEngineStats = { transfers: 0, bytes: 0, pageRequests: 0, responses: 0, spuriousResponses: 0, retries: 0, stalls: 0, faults: 0, aborts: 0 };
   readonly regs: PriRegisters;
-  /** Log lines, or functions that build them (the frequent lines are built only when the log is read). */
-  private readonly lines: Array<string | (() => string)> = [];
-  private readonly logSize: number;
+  /** The newest logSize lines (the frequent ones are kept as numbers and formatted when read). */
+  private readonly lines: EngineLog;
   private readonly maxGroup: number;
   private readonly tr: TranslationRequest;
   private readonly out: TranslationResult = newTranslationResult();
@@ -135,22 +135,14 @@ export class DmaEngine {
 
   constructor(readonly dev: PciDev, private readonly opts: DmaEngineOptions) {
     this.regs = new PriRegisters(dev);
-    this.logSize = opts.logSize ?? 256;
+    this.lines = new EngineLog(dev.shortBdf, opts.logSize ?? 256);
     this.maxGroup = Math.max(1, opts.maxPagesPerGroup ?? 32);
     this.tr = { rid: opts.rid, pasid: NO_PASID, iova: 0, write: false, exec: false, priv: false, ats: false };
   }
 
   get rid(): number { return this.opts.rid; }
   /** What the engine did that a person may want to know (page requests, responses, spurious ones), newest last. */
-  get log(): readonly string[] {
-    const from = Math.max(0, this.lines.length - this.logSize);
-    const out: string[] = [];
-    for (let i = from; i < this.lines.length; i++) {
-      const line = this.lines[i] as string | (() => string);
-      out.push(typeof line === 'string' ? line : (this.lines[i] = line()));
-    }
-    return out;
-  }
+  get log(): readonly string[] { return this.lines.lines(); }
   /** Page requests sent and not yet answered. */
   get outstanding(): number { return this.outstandingPages; }
   /** Transfers not yet settled. */
@@ -204,11 +196,6 @@ export class DmaEngine {
     this.resetPri('function reset');
   }
 
-  // The newest logSize lines are kept; older ones are dropped in batches (at twice logSize) so a push is O(1).
-  private say(line: string | (() => string)): void {
-    this.lines.push(line);
-    if (this.lines.length > 2 * this.logSize) this.lines.splice(0, this.lines.length - this.logSize);
-  }
 
   /** Run `fn` with the engine marked busy, then handle responses that arrived meanwhile. */
   private exclusive(fn: () => void): void {
@@ -364,8 +351,7 @@ export class DmaEngine {
     r.fault = fault;
     const n = pages.length;
     r.explain(() => `waiting for the response to page request group ${prgi} (${n} page${n === 1 ? '' : 's'} from ${hex(first)}, ${fault.reasonName})`);
-    const bdf = this.dev.shortBdf, pasid = r.pasid, reason = fault.reasonName, write = job.write;
-    this.say(() => `${bdf}: page request group ${prgi}${pasid === NO_PASID ? '' : ` PASID ${pasid}`}: ${n} page(s) from ${hex(first)} (${reason}, ${write ? 'write' : 'read'})`);
+    this.lines.request(prgi, r.pasid, n, first, fault.reason, job.write);
     for (let i = 0; i < pages.length; i++) {
       const msg: PageRequestMessage = {
         rid: this.opts.rid, pasid: r.pasid, address: pages[i] as number, read: !job.write, write: job.write, exec: job.exec, priv: job.priv,
@@ -395,7 +381,7 @@ export class DmaEngine {
     this.stalledJobs.push(job);
     this.pendingJobs.add(job);
     this.stats.stalls++;
-    this.say(`${this.dev.shortBdf}: transfer ${job.result.id} ${why}`);
+    this.lines.text(`${this.dev.shortBdf}: transfer ${job.result.id} ${why}`);
   }
 
   private handleResponse(msg: PageResponseMessage): void {
@@ -404,7 +390,7 @@ export class DmaEngine {
     if (g === undefined || g.pasid !== msg.pasid) {
       this.stats.spuriousResponses++;
       this.regs.setStatus(PCI_PRI_STATUS_UPRGI);
-      this.say(`${this.dev.shortBdf}: spurious page response (PRGI ${msg.prgi}${msg.pasid === NO_PASID ? '' : `, PASID ${msg.pasid}`}, code ${msg.code}): no such group outstanding; ignored`);
+      this.lines.text(`${this.dev.shortBdf}: spurious page response (PRGI ${msg.prgi}${msg.pasid === NO_PASID ? '' : `, PASID ${msg.pasid}`}, code ${msg.code}): no such group outstanding; ignored`);
       return;
     }
     this.groups[msg.prgi] = undefined;
@@ -412,8 +398,7 @@ export class DmaEngine {
     const job = g.job;
     const r = job.result;
     const code = msg.code === PageResponseCode.Success || msg.code === PageResponseCode.Invalid ? msg.code : PageResponseCode.Failure;
-    const bdf = this.dev.shortBdf, prgi = g.prgi, pdata = msg.privateData;
-    this.say(() => `${bdf}: page request group ${prgi} answered ${code === PageResponseCode.Success ? 'SUCCESS' : code === PageResponseCode.Invalid ? 'INVALID' : 'FAILURE'}${pdata === null ? '' : ` with private data ${hex(pdata[0])} ${hex(pdata[1])}`}`);
+    this.lines.answer(g.prgi, code, msg.privateData);
     if (!r.settled) {
       if (code === PageResponseCode.Success) {
         const answered = (job.answered ??= new Set());
@@ -461,7 +446,7 @@ export class DmaEngine {
     this.inbox.length = 0;
     this.regs.clearStatus(PCI_PRI_STATUS_RF | PCI_PRI_STATUS_UPRGI);
     for (const job of jobs) this.finish(job, 'aborted', `${why} while the transfer was pending`, job.result.fault);
-    this.say(`${this.dev.shortBdf}: ${why}: page request state cleared${jobs.size > 0 ? `, ${jobs.size} transfer(s) aborted` : ''}`);
+    this.lines.text(`${this.dev.shortBdf}: ${why}: page request state cleared${jobs.size > 0 ? `, ${jobs.size} transfer(s) aborted` : ''}`);
   }
 
   /** Settle the transfer; `why` null: the line was given to explain() already. */

@@ -156,7 +156,7 @@ export class Fabric {
       if (bus.isVirtual()) { bus = bus.parent as PciBus; continue; }
       const bridge = bus.self;
       if (bus.isRoot() || bridge === null) {
-        return this.upstream(src, null, notes, { at: 'root-bus', node, busNumber: bus.number, owner, address });
+        return this.upstream(src, null, notes, 'root-bus', node, bus.number, owner, address);
       }
       if (!bridge.isPcie() || bridge.pcieType() === PcieType.PcieToPciBridge) {
         // A conventional PCI bus: shared, no ACS.
@@ -176,7 +176,7 @@ export class Fabric {
       }
       switch (bridge.pcieType()) {
         case PcieType.RootPort: {
-          return this.upstream(src, bridge, notes, { at: this.map.inWindow(bridge, address) ? 'root-port-below' : 'root-port', node: bridge, busNumber: 0, owner, address });
+          return this.upstream(src, bridge, notes, this.map.inWindow(bridge, address) ? 'root-port-below' : 'root-port', bridge, 0, owner, address);
         }
         case PcieType.DownstreamPort: {
           const acs = this.acs(bridge);
@@ -210,7 +210,7 @@ export class Fabric {
           }
           const up = bridge.bus.self;
           if (up === null || bridge.bus.isRoot()) {
-            return this.upstream(src, null, notes, { at: 'port-on-root-bus', node: bridge, busNumber: bridge.busNumber, owner, address });
+            return this.upstream(src, null, notes, 'port-on-root-bus', bridge, bridge.busNumber, owner, address);
           }
           node = up;
           bus = up.bus;
@@ -248,8 +248,10 @@ export class Fabric {
     return { kind: 'blocked', at: null, why: 'the hierarchy above the function loops: no route' };
   }
 
-  private upstream(src: PciDev, rootPort: PciDev | null, notes: readonly string[], entry: RootComplexEntry): Route {
-    return new UpstreamRoute(src, this.requesterId(src), rootPort, notes.length === 0 ? null : notes, entry);
+  private upstream(
+    src: PciDev, rootPort: PciDev | null, notes: readonly string[], at: EntryKind, node: PciDev, busNumber: number, owner: MemBar | undefined, address: number,
+  ): Route {
+    return new UpstreamRoute(src, this.requesterId(src), rootPort, notes.length === 0 ? null : notes, at, node, busNumber, owner, address);
   }
 
   private deliver(bar: MemBar | undefined, address: number, mechanism: P2pMechanism, at: PciDev, claimedBy: PciDev, why: string): Route {
@@ -265,16 +267,11 @@ function describeRequest(owner: MemBar | undefined, address: number): string {
   return owner === undefined ? `the request for ${hex(address)}` : `the request for ${owner.dev.shortBdf}'s BAR ${owner.index}`;
 }
 
-/** Where a request entered the root complex, kept to explain the route (state as it was at routing). */
-interface RootComplexEntry {
-  /** A function on a root bus, a root port (the address inside its window or not), a port on a root bus. */
-  readonly at: 'root-bus' | 'root-port' | 'root-port-below' | 'port-on-root-bus';
-  /** The function on the root bus, the root port, or the port. */
-  readonly node: PciDev;
-  readonly busNumber: number;
-  readonly owner: MemBar | undefined;
-  readonly address: number;
-}
+/**
+ * Where a request entered the root complex: a function on a root bus, a root port (the address inside its
+ * window or not), a downstream port on a root bus.
+ */
+type EntryKind = 'root-bus' | 'root-port' | 'root-port-below' | 'port-on-root-bus';
 
 /**
  * A route to the root complex. The explanation is built when first read, from what routing saw: making
@@ -286,12 +283,17 @@ class UpstreamRoute {
   readonly domain: number;
   private text: string | null = null;
 
+  // What routing saw (the entry point, the function or port there, the BAR holding the address).
   constructor(
     private readonly src: PciDev,
     private readonly requester: RequesterId,
     readonly rootPort: PciDev | null,
     private readonly notes: readonly string[] | null,
-    private readonly entry: RootComplexEntry,
+    private readonly at: EntryKind,
+    private readonly node: PciDev,
+    private readonly busNumber: number,
+    private readonly owner: MemBar | undefined,
+    private readonly address: number,
   ) {
     this.rid = requester.rid;
     this.domain = requester.domain;
@@ -299,7 +301,7 @@ class UpstreamRoute {
 
   get why(): string {
     if (this.text !== null) return this.text;
-    const { at, node, busNumber, owner, address } = this.entry;
+    const { at, node, busNumber, owner, address } = this;
     const what = this.notes !== null ? 'it' : describeRequest(owner, address);
     let final: string;
     switch (at) {

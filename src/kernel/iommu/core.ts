@@ -576,7 +576,7 @@ export class IommuCore {
     if (!this.iopf.enabled(dev)) return fail('EINVAL', `${dev.shortBdf} has IO page faults disabled (no fault handler attached)`);
     const full: PageRequestRecord = { ...rec, rid: di.rids[0] as number };
     const before = this.iopf.stats.discarded;
-    this.iopf.report(dev, full, (pasid) => this.faultDomain(dev, pasid));
+    this.iopf.report(dev, full, this);
     return this.iopf.stats.discarded === before ? ok() : fail('EINVAL', `no domain with a fault handler at ${rec.pasid === NO_PASID ? 'the RID' : `PASID ${rec.pasid}`}`);
   }
 
@@ -587,14 +587,14 @@ export class IommuCore {
       if (rec.lastInGroup) d.pageResponse(rec.rid, rec.pasid, rec.prgi, PageResponseCode.Invalid, rec.privateData);
       return;
     }
-    this.iopf.report(dev, rec, (pasid) => this.faultDomain(dev, pasid));
+    this.iopf.report(dev, rec, this);
   }
 
   /**
    * find_fault_handler(): the domain at the fault's PASID; with none there, a driver whose PASID table is
    * the user's (ops->user_pasid_table) sends it to the NESTED domain at the RID.
    */
-  private faultDomain(dev: PciDev, pasid: number): IommuDomain | null {
+  faultDomain(dev: PciDev, pasid: number): IommuDomain | null {
     if (pasid === NO_PASID) return this.domainOf(dev);
     const at = this.domainAtPasid(dev, pasid);
     if (at !== null) return at;

@@ -64,6 +64,11 @@ interface DeviceParam {
   readonly pending: PendingGroup[];
 }
 
+/** find_fault_handler()'s lookup: the domain a page request of `dev` at `pasid` goes to (the IOMMU core). */
+export interface FaultRoutes {
+  faultDomain(dev: PciDev, pasid: number): IommuDomain | null;
+}
+
 /** Sends one PRG response to the device (the IOMMU driver's page_response). */
 export type RespondFn = (dev: PciDev, pasid: number, prgi: number, code: PageResponseCode, privateData: readonly [number, number] | null) => void;
 
@@ -114,10 +119,10 @@ export class IopfQueue {
   partials(dev: PciDev): readonly PageRequestRecord[] { return this.params.get(dev)?.partial ?? []; }
 
   /**
-   * iommu_report_device_fault for one page request of `dev`. `domainAt` finds the domain attached at a
-   * PASID (NO_PASID: the RID's).
+   * iommu_report_device_fault for one page request of `dev`. `routes.faultDomain` finds the domain
+   * attached at a PASID (NO_PASID: the RID's); an object rather than a closure made per request.
    */
-  report(dev: PciDev, rec: PageRequestRecord, domainAt: (pasid: number) => IommuDomain | null): void {
+  report(dev: PciDev, rec: PageRequestRecord, routes: FaultRoutes): void {
     const p = this.params.get(dev);
     if (p === undefined) {
       this.note(`${dev.shortBdf}: page request without IOPF enabled`);
@@ -134,7 +139,7 @@ export class IopfQueue {
       const r = p.partial[i] as PageRequestRecord;
       if (r.prgi === rec.prgi && r.pasid === rec.pasid) p.partial.splice(i, 1);
     }
-    const domain = domainAt(rec.pasid);
+    const domain = routes.faultDomain(dev, rec.pasid);
     if (domain?.iopfHandler == null) {
       this.note(`${dev.shortBdf}: page request group ${rec.prgi} (PASID ${rec.pasid}) has no domain with a fault handler: discarded, answered INVALID`);
       this.stats.discarded++;
