@@ -94,6 +94,8 @@ export class IoasisIommuDriver implements IommuDriverOps, IotlbFlusher, NestedCa
   readonly stats = { commands: 0, fences: 0, invalidations: 0, pageResponses: 0, faultsLogged: 0, pageRequestsRead: 0 };
   private readonly rids = new Map<number, RidState>();
   private readonly dids = new Map<IommuDomain, DidUse>();
+  /** Nested domains among `dids` (an unmap looks for them only when there are some). */
+  private nestedCount = 0;
   /** Why the driver is a flusher of a paging domain: its own DID here, plus one per nested child with a DID. */
   private readonly flushHolds = new Map<PagingDomain, number>();
   private readonly freeDids: number[] = [];
@@ -184,6 +186,7 @@ export class IoasisIommuDriver implements IommuDriverOps, IotlbFlusher, NestedCa
       if (did < 0) return null;
       use = { did, pasids: new Map() };
       this.dids.set(domain, use);
+      if (domain instanceof NestedDomain) this.nestedCount++;
       this.holdFlushes(domain);
     }
     use.pasids.set(pasid, (use.pasids.get(pasid) ?? 0) + 1);
@@ -198,6 +201,7 @@ export class IoasisIommuDriver implements IommuDriverOps, IotlbFlusher, NestedCa
     else use.pasids.delete(pasid);
     if (use.pasids.size === 0) {
       this.dids.delete(domain);
+      if (domain instanceof NestedDomain) this.nestedCount--;
       this.dropFlushes(domain);
       // The DID may be reused: nothing of the old domain may stay in the IOTLB under it.
       this.sync([{ op: 'iotlb-inval', scope: 'domain', did: use.did }]);
@@ -209,8 +213,10 @@ export class IoasisIommuDriver implements IommuDriverOps, IotlbFlusher, NestedCa
     const use = this.dids.get(domain);
     const first = Math.floor(iova / FRAME) * FRAME;
     const pages = Math.ceil((iova + size - first) / FRAME);
-    const cmds = use === undefined ? [] : [...use.pasids.keys()].map((pasid): Command => ({ op: 'iotlb-inval', scope: 'range', did: use.did, pasid, address: first, pages }));
-    cmds.push(...this.nestedChildFlushes(domain));
+    // Every unmap comes here: a plain loop, no spread or intermediate arrays.
+    const cmds: Command[] = [];
+    if (use !== undefined) for (const pasid of use.pasids.keys()) cmds.push({ op: 'iotlb-inval', scope: 'range', did: use.did, pasid, address: first, pages });
+    this.nestedChildFlushes(domain, cmds);
     if (cmds.length > 0) this.sync(cmds);
   }
 
@@ -415,10 +421,10 @@ export class IoasisIommuDriver implements IommuDriverOps, IotlbFlusher, NestedCa
   }
 
   /** The domain-wide IOTLB flushes a change of `parent`'s second stage needs for its nested children here. */
-  private nestedChildFlushes(parent: IommuDomain): Command[] {
-    const cmds: Command[] = [];
+  /** Append a domain-selective IOTLB flush for each nested domain built on `parent` (their DIDs cache its translations). */
+  private nestedChildFlushes(parent: IommuDomain, cmds: Command[]): void {
+    if (this.nestedCount === 0) return;
     for (const [d, use] of this.dids) if (d instanceof NestedDomain && d.parent === parent) cmds.push({ op: 'iotlb-inval', scope: 'domain', did: use.did });
-    return cmds;
   }
 
   /** Be told of unmaps of the paging domain behind `domain` (itself, or a nested domain's parent). */
