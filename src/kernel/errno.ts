@@ -60,10 +60,13 @@ export function fail(errno: ErrnoName, reason?: string): KernelError {
   return { ok: false, errno, code: e.code, reason: reason ?? e.message };
 }
 
+/** The success without a value: results are immutable, so one object serves every call of ok(). */
+const OK_VOID: KernelOk<undefined> = { ok: true, value: undefined };
+
 export function ok(): KernelOk<undefined>;
 export function ok<T>(value: T): KernelOk<T>;
 export function ok<T>(value?: T): KernelOk<T | undefined> {
-  return { ok: true, value };
+  return value === undefined ? OK_VOID : { ok: true, value };
 }
 
 /** The errno name for a numeric value (for decoding a -errno), or undefined. */
