@@ -356,12 +356,17 @@ export class IommuUnit {
   }
 
   private acceptsPageRequest(msg: PageRequestMessage): boolean {
-    this.forgetMemo();
     // Page requests need translation enabled and a unit with page-request support (CAP bit 24).
     if (!this.regs.te || !this.caps.pri) return false;
     // A requester ID is 16 bits; the page address a 4 KiB page below 2^64.
     if (!isRid(msg.rid) || !(msg.address >= 0 && msg.address < UNTRANSLATED_PAGE_SIZE)) return false;
-    const cs = this.contextFor(msg.rid);
+    // A context-cache hit changes no cache, so the translation memo stays (the faulting request's retry
+    // uses it); a miss fills the context cache, and the memo is dropped as resolve() drops it.
+    let cs = this.ctxCache.lookup(msg.rid);
+    if (cs < 0) {
+      this.forgetMemo();
+      cs = this.contextFor(msg.rid);
+    }
     if (cs < 0) return false;
     const flags = this.ctxCache.flags[cs] as number;
     // Context PRE: page requests allowed from this function.
