@@ -177,7 +177,7 @@ export class DmaEngine {
       return result;
     }
     this.pendingJobs.add(job);
-    this.exclusive(() => this.advance(job));
+    this.exclusive(job, null);
     return result;
   }
 
@@ -188,7 +188,7 @@ export class DmaEngine {
       this.inbox.push(msg);
       return;
     }
-    this.exclusive(() => this.handleResponse(msg));
+    this.exclusive(null, msg);
   }
 
   /** Function reset: every transfer in flight is aborted, page-request state and a Response Failure cleared. */
@@ -196,16 +196,19 @@ export class DmaEngine {
     this.resetPri('function reset');
   }
 
-
-  /** Run `fn` with the engine marked busy, then handle responses that arrived meanwhile. */
-  private exclusive(fn: () => void): void {
-    if (this.busy) { fn(); return; }
+  /**
+   * Advance `job` or handle `msg` with the engine marked busy, then handle responses that arrived
+   * meanwhile. (Arguments rather than a closure: this runs twice per device fault.)
+   */
+  private exclusive(job: Job | null, msg: PageResponseMessage | null): void {
+    const outer = !this.busy;
     this.busy = true;
     try {
-      fn();
-      for (let m = this.inbox.shift(); m !== undefined; m = this.inbox.shift()) this.handleResponse(m);
+      if (job !== null) this.advance(job);
+      if (msg !== null) this.handleResponse(msg);
+      if (outer) for (let m = this.inbox.shift(); m !== undefined; m = this.inbox.shift()) this.handleResponse(m);
     } finally {
-      this.busy = false;
+      if (outer) this.busy = false;
     }
   }
 
