@@ -146,30 +146,42 @@ export function encodeCommand(cmd: Command, out = new Uint32Array(8)): Uint32Arr
       out[7] = Math.floor(cmd.pages / TWO_32);
       return out;
     }
-    case 'page-response': {
-      field(cmd.rid, 0xffff, 'rid');
-      field(cmd.prgi, 0x1ff, 'prgi');
-      const pv = cmd.pasid !== NO_PASID;
-      if (pv) field(cmd.pasid, 0xfffff, 'pasid');
-      out[0] = (Opcode.PageResponse | (cmd.code << 8) | (pv ? 1 << 12 : 0) | (cmd.privateData !== null ? 1 << 13 : 0) | (cmd.rid << 16)) >>> 0;
-      out[2] = cmd.prgi;
-      out[3] = pv ? cmd.pasid : 0;
-      if (cmd.privateData !== null) {
-        out[4] = cmd.privateData[0] >>> 0;
-        out[5] = cmd.privateData[1] >>> 0;
-      }
-      return out;
-    }
-    case 'fence': {
-      const a = cmd.statusAddress;
-      if (!Number.isSafeInteger(a) || a < 0 || a >= 2 ** 52 || a % 4 !== 0) throw new RangeError(`statusAddress must be a 4-byte-aligned PA below 2^52, not ${a}`);
-      out[0] = Opcode.Fence | (cmd.interrupt ? 1 << 8 : 0);
-      out[2] = a % TWO_32;
-      out[3] = Math.floor(a / TWO_32);
-      out[4] = cmd.statusData >>> 0;
-      return out;
-    }
+    case 'page-response':
+      return encodePageResponse(out, cmd.rid, cmd.pasid, cmd.prgi, cmd.code, cmd.privateData);
+    case 'fence':
+      return encodeFence(out, cmd.interrupt, cmd.statusAddress, cmd.statusData);
   }
+}
+
+/** encodeCommand of a PAGE_RESPONSE from its fields (a driver answering a fault builds no Command object). */
+export function encodePageResponse(
+  out: Uint32Array, rid: number, pasid: number, prgi: number, code: PageResponseCode, privateData: readonly [number, number] | null,
+): Uint32Array {
+  field(rid, 0xffff, 'rid');
+  field(prgi, 0x1ff, 'prgi');
+  const pv = pasid !== NO_PASID;
+  if (pv) field(pasid, 0xfffff, 'pasid');
+  for (let i = 0; i < 8; i++) out[i] = 0;
+  out[0] = (Opcode.PageResponse | (code << 8) | (pv ? 1 << 12 : 0) | (privateData !== null ? 1 << 13 : 0) | (rid << 16)) >>> 0;
+  out[2] = prgi;
+  out[3] = pv ? pasid : 0;
+  if (privateData !== null) {
+    out[4] = privateData[0] >>> 0;
+    out[5] = privateData[1] >>> 0;
+  }
+  return out;
+}
+
+/** encodeCommand of a FENCE from its fields. */
+export function encodeFence(out: Uint32Array, interrupt: boolean, statusAddress: number, statusData: number): Uint32Array {
+  const a = statusAddress;
+  if (!Number.isSafeInteger(a) || a < 0 || a >= 2 ** 52 || a % 4 !== 0) throw new RangeError(`statusAddress must be a 4-byte-aligned PA below 2^52, not ${a}`);
+  for (let i = 0; i < 8; i++) out[i] = 0;
+  out[0] = Opcode.Fence | (interrupt ? 1 << 8 : 0);
+  out[2] = a % TWO_32;
+  out[3] = Math.floor(a / TWO_32);
+  out[4] = statusData >>> 0;
+  return out;
 }
 
 function field(value: number, max: number, what: string): void {

@@ -174,6 +174,16 @@ function queueBase(b: number): number {
  * `words`: where to encode it (a driver passes its own 8-word buffer rather than one per command).
  */
 export function postCommand(port: RegisterPort, mem: PhysicalMemory, cmd: Command, words?: Uint32Array<ArrayBuffer>): boolean {
+  return postInto(port, mem, cmd, null, words);
+}
+
+/** postCommand() of a command already encoded into 8 halves (see encodePageResponse, encodeFence). */
+export function postCommandWords(port: RegisterPort, mem: PhysicalMemory, words: Uint32Array): boolean {
+  return postInto(port, mem, null, words, undefined);
+}
+
+// The tail slot is checked before the command is encoded: a full queue refuses without looking at it.
+function postInto(port: RegisterPort, mem: PhysicalMemory, cmd: Command | null, encoded: Uint32Array | null, words: Uint32Array<ArrayBuffer> | undefined): boolean {
   // The registers are read one by one rather than into a state object: this runs for every command.
   const r = QUEUE_REGS.command;
   const b = port.readReg(r.base);
@@ -182,7 +192,8 @@ export function postCommand(port: RegisterPort, mem: PhysicalMemory, cmd: Comman
   const tail = port.readReg(r.tail);
   // A queue is full when (tail + 1) % entries == head.
   if ((tail + 1) % entries === head) return false;
-  if (!writeHalves(mem, queueBase(b) + tail * RECORD_BYTES, encodeCommand(cmd, words))) return false;
+  const h = encoded ?? encodeCommand(cmd as Command, words);
+  if (!writeHalves(mem, queueBase(b) + tail * RECORD_BYTES, h)) return false;
   port.writeReg(Reg.CQT, (tail + 1) % entries);
   return true;
 }

@@ -23,12 +23,12 @@
 //    IOMMU_HWPT_INVALIDATE flushes ranges of the nested DID.
 
 import type { IommuUnit } from '../../hw/iommu/unit.ts';
-import type { Command } from '../../hw/iommu/commands.ts';
+import { encodeFence, encodePageResponse, type Command } from '../../hw/iommu/commands.ts';
 import { CONTEXT_TABLE_BYTES, PE_SSADE, type ContextEntrySpec, type PasidEntrySpec } from '../../hw/iommu/device-table.ts';
 import type { FaultRecord, PageRequestRecord } from '../../hw/iommu/records.ts';
 import { FQCSR_FQOF, PQCSR_PQOF, Reg } from '../../hw/iommu/registers.ts';
 import {
-  allocPasidDirectory, clearPasidEntry, contextEntryAddress, enableTranslation, pasidEntryAddress, postCommand,
+  allocPasidDirectory, clearPasidEntry, contextEntryAddress, enableTranslation, pasidEntryAddress, postCommand, postCommandWords,
   newRecordScratch, readFaultRecords, readPageRequests, setupQueue, writeContext, writePasidEntry, writeRootEntry,
 } from '../../hw/iommu/setup.ts';
 import type { IommuCaps, PageResponseCode } from '../../hw/iommu/types.ts';
@@ -449,7 +449,12 @@ export class IoasisIommuDriver implements IommuDriverOps, IotlbFlusher, NestedCa
 
   pageResponse(rid: number, pasid: number, prgi: number, code: PageResponseCode, privateData: readonly [number, number] | null): void {
     this.stats.pageResponses++;
-    this.sync([{ op: 'page-response', rid, pasid, prgi, code, privateData }]);
+    // One per device fault: encoded straight into the command buffer (sync() of one command, without the
+    // Command objects).
+    const seq = (this.fenceSeq = (this.fenceSeq + 1) >>> 0);
+    this.postWords(encodePageResponse(this.cmdWords, rid, pasid, prgi, code, privateData));
+    this.postWords(encodeFence(this.cmdWords, false, this.fenceStatus, seq));
+    this.finishSync(seq);
   }
 
   poll(): { faults: FaultRecord[]; pageRequests: PageRequestRecord[]; pageRequestOverflow: boolean } {
@@ -478,11 +483,25 @@ export class IoasisIommuDriver implements IommuDriverOps, IotlbFlusher, NestedCa
     if (c.op === 'iotlb-inval' || c.op === 'pasid-cache-inval' || c.op === 'context-inval') this.stats.invalidations++;
   }
 
+  /** post() of a command encoded in this.cmdWords (page responses and fences: no invalidation). */
+  private postWords(words: Uint32Array): void {
+    if (!postCommandWords(this.unit, this.memory, words)) {
+      this.kick();
+      if (!postCommandWords(this.unit, this.memory, words)) throw new Error(`${this.name}: command queue stuck`);
+    }
+    this.stats.commands++;
+  }
+
   /** Post `cmds` and a FENCE, run the queue, and check the fence completed (a driver bug otherwise). */
   private sync(cmds: readonly Command[]): void {
     const seq = (this.fenceSeq = (this.fenceSeq + 1) >>> 0);
     for (const c of cmds) this.post(c);
     this.post({ op: 'fence', interrupt: false, statusAddress: this.fenceStatus, statusData: seq });
+    this.finishSync(seq);
+  }
+
+  /** Run the queue and check FENCE `seq` completed. */
+  private finishSync(seq: number): void {
     this.kick();
     if (this.memory.read32(this.fenceStatus) !== seq) throw new Error(`${this.name}: FENCE ${seq} did not complete (CQCSR 0x${this.unit.readReg(Reg.CQCSR).toString(16)})`);
     this.stats.fences++;
