@@ -23,13 +23,12 @@
 //    IOMMU_HWPT_INVALIDATE flushes ranges of the nested DID.
 
 import type { IommuUnit } from '../../hw/iommu/unit.ts';
-import { encodeFence, encodePageResponse, type Command } from '../../hw/iommu/commands.ts';
+import type { Command } from '../../hw/iommu/commands.ts';
 import { CONTEXT_TABLE_BYTES, PE_SSADE, type ContextEntrySpec, type PasidEntrySpec } from '../../hw/iommu/device-table.ts';
 import type { FaultRecord, PageRequestRecord } from '../../hw/iommu/records.ts';
-import { FQCSR_FQOF, PQCSR_PQOF, Reg } from '../../hw/iommu/registers.ts';
 import {
-  allocPasidDirectory, clearPasidEntry, contextEntryAddress, enableTranslation, pasidEntryAddress, postCommand, postCommandWords,
-  newRecordScratch, readFaultRecords, readPageRequests, setupQueue, writeContext, writePasidEntry, writeRootEntry,
+  allocPasidDirectory, clearPasidEntry, contextEntryAddress, enableTranslation, pasidEntryAddress,
+  setupQueue, writeContext, writePasidEntry, writeRootEntry,
 } from '../../hw/iommu/setup.ts';
 import type { IommuCaps, PageResponseCode } from '../../hw/iommu/types.ts';
 import type { PhysicalMemory } from '../../hw/memory/physical-memory.ts';
@@ -42,6 +41,7 @@ import { checkNestedAlloc, nestedAttachChecks, nestedPasidEntry } from './ioasis
 import { NestedDomain, type NestedCacheFlusher } from './nested-domain.ts';
 import type { IommuUserData } from './user-data.ts';
 import type { HwInfo, IommuCap, IommuDriverOps, PagingAllocOptions } from './driver-ops.ts';
+import { DriverQueues, type DriverQueueStats } from './ioasis-queues.ts';
 import { TableFrames } from './table-frames.ts';
 import { hwInfoVtd, IOMMU_HW_INFO_TYPE_INTEL_VTD } from './vtd-hw-info.ts';
 
@@ -52,7 +52,6 @@ const QUEUE_LOG2 = 8;
 const IDENTITY_DID = 1;
 const FIRST_DID = 2;
 const MAX_DID = 0xffff;
-const FAULT_LOG_SIZE = 1024;
 
 interface RidState {
   readonly pdts: number;
@@ -87,11 +86,12 @@ export class IoasisIommuDriver implements IommuDriverOps, IotlbFlusher, NestedCa
   readonly blockedDomain: IommuDomain;
   readonly identityDomain: IommuDomain;
   readonly enforceCacheCoherency: boolean;
-  readonly faultLog: FaultRecord[] = [];
+  /** Fault records drained from the fault queue, newest last (bounded). */
+  get faultLog(): FaultRecord[] { return this.queues.faultLog; }
   readonly root: number;
   readonly tables: TableFrames;
   /** Commands posted, fences completed (for tests). */
-  readonly stats = { commands: 0, fences: 0, invalidations: 0, pageResponses: 0, faultsLogged: 0, pageRequestsRead: 0 };
+  readonly stats: DriverQueueStats = { commands: 0, fences: 0, invalidations: 0, pageResponses: 0, faultsLogged: 0, pageRequestsRead: 0 };
   private readonly rids = new Map<number, RidState>();
   private readonly dids = new Map<IommuDomain, DidUse>();
   /** Nested domains among `dids` (an unmap looks for them only when there are some). */
@@ -100,14 +100,8 @@ export class IoasisIommuDriver implements IommuDriverOps, IotlbFlusher, NestedCa
   private readonly flushHolds = new Map<PagingDomain, number>();
   private readonly freeDids: number[] = [];
   private nextDid = FIRST_DID;
-  private readonly fenceStatus: number;
-  private fenceSeq = 0;
-  private readonly kick: () => void;
+  private readonly queues: DriverQueues;
   private readonly e = new Uint32Array(2);
-  /** Where post() encodes a command before writing it to the queue (reused: every response posts two). */
-  private readonly cmdWords = new Uint32Array(8);
-  /** Record buffers for reading the fault and page-request queues (polled on every fault). */
-  private readonly recordScratch = newRecordScratch();
 
   /** Domain numbers, for logs and tests. */
   private nextDomainId = 1;
@@ -117,7 +111,6 @@ export class IoasisIommuDriver implements IommuDriverOps, IotlbFlusher, NestedCa
     this.caps = unit.caps;
     this.maxPasids = this.caps.pasidWidth === 0 ? 0 : 2 ** this.caps.pasidWidth;
     this.enforceCacheCoherency = this.caps.snoopControl;
-    this.kick = opts.kick ?? (() => unit.processCommands());
     this.tables = new TableFrames(frames);
     this.blockedDomain = new StaticDomain(this.nextDomainId++, 'blocked', this);
     this.identityDomain = new StaticDomain(this.nextDomainId++, 'identity', this);
@@ -128,7 +121,7 @@ export class IoasisIommuDriver implements IommuDriverOps, IotlbFlusher, NestedCa
     const status = this.tables.alloc();
     if (root < 0 || cq < 0 || fq < 0 || pq < 0 || status < 0) throw new RangeError('no memory for the IOMMU root table and queues');
     this.root = root;
-    this.fenceStatus = status;
+    this.queues = new DriverQueues(this.name, unit, memory, status, opts.kick ?? (() => unit.processCommands()), this.stats);
     setupQueue(unit, 'command', cq, QUEUE_LOG2);
     setupQueue(unit, 'fault', fq, QUEUE_LOG2);
     setupQueue(unit, 'page-request', pq, QUEUE_LOG2);
@@ -445,66 +438,18 @@ export class IoasisIommuDriver implements IommuDriverOps, IotlbFlusher, NestedCa
     p.removeFlusher(this);
   }
 
-  // ---- Queues ----
+  // ---- Queues (ioasis-queues.ts) ----
 
   pageResponse(rid: number, pasid: number, prgi: number, code: PageResponseCode, privateData: readonly [number, number] | null): void {
-    this.stats.pageResponses++;
-    // One per device fault: encoded straight into the command buffer (sync() of one command, without the
-    // Command objects).
-    const seq = (this.fenceSeq = (this.fenceSeq + 1) >>> 0);
-    this.postWords(encodePageResponse(this.cmdWords, rid, pasid, prgi, code, privateData));
-    this.postWords(encodeFence(this.cmdWords, false, this.fenceStatus, seq));
-    this.finishSync(seq);
+    this.queues.pageResponse(rid, pasid, prgi, code, privateData);
   }
 
   poll(): { faults: FaultRecord[]; pageRequests: PageRequestRecord[]; pageRequestOverflow: boolean } {
-    const faults = readFaultRecords(this.unit, this.memory, Infinity, this.recordScratch);
-    const pageRequests = readPageRequests(this.unit, this.memory, Infinity, this.recordScratch);
-    if ((this.unit.readReg(Reg.FQCSR) & FQCSR_FQOF) !== 0) this.unit.writeReg(Reg.FQCSR, this.unit.readReg(Reg.FQCSR) | FQCSR_FQOF);
-    const pqcsr = this.unit.readReg(Reg.PQCSR);
-    const pageRequestOverflow = (pqcsr & PQCSR_PQOF) !== 0;
-    if (pageRequestOverflow) this.unit.writeReg(Reg.PQCSR, pqcsr | PQCSR_PQOF);
-    if (faults.length > 0) {
-      for (const f of faults) this.faultLog.push(f);
-      if (this.faultLog.length > FAULT_LOG_SIZE) this.faultLog.splice(0, this.faultLog.length - FAULT_LOG_SIZE);
-    }
-    this.stats.faultsLogged += faults.length;
-    this.stats.pageRequestsRead += pageRequests.length;
-    return { faults, pageRequests, pageRequestOverflow };
+    return this.queues.poll();
   }
 
-  /** Queue one command, running the queue first if it is full. */
-  private post(c: Command): void {
-    if (!postCommand(this.unit, this.memory, c, this.cmdWords)) {
-      this.kick();
-      if (!postCommand(this.unit, this.memory, c, this.cmdWords)) throw new Error(`${this.name}: command queue stuck`);
-    }
-    this.stats.commands++;
-    if (c.op === 'iotlb-inval' || c.op === 'pasid-cache-inval' || c.op === 'context-inval') this.stats.invalidations++;
-  }
-
-  /** post() of a command encoded in this.cmdWords (page responses and fences: no invalidation). */
-  private postWords(words: Uint32Array): void {
-    if (!postCommandWords(this.unit, this.memory, words)) {
-      this.kick();
-      if (!postCommandWords(this.unit, this.memory, words)) throw new Error(`${this.name}: command queue stuck`);
-    }
-    this.stats.commands++;
-  }
-
-  /** Post `cmds` and a FENCE, run the queue, and check the fence completed (a driver bug otherwise). */
   private sync(cmds: readonly Command[]): void {
-    const seq = (this.fenceSeq = (this.fenceSeq + 1) >>> 0);
-    for (const c of cmds) this.post(c);
-    this.post({ op: 'fence', interrupt: false, statusAddress: this.fenceStatus, statusData: seq });
-    this.finishSync(seq);
-  }
-
-  /** Run the queue and check FENCE `seq` completed. */
-  private finishSync(seq: number): void {
-    this.kick();
-    if (this.memory.read32(this.fenceStatus) !== seq) throw new Error(`${this.name}: FENCE ${seq} did not complete (CQCSR 0x${this.unit.readReg(Reg.CQCSR).toString(16)})`);
-    this.stats.fences++;
+    this.queues.sync(cmds);
   }
 }
 

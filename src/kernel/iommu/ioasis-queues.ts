@@ -1,0 +1,108 @@
+// The ioasis IOMMU driver's use of the unit's in-memory queues (intel's qi_submit_sync() and the PRQ/fault
+// handlers): commands posted at the command queue's tail, each batch closed by a FENCE whose status write
+// proves the unit executed them, and the fault and page-request queues drained on poll.
+
+import { encodeFence, encodePageResponse, type Command } from '../../hw/iommu/commands.ts';
+import type { FaultRecord, PageRequestRecord } from '../../hw/iommu/records.ts';
+import { FQCSR_FQOF, PQCSR_PQOF, Reg } from '../../hw/iommu/registers.ts';
+import { newRecordScratch, postCommand, postCommandWords, readFaultRecords, readPageRequests } from '../../hw/iommu/setup.ts';
+import type { PageResponseCode } from '../../hw/iommu/types.ts';
+import type { IommuUnit } from '../../hw/iommu/unit.ts';
+import type { PhysicalMemory } from '../../hw/memory/physical-memory.ts';
+
+/** Fault records kept in the log. */
+const FAULT_LOG_SIZE = 1024;
+
+export interface DriverQueueStats {
+  commands: number;
+  fences: number;
+  invalidations: number;
+  pageResponses: number;
+  faultsLogged: number;
+  pageRequestsRead: number;
+}
+
+export class DriverQueues {
+  /** Fault records drained from the fault queue, newest last (bounded). */
+  readonly faultLog: FaultRecord[] = [];
+  private fenceSeq = 0;
+  /** Where a command is encoded before it is written to the queue (reused: every page response posts two). */
+  private readonly cmdWords = new Uint32Array(8);
+  /** Record buffers for reading the fault and page-request queues (polled on every fault). */
+  private readonly recordScratch = newRecordScratch();
+
+  /**
+   * @param fenceStatus PA of the word FENCEs write their sequence number to.
+   * @param kick runs the unit's command queue (and delivers page responses).
+   */
+  constructor(
+    private readonly name: string,
+    private readonly unit: IommuUnit,
+    private readonly memory: PhysicalMemory,
+    private readonly fenceStatus: number,
+    private readonly kick: () => void,
+    private readonly stats: DriverQueueStats,
+  ) {}
+
+  /** PAGE_RESPONSE and a FENCE. */
+  pageResponse(rid: number, pasid: number, prgi: number, code: PageResponseCode, privateData: readonly [number, number] | null): void {
+    this.stats.pageResponses++;
+    // One per device fault: encoded straight into the command buffer (sync() of one command, without the
+    // Command objects).
+    const seq = (this.fenceSeq = (this.fenceSeq + 1) >>> 0);
+    this.postWords(encodePageResponse(this.cmdWords, rid, pasid, prgi, code, privateData));
+    this.postWords(encodeFence(this.cmdWords, false, this.fenceStatus, seq));
+    this.finishSync(seq);
+  }
+
+  /** Drain both queues: fault records go to the log, page requests are returned; overflow flags are cleared. */
+  poll(): { faults: FaultRecord[]; pageRequests: PageRequestRecord[]; pageRequestOverflow: boolean } {
+    const faults = readFaultRecords(this.unit, this.memory, Infinity, this.recordScratch);
+    const pageRequests = readPageRequests(this.unit, this.memory, Infinity, this.recordScratch);
+    if ((this.unit.readReg(Reg.FQCSR) & FQCSR_FQOF) !== 0) this.unit.writeReg(Reg.FQCSR, this.unit.readReg(Reg.FQCSR) | FQCSR_FQOF);
+    const pqcsr = this.unit.readReg(Reg.PQCSR);
+    const pageRequestOverflow = (pqcsr & PQCSR_PQOF) !== 0;
+    if (pageRequestOverflow) this.unit.writeReg(Reg.PQCSR, pqcsr | PQCSR_PQOF);
+    if (faults.length > 0) {
+      for (const f of faults) this.faultLog.push(f);
+      if (this.faultLog.length > FAULT_LOG_SIZE) this.faultLog.splice(0, this.faultLog.length - FAULT_LOG_SIZE);
+    }
+    this.stats.faultsLogged += faults.length;
+    this.stats.pageRequestsRead += pageRequests.length;
+    return { faults, pageRequests, pageRequestOverflow };
+  }
+
+  /** Post `cmds` and a FENCE, run the queue, and check the fence completed (a driver bug otherwise). */
+  sync(cmds: readonly Command[]): void {
+    const seq = (this.fenceSeq = (this.fenceSeq + 1) >>> 0);
+    for (const c of cmds) this.post(c);
+    this.post({ op: 'fence', interrupt: false, statusAddress: this.fenceStatus, statusData: seq });
+    this.finishSync(seq);
+  }
+
+  /** Queue one command, running the queue first if it is full. */
+  private post(c: Command): void {
+    if (!postCommand(this.unit, this.memory, c, this.cmdWords)) {
+      this.kick();
+      if (!postCommand(this.unit, this.memory, c, this.cmdWords)) throw new Error(`${this.name}: command queue stuck`);
+    }
+    this.stats.commands++;
+    if (c.op === 'iotlb-inval' || c.op === 'pasid-cache-inval' || c.op === 'context-inval') this.stats.invalidations++;
+  }
+
+  /** post() of the command encoded in this.cmdWords (page responses and fences: no invalidation). */
+  private postWords(words: Uint32Array): void {
+    if (!postCommandWords(this.unit, this.memory, words)) {
+      this.kick();
+      if (!postCommandWords(this.unit, this.memory, words)) throw new Error(`${this.name}: command queue stuck`);
+    }
+    this.stats.commands++;
+  }
+
+  /** Run the queue and check FENCE `seq` completed. */
+  private finishSync(seq: number): void {
+    this.kick();
+    if (this.memory.read32(this.fenceStatus) !== seq) throw new Error(`${this.name}: FENCE ${seq} did not complete (CQCSR 0x${this.unit.readReg(Reg.CQCSR).toString(16)})`);
+    this.stats.fences++;
+  }
+}
