@@ -18,7 +18,7 @@ import {
 import { IOMMU_OPTION_OP_GET, IOMMU_OPTION_OP_SET } from './iommufd-consts.ts';
 import * as S from './iommufd-structs.ts';
 import { openDevIommu } from './open.ts';
-import { big, get, ioctl, ioctlRaw, mapFlags, put, scratch, type FdArgs } from './api-ioctl.ts';
+import { big, get, ioctl, ioctlField, ioctlRaw, mapFlags, put, scratch, type FdArgs } from './api-ioctl.ts';
 
 const PAGE = 4096;
 const pageAlign = (n: number): number => Math.ceil(n / PAGE) * PAGE;
@@ -43,8 +43,7 @@ export function destroy(a: FdArgs & { readonly id: number }): Result {
 
 /** IOMMU_IOAS_ALLOC: the new IOAS id. */
 export function ioasAlloc(a: FdArgs): Result<number> {
-  const r = ioctl(a.proc, a.fd, IOMMU_IOAS_ALLOC, S.iommu_ioas_alloc, { flags: 0 });
-  return r.ok ? ok(r.value.out.out_ioas_id) : r;
+  return ioctlField(a.proc, a.fd, IOMMU_IOAS_ALLOC, S.iommu_ioas_alloc, { flags: 0 }, 'out_ioas_id');
 }
 
 export interface MapCommon extends FdArgs {
@@ -76,24 +75,22 @@ export function ioasMap(a: MapCommon & ({ readonly userVa: number | bigint; read
     userVa = big(a.userVa);
     length = big(a.length);
   }
-  const r = ioctl(a.proc, a.fd, IOMMU_IOAS_MAP, S.iommu_ioas_map, {
+  const iova = ioctlField(a.proc, a.fd, IOMMU_IOAS_MAP, S.iommu_ioas_map, {
     flags: mapFlags(a), ioas_id: a.ioasId, user_va: userVa, length, iova: a.iova === undefined ? 0n : big(a.iova),
-  });
-  return r.ok ? ok({ iova: r.value.out.iova, userVa, length }) : r;
+  }, 'iova');
+  return iova.ok ? ok({ iova: iova.value, userVa, length }) : iova;
 }
 
 /** IOMMU_IOAS_MAP_FILE of [start, start + length) of memfd `file`: the IOVA used. */
 export function ioasMapFile(a: MapCommon & { readonly file: number; readonly start: number | bigint; readonly length: number | bigint }): Result<bigint> {
-  const r = ioctl(a.proc, a.fd, IOMMU_IOAS_MAP_FILE, S.iommu_ioas_map_file, {
+  return ioctlField(a.proc, a.fd, IOMMU_IOAS_MAP_FILE, S.iommu_ioas_map_file, {
     flags: mapFlags(a), ioas_id: a.ioasId, fd: a.file, start: big(a.start), length: big(a.length), iova: a.iova === undefined ? 0n : big(a.iova),
-  });
-  return r.ok ? ok(r.value.out.iova) : r;
+  }, 'iova');
 }
 
 /** IOMMU_IOAS_UNMAP of [iova, iova + length) (iova 0 + length 2^64-1: everything): the bytes unmapped. */
 export function ioasUnmap(a: FdArgs & { readonly ioasId: number; readonly iova: number | bigint; readonly length: number | bigint }): Result<bigint> {
-  const r = ioctl(a.proc, a.fd, IOMMU_IOAS_UNMAP, S.iommu_ioas_unmap, { ioas_id: a.ioasId, iova: big(a.iova), length: big(a.length) });
-  return r.ok ? ok(r.value.out.length) : r;
+  return ioctlField(a.proc, a.fd, IOMMU_IOAS_UNMAP, S.iommu_ioas_unmap, { ioas_id: a.ioasId, iova: big(a.iova), length: big(a.length) }, 'length');
 }
 
 /** IOMMU_IOAS_COPY of [srcIova, srcIova + length) of srcIoasId into dstIoasId: the destination IOVA. */
@@ -101,12 +98,11 @@ export function ioasCopy(a: FdArgs & {
   readonly srcIoasId: number; readonly dstIoasId: number; readonly srcIova: number | bigint; readonly length: number | bigint;
   readonly dstIova?: number | bigint; readonly readable?: boolean; readonly writeable?: boolean;
 }): Result<bigint> {
-  const r = ioctl(a.proc, a.fd, IOMMU_IOAS_COPY, S.iommu_ioas_copy, {
+  return ioctlField(a.proc, a.fd, IOMMU_IOAS_COPY, S.iommu_ioas_copy, {
     flags: mapFlags({ ...a, ...(a.dstIova === undefined ? {} : { iova: a.dstIova }) }),
     dst_ioas_id: a.dstIoasId, src_ioas_id: a.srcIoasId, length: big(a.length), src_iova: big(a.srcIova),
     dst_iova: a.dstIova === undefined ? 0n : big(a.dstIova),
-  });
-  return r.ok ? ok(r.value.out.dst_iova) : r;
+  }, 'dst_iova');
 }
 
 export interface IovaRange { readonly start: bigint; readonly last: bigint }
@@ -161,11 +157,10 @@ export function ioasAllowIovas(a: FdArgs & { readonly ioasId: number; readonly r
 
 /** IOMMU_OPTION: SET `value` (returns it) or GET (returns the current value) of option `optionId`. */
 export function option(a: FdArgs & { readonly optionId: number; readonly objectId?: number } & ({ readonly op: 'get' } | { readonly op: 'set'; readonly value: number | bigint })): Result<bigint> {
-  const r = ioctl(a.proc, a.fd, IOMMU_OPTION, S.iommu_option, {
+  return ioctlField(a.proc, a.fd, IOMMU_OPTION, S.iommu_option, {
     option_id: a.optionId, op: a.op === 'get' ? IOMMU_OPTION_OP_GET : IOMMU_OPTION_OP_SET, object_id: a.objectId ?? 0,
     val64: a.op === 'set' ? big(a.value) : 0n,
-  });
-  return r.ok ? ok(r.value.out.val64) : r;
+  }, 'val64');
 }
 
 /** IOMMU_VFIO_IOAS: op GET/SET/CLEAR (IOMMU_VFIO_IOAS_*) of the compat IOAS; returns ioas_id as written back. */

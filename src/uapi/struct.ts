@@ -118,41 +118,47 @@ function putU32(b: Uint8Array, o: number, v: number): void {
   b[o + 3] = (v >>> 24) & 0xff;
 }
 
-/** A little-endian scalar of `kind` at `o`. */
-function getScalar(b: Uint8Array, o: number, kind: ScalarKind): number | bigint {
-  switch (kind) {
-    case 'u8': return b[o] as number;
-    case 'u16': return (b[o] as number) | ((b[o + 1] as number) << 8);
-    case 'u32': return getU32(b, o);
-    case 's32': return getU32(b, o) | 0;
-    case 'u64': {
-      const lo = getU32(b, o);
-      const hi = getU32(b, o + 4);
-      return hi < SAFE_HI ? BigInt(hi * TWO_32 + lo) : (BigInt(hi) << 32n) | BigInt(lo);
-    }
+/** The u64 at `o` as a bigint (through a number when it is a safe integer: one allocation, not three). */
+function getU64(b: Uint8Array, o: number): bigint {
+  const lo = getU32(b, o);
+  const hi = getU32(b, o + 4);
+  return hi < SAFE_HI ? BigInt(hi * TWO_32 + lo) : (BigInt(hi) << 32n) | BigInt(lo);
+}
+
+/** Store a u64 bigint already known to be in range. */
+function putU64(b: Uint8Array, o: number, v: bigint): void {
+  if (v <= 0x1f_ffff_ffff_ffffn) {
+    const n = Number(v);
+    putU32(b, o, n % TWO_32);
+    putU32(b, o + 4, Math.floor(n / TWO_32));
+  } else {
+    putU32(b, o, Number(v & 0xffff_ffffn));
+    putU32(b, o + 4, Number(v >> 32n));
   }
 }
 
-/** Store an in-range scalar; false (nothing written) when `v` is not valid for `kind`. */
-function storeScalar(b: Uint8Array, o: number, kind: ScalarKind, v: unknown): boolean {
-  if (kind === 'u64') {
-    if (typeof v !== 'bigint' || v < 0n || v > U64_MAX) return false;
-    if (v <= 0x1f_ffff_ffff_ffffn) {
-      const n = Number(v);
-      putU32(b, o, n % TWO_32);
-      putU32(b, o + 4, Math.floor(n / TWO_32));
-    } else {
-      putU32(b, o, Number(v & 0xffff_ffffn));
-      putU32(b, o + 4, Number(v >> 32n));
-    }
-    return true;
-  }
-  if (typeof v !== 'number' || !Number.isInteger(v)) return false;
-  switch (kind) {
-    case 'u8': if (v < 0 || v > 0xff) return false; b[o] = v; return true;
-    case 'u16': if (v < 0 || v > 0xffff) return false; b[o] = v & 0xff; b[o + 1] = v >>> 8; return true;
-    case 'u32': if (v < 0 || v > 0xffff_ffff) return false; putU32(b, o, v); return true;
-    case 's32': if (v < -0x8000_0000 || v > 0x7fff_ffff) return false; putU32(b, o, v >>> 0); return true;
+// The codecs walk a struct as parallel tables built once per StructDef: a small integer code per field
+// (scalar kind, or OTHER for byte and scalar arrays), its offset and its name. A switch on the code
+// inlines each scalar's reader and writer; the layout objects are touched only for OTHER fields.
+const C_U8 = 0;
+const C_U16 = 1;
+const C_U32 = 2;
+const C_S32 = 3;
+const C_U64 = 4;
+const C_OTHER = 5;
+const CODE: Readonly<Record<FieldType['kind'], number>> = { u8: C_U8, u16: C_U16, u32: C_U32, s32: C_S32, u64: C_U64, bytes: C_OTHER, array: C_OTHER };
+
+const isInt = (v: unknown, min: number, max: number): v is number => typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max;
+
+/** Store `v` as the scalar of `code` at `o`; false (nothing written) for OTHER or a value not valid for the kind. */
+function storeCode(b: Uint8Array, o: number, code: number, v: unknown): boolean {
+  switch (code) {
+    case C_U32: if (!isInt(v, 0, 0xffff_ffff)) return false; putU32(b, o, v); return true;
+    case C_U64: if (typeof v !== 'bigint' || v < 0n || v > U64_MAX) return false; putU64(b, o, v); return true;
+    case C_U8: if (!isInt(v, 0, 0xff)) return false; b[o] = v; return true;
+    case C_U16: if (!isInt(v, 0, 0xffff)) return false; b[o] = v & 0xff; b[o + 1] = v >>> 8; return true;
+    case C_S32: if (!isInt(v, -0x8000_0000, 0x7fff_ffff)) return false; putU32(b, o, v >>> 0); return true;
+    default: return false;
   }
 }
 
@@ -168,8 +174,12 @@ export class StructDef<F extends FieldMap = FieldMap> {
    */
   readonly dense: boolean;
   private readonly byName: ReadonlyMap<string, FieldLayout>;
-  /** Per field, its scalar kind, or null for byte and scalar arrays (the codecs' fast path). */
-  private readonly scalarKinds: readonly (ScalarKind | null)[];
+  /** Field name → layout index (encodeKeysAt). */
+  private readonly indexOf: ReadonlyMap<string, number>;
+  /** The codecs' tables, in layout order: each field's code (C_*), offset and name. */
+  private readonly codes: Uint8Array;
+  private readonly offsets: Int32Array;
+  private readonly names: readonly string[];
   /**
    * An object with every field, in layout order: decodeAt clones it (one hidden class per struct, made
    * in one step) and overwrites the fields, instead of growing an empty object a property at a time.
@@ -192,7 +202,10 @@ export class StructDef<F extends FieldMap = FieldMap> {
     this.sizeof = alignUp(off, align);
     this.dense = layout.reduce((n, f) => n + f.size, 0) === this.sizeof;
     this.byName = new Map(layout.map((f) => [f.name, f]));
-    this.scalarKinds = layout.map((f) => (f.type.kind === 'bytes' || f.type.kind === 'array' ? null : f.type.kind));
+    this.indexOf = new Map(layout.map((f, i) => [f.name, i]));
+    this.codes = Uint8Array.from(layout, (f) => CODE[f.type.kind]);
+    this.offsets = Int32Array.from(layout, (f) => f.offset);
+    this.names = layout.map((f) => f.name);
     const shape: Record<string, unknown> = {};
     for (const f of layout) shape[f.name] = null;
     this.shape = shape;
@@ -220,13 +233,21 @@ export class StructDef<F extends FieldMap = FieldMap> {
    */
   decodeAt(b: Uint8Array, at: number): StructValue<F> {
     if (b.byteLength - at < this.sizeof) throw new RangeError(`struct ${this.name}: ${b.byteLength - at} bytes < sizeof ${this.sizeof}`);
-    let view: DataView | null = null;
     const out: Record<string, unknown> = { ...this.shape };
-    const fields = this.fields;
-    for (let i = 0; i < fields.length; i++) {
-      const f = fields[i] as FieldLayout;
-      const k = this.scalarKinds[i];
-      out[f.name] = k === null || k === undefined ? this.readField(view ??= viewAt(b, at, this.sizeof), f) : getScalar(b, at + f.offset, k);
+    const { codes, offsets, names } = this;
+    let view: DataView | null = null;
+    for (let i = 0; i < codes.length; i++) {
+      const o = at + (offsets[i] as number);
+      let v: unknown;
+      switch (codes[i]) {
+        case C_U8: v = b[o]; break;
+        case C_U16: v = (b[o] as number) | ((b[o + 1] as number) << 8); break;
+        case C_U32: v = getU32(b, o); break;
+        case C_S32: v = getU32(b, o) | 0; break;
+        case C_U64: v = getU64(b, o); break;
+        default: v = this.readField(view ??= viewAt(b, at, this.sizeof), this.fields[i] as FieldLayout);
+      }
+      out[names[i] as string] = v;
     }
     return out as StructValue<F>;
   }
@@ -238,19 +259,63 @@ export class StructDef<F extends FieldMap = FieldMap> {
     return b;
   }
 
-  /** encode() into the sizeof bytes at offset `at` of `b` (no subarray view; see decodeAt). */
+  /**
+   * encode() into the sizeof bytes at offset `at` of `b` (no subarray view; see decodeAt). Fields go in
+   * layout order; the first invalid one throws a RangeError naming it (the fields before it are written).
+   */
   encodeAt(value: Partial<StructValue<F>>, b: Uint8Array, at: number): void {
     if (b.byteLength - at < this.sizeof) throw new RangeError(`struct ${this.name}: ${b.byteLength - at} bytes < sizeof ${this.sizeof}`);
-    let view: DataView | null = null;
     const rec = value as Readonly<Record<string, unknown>>;
-    const fields = this.fields;
-    for (let i = 0; i < fields.length; i++) {
-      const f = fields[i] as FieldLayout;
-      const v = rec[f.name];
+    const { codes, offsets, names } = this;
+    let view: DataView | null = null;
+    for (let i = 0; i < codes.length; i++) {
+      const v = rec[names[i] as string];
       if (v === undefined) continue;
-      const k = this.scalarKinds[i];
-      // An invalid scalar falls through to writeField, which throws naming the field.
-      if (k === null || k === undefined || !storeScalar(b, at + f.offset, k, v)) this.writeField(view ??= viewAt(b, at, this.sizeof), f, v);
+      if (storeCode(b, at + (offsets[i] as number), codes[i] as number, v)) continue;
+      // Byte and scalar arrays, and an invalid scalar (writeField throws naming the field).
+      this.writeField(view ??= viewAt(b, at, this.sizeof), this.fields[i] as FieldLayout, v);
+    }
+  }
+
+  /**
+   * decode(b)[name] from the field's own bytes (`fieldBytes` holds offsetof(name)..offsetofend(name)):
+   * a caller that needs one field reads and decodes that field alone.
+   */
+  decodeField<K extends keyof F & string>(name: K, fieldBytes: Uint8Array): FieldValue<F[K]> {
+    const f = this.field(name);
+    if (fieldBytes.byteLength < f.size) throw new RangeError(`struct ${this.name}.${name}: ${fieldBytes.byteLength} bytes < ${f.size}`);
+    switch (CODE[f.type.kind]) {
+      case C_U8: return fieldBytes[0] as FieldValue<F[K]>;
+      case C_U16: return ((fieldBytes[0] as number) | ((fieldBytes[1] as number) << 8)) as FieldValue<F[K]>;
+      case C_U32: return getU32(fieldBytes, 0) as FieldValue<F[K]>;
+      case C_S32: return (getU32(fieldBytes, 0) | 0) as FieldValue<F[K]>;
+      case C_U64: return getU64(fieldBytes, 0) as FieldValue<F[K]>;
+      default: {
+        const whole = new Uint8Array(this.sizeof);
+        whole.set(fieldBytes.subarray(0, f.size), f.offset);
+        return this.decode(whole)[name];
+      }
+    }
+  }
+
+  /**
+   * encodeAt() for a plain object naming few of the fields (a handler's write-back): walks the value's
+   * keys instead of every field (a lookup of a missing property costs about as much as writing a field).
+   * The same bytes as encodeAt, or the same RangeError (after which `b` may hold more of the value than
+   * encodeAt would have written). Any other object, and any field that is not a valid scalar, goes
+   * through encodeAt.
+   */
+  encodeKeysAt(value: Partial<StructValue<F>>, b: Uint8Array, at: number): void {
+    if (b.byteLength - at < this.sizeof) throw new RangeError(`struct ${this.name}: ${b.byteLength - at} bytes < sizeof ${this.sizeof}`);
+    // A plain object's enumerable keys are its own: with Object.prototype (no enumerable keys, no field
+    // names) behind it, every field encodeAt would read is one of them.
+    if (Object.getPrototypeOf(value) !== Object.prototype) { this.encodeAt(value, b, at); return; }
+    const rec = value as Readonly<Record<string, unknown>>;
+    for (const k in rec) {
+      const i = this.indexOf.get(k);
+      if (i === undefined) continue;
+      const v = rec[k];
+      if (v !== undefined && !storeCode(b, at + (this.offsets[i] as number), this.codes[i] as number, v)) { this.encodeAt(value, b, at); return; }
     }
   }
 
