@@ -106,7 +106,7 @@ export function ioctlField<F extends FieldMap, K extends keyof F & string>(
 ): Result<FieldValue<F[K]>> {
   const done = issue(proc, fd, cmd, struct, fields, extra);
   if (!done.ok) return done;
-  const { base, b, r } = done.value;
+  const { base, r } = done.value;
   const f = struct.field(name);
   // A fresh small array, not a view of `b` (a view would move `b` off the heap).
   const fieldBytes = new Uint8Array(f.size);
