@@ -67,14 +67,13 @@ function issue<F extends FieldMap>(
 ): Result<{ readonly base: number; readonly b: Uint8Array; readonly r: Result<number> }> {
   const base = scratch(proc, struct.sizeof + (extra?.bytes ?? 0));
   if (!base.ok) return base;
-  // One buffer, each field group written over the one before (the api passes plain objects naming a
-  // few fields: encodeKeysAt walks just those).
+  // One buffer, each field group written over the one before.
   const b = new Uint8Array(struct.sizeof);
-  struct.encodeKeysAt(fields, b, 0);
-  if (extra?.fill !== undefined) struct.encodeKeysAt(extra.fill(base.value), b, 0);
+  struct.encodeAt(fields, b, 0);
+  if (extra?.fill !== undefined) struct.encodeAt(extra.fill(base.value), b, 0);
   const first = struct.fields[0];
   if (first !== undefined && first.name === 'size' && first.type === u32 && first.offset === 0) putLe32(b, struct.sizeof);
-  else struct.encodeKeysAt({ size: struct.sizeof } as Partial<StructValue<F>>, b, 0);
+  else struct.encodeAt({ size: struct.sizeof } as Partial<StructValue<F>>, b, 0);
   const w = put(proc, base.value, b);
   if (!w.ok) return w;
   return ok({ base: base.value, b, r: dispatch(proc, fd, cmd, base.value) });

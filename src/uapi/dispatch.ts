@@ -95,8 +95,5 @@ function overlay<F extends FieldMap>(struct: StructDef<F>, cmd: Decoded, out: De
   if (out === undefined) return struct.dense ? bytes : struct.encode(cmd as Partial<StructValue<F>>);
   // A field `out` sets to undefined is left out of the spread's encoding (zero): keep the spread for that.
   for (const k in out) if (out[k] === undefined) return struct.encode({ ...cmd, ...out } as Partial<StructValue<F>>);
-  const b = struct.dense ? bytes : struct.encode(cmd as Partial<StructValue<F>>);
-  // `out` names a field or two: walk its keys rather than every field of the struct.
-  struct.encodeKeysAt(out as Partial<StructValue<F>>, b, 0);
-  return b;
+  return struct.encode(out as Partial<StructValue<F>>, struct.dense ? bytes : struct.encode(cmd as Partial<StructValue<F>>));
 }

@@ -3,6 +3,9 @@
 // tables are plain data so tests and tools can print layouts. Flexible array members (`data[]`) are not
 // fields: they add nothing to sizeof, and callers read them after the struct.
 
+import { compileDecoder, compileEncoder, type CompiledDecoder, type CompiledEncoder } from './struct-compile.ts';
+import { getU32, getU64, storeS32, storeU16, storeU32, storeU64, storeU8 } from './le-scalars.ts';
+
 export type ScalarKind = 'u8' | 'u16' | 'u32' | 's32' | 'u64';
 
 export interface ScalarType<K extends ScalarKind = ScalarKind> {
@@ -102,44 +105,10 @@ function writeScalar(view: DataView, off: number, kind: ScalarKind, v: unknown, 
 
 const viewAt = (b: Uint8Array, at: number, size: number): DataView => new DataView(b.buffer, b.byteOffset + at, size);
 
-// The codecs' scalar fast path works on the bytes directly: a DataView over a small on-heap Uint8Array
-// costs far more than the field itself (taking .buffer moves the array off the heap).
-const TWO_32 = 2 ** 32;
-/** hi words below this keep hi * 2^32 + lo a safe integer. */
-const SAFE_HI = 2 ** 21;
-
-const getU32 = (b: Uint8Array, o: number): number =>
-  ((b[o] as number) | ((b[o + 1] as number) << 8) | ((b[o + 2] as number) << 16) | ((b[o + 3] as number) << 24)) >>> 0;
-
-function putU32(b: Uint8Array, o: number, v: number): void {
-  b[o] = v & 0xff;
-  b[o + 1] = (v >>> 8) & 0xff;
-  b[o + 2] = (v >>> 16) & 0xff;
-  b[o + 3] = (v >>> 24) & 0xff;
-}
-
-/** The u64 at `o` as a bigint (through a number when it is a safe integer: one allocation, not three). */
-function getU64(b: Uint8Array, o: number): bigint {
-  const lo = getU32(b, o);
-  const hi = getU32(b, o + 4);
-  return hi < SAFE_HI ? BigInt(hi * TWO_32 + lo) : (BigInt(hi) << 32n) | BigInt(lo);
-}
-
-/** Store a u64 bigint already known to be in range. */
-function putU64(b: Uint8Array, o: number, v: bigint): void {
-  if (v <= 0x1f_ffff_ffff_ffffn) {
-    const n = Number(v);
-    putU32(b, o, n % TWO_32);
-    putU32(b, o + 4, Math.floor(n / TWO_32));
-  } else {
-    putU32(b, o, Number(v & 0xffff_ffffn));
-    putU32(b, o + 4, Number(v >> 32n));
-  }
-}
-
-// The codecs walk a struct as parallel tables built once per StructDef: a small integer code per field
-// (scalar kind, or OTHER for byte and scalar arrays), its offset and its name. A switch on the code
-// inlines each scalar's reader and writer; the layout objects are touched only for OTHER fields.
+// The table-driven codecs walk a struct as parallel tables built once per StructDef: a small integer code
+// per field (scalar kind, or OTHER for byte and scalar arrays), its offset and its name. A switch on the
+// code inlines each scalar's reader and writer; the layout objects are touched only for OTHER fields.
+// Structs of scalars alone use compiled codecs (struct-compile.ts), built on first use.
 const C_U8 = 0;
 const C_U16 = 1;
 const C_U32 = 2;
@@ -148,19 +117,20 @@ const C_U64 = 4;
 const C_OTHER = 5;
 const CODE: Readonly<Record<FieldType['kind'], number>> = { u8: C_U8, u16: C_U16, u32: C_U32, s32: C_S32, u64: C_U64, bytes: C_OTHER, array: C_OTHER };
 
-const isInt = (v: unknown, min: number, max: number): v is number => typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max;
-
 /** Store `v` as the scalar of `code` at `o`; false (nothing written) for OTHER or a value not valid for the kind. */
 function storeCode(b: Uint8Array, o: number, code: number, v: unknown): boolean {
   switch (code) {
-    case C_U32: if (!isInt(v, 0, 0xffff_ffff)) return false; putU32(b, o, v); return true;
-    case C_U64: if (typeof v !== 'bigint' || v < 0n || v > U64_MAX) return false; putU64(b, o, v); return true;
-    case C_U8: if (!isInt(v, 0, 0xff)) return false; b[o] = v; return true;
-    case C_U16: if (!isInt(v, 0, 0xffff)) return false; b[o] = v & 0xff; b[o + 1] = v >>> 8; return true;
-    case C_S32: if (!isInt(v, -0x8000_0000, 0x7fff_ffff)) return false; putU32(b, o, v >>> 0); return true;
+    case C_U32: return storeU32(b, o, v);
+    case C_U64: return storeU64(b, o, v);
+    case C_U8: return storeU8(b, o, v);
+    case C_U16: return storeU16(b, o, v);
+    case C_S32: return storeS32(b, o, v);
     default: return false;
   }
 }
+
+/** Not built yet (compiled codecs are made on a struct's first use). */
+const UNBUILT = undefined;
 
 /** A C struct: its fields' offsets, sizeof and alignment, and little-endian codecs. */
 export class StructDef<F extends FieldMap = FieldMap> {
@@ -174,14 +144,15 @@ export class StructDef<F extends FieldMap = FieldMap> {
    */
   readonly dense: boolean;
   private readonly byName: ReadonlyMap<string, FieldLayout>;
-  /** Field name → layout index (encodeKeysAt). */
-  private readonly indexOf: ReadonlyMap<string, number>;
   /** The codecs' tables, in layout order: each field's code (C_*), offset and name. */
   private readonly codes: Uint8Array;
   private readonly offsets: Int32Array;
   private readonly names: readonly string[];
+  /** The compiled codecs: UNBUILT until first used, null for a struct with array fields. */
+  private decoder: CompiledDecoder | null | typeof UNBUILT = UNBUILT;
+  private encoder: CompiledEncoder | null | typeof UNBUILT = UNBUILT;
   /**
-   * An object with every field, in layout order: decodeAt clones it (one hidden class per struct, made
+   * An object with every field, in layout order: decodeAtTable clones it (one hidden class per struct, made
    * in one step) and overwrites the fields, instead of growing an empty object a property at a time.
    */
   private readonly shape: Readonly<Record<string, unknown>>;
@@ -202,7 +173,6 @@ export class StructDef<F extends FieldMap = FieldMap> {
     this.sizeof = alignUp(off, align);
     this.dense = layout.reduce((n, f) => n + f.size, 0) === this.sizeof;
     this.byName = new Map(layout.map((f) => [f.name, f]));
-    this.indexOf = new Map(layout.map((f, i) => [f.name, i]));
     this.codes = Uint8Array.from(layout, (f) => CODE[f.type.kind]);
     this.offsets = Int32Array.from(layout, (f) => f.offset);
     this.names = layout.map((f) => f.name);
@@ -232,6 +202,13 @@ export class StructDef<F extends FieldMap = FieldMap> {
    * typed-array view per record costs more than a small struct's fields; fault fd reads decode several).
    */
   decodeAt(b: Uint8Array, at: number): StructValue<F> {
+    if (b.byteLength - at < this.sizeof) throw new RangeError(`struct ${this.name}: ${b.byteLength - at} bytes < sizeof ${this.sizeof}`);
+    if (this.decoder === UNBUILT) this.decoder = compileDecoder(this.fields);
+    return this.decoder === null ? this.decodeAtTable(b, at) : (this.decoder(b, at) as StructValue<F>);
+  }
+
+  /** decodeAt() through the field tables (structs with array fields; the compiled decoder's reference). */
+  decodeAtTable(b: Uint8Array, at: number): StructValue<F> {
     if (b.byteLength - at < this.sizeof) throw new RangeError(`struct ${this.name}: ${b.byteLength - at} bytes < sizeof ${this.sizeof}`);
     const out: Record<string, unknown> = { ...this.shape };
     const { codes, offsets, names } = this;
@@ -265,6 +242,15 @@ export class StructDef<F extends FieldMap = FieldMap> {
    */
   encodeAt(value: Partial<StructValue<F>>, b: Uint8Array, at: number): void {
     if (b.byteLength - at < this.sizeof) throw new RangeError(`struct ${this.name}: ${b.byteLength - at} bytes < sizeof ${this.sizeof}`);
+    if (this.encoder === UNBUILT) this.encoder = compileEncoder(this.fields);
+    // The compiled encoder stops at an invalid field with the ones before it written: the table walk
+    // writes them again and throws naming it.
+    if (this.encoder === null || !this.encoder(value, b, at)) this.encodeAtTable(value, b, at);
+  }
+
+  /** encodeAt() through the field tables (structs with array fields; the compiled encoder's reference). */
+  encodeAtTable(value: Partial<StructValue<F>>, b: Uint8Array, at: number): void {
+    if (b.byteLength - at < this.sizeof) throw new RangeError(`struct ${this.name}: ${b.byteLength - at} bytes < sizeof ${this.sizeof}`);
     const rec = value as Readonly<Record<string, unknown>>;
     const { codes, offsets, names } = this;
     let view: DataView | null = null;
@@ -295,27 +281,6 @@ export class StructDef<F extends FieldMap = FieldMap> {
         whole.set(fieldBytes.subarray(0, f.size), f.offset);
         return this.decode(whole)[name];
       }
-    }
-  }
-
-  /**
-   * encodeAt() for a plain object naming few of the fields (a handler's write-back): walks the value's
-   * keys instead of every field (a lookup of a missing property costs about as much as writing a field).
-   * The same bytes as encodeAt, or the same RangeError (after which `b` may hold more of the value than
-   * encodeAt would have written). Any other object, and any field that is not a valid scalar, goes
-   * through encodeAt.
-   */
-  encodeKeysAt(value: Partial<StructValue<F>>, b: Uint8Array, at: number): void {
-    if (b.byteLength - at < this.sizeof) throw new RangeError(`struct ${this.name}: ${b.byteLength - at} bytes < sizeof ${this.sizeof}`);
-    // A plain object's enumerable keys are its own: with Object.prototype (no enumerable keys, no field
-    // names) behind it, every field encodeAt would read is one of them.
-    if (Object.getPrototypeOf(value) !== Object.prototype) { this.encodeAt(value, b, at); return; }
-    const rec = value as Readonly<Record<string, unknown>>;
-    for (const k in rec) {
-      const i = this.indexOf.get(k);
-      if (i === undefined) continue;
-      const v = rec[k];
-      if (v !== undefined && !storeCode(b, at + (this.offsets[i] as number), this.codes[i] as number, v)) { this.encodeAt(value, b, at); return; }
     }
   }
 

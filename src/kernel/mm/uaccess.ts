@@ -73,6 +73,11 @@ export function copyFromUser(mm: UserSpace, addr: number, dest: Uint8Array): Res
     else mm.memory.read(page.value * PAGE_SIZE + (addr - Math.floor(addr / 4096) * 4096), dest);
     return OK;
   }
+  return copyFromUserPages(mm, addr, dest);
+}
+
+/** copy_from_user() the general way: checkRange() over the whole range, then page by page. */
+export function copyFromUserPages(mm: UserSpace, addr: number, dest: Uint8Array): Result {
   const checked = checkRange(mm, addr, dest.length, false);
   if (!checked.ok) return checked;
   const length = dest.length;
@@ -101,6 +106,11 @@ export function copyToUser(mm: UserSpace, addr: number, src: Uint8Array): Result
     mm.memory.write(page.value * PAGE_SIZE + (addr - Math.floor(addr / 4096) * 4096), src);
     return OK;
   }
+  return copyToUserPages(mm, addr, src);
+}
+
+/** copy_to_user() the general way: checkRange() over the whole range, then page by page. */
+export function copyToUserPages(mm: UserSpace, addr: number, src: Uint8Array): Result {
   const checked = checkRange(mm, addr, src.length, true);
   if (!checked.ok) return checked;
   const length = src.length;
