@@ -59,12 +59,10 @@ export interface IoctlExtra<F extends FieldMap> {
 }
 
 /**
- * Encode { ...fields, ...fill(base), size: sizeof } at the start of the scratch buffer and call
- * dispatch(): the scratch address, the encoding buffer (ours, sizeof bytes) and the ioctl's result.
+ * Encode { ...fields, ...fill(base), size: sizeof } and copy it to the start of the scratch buffer: the
+ * scratch address (scratch()'s own result, passed on), ready for dispatch().
  */
-function issue<F extends FieldMap>(
-  proc: Process, fd: number, cmd: number, struct: StructDef<F>, fields: Partial<StructValue<F>>, extra: IoctlExtra<F> | undefined,
-): Result<{ readonly base: number; readonly b: Uint8Array; readonly r: Result<number> }> {
+function putArg<F extends FieldMap>(proc: Process, struct: StructDef<F>, fields: Partial<StructValue<F>>, extra: IoctlExtra<F> | undefined): Result<number> {
   const base = scratch(proc, struct.sizeof + (extra?.bytes ?? 0));
   if (!base.ok) return base;
   // One buffer, each field group written over the one before.
@@ -75,8 +73,7 @@ function issue<F extends FieldMap>(
   if (first !== undefined && first.name === 'size' && first.type === u32 && first.offset === 0) putLe32(b, struct.sizeof);
   else struct.encodeAt({ size: struct.sizeof } as Partial<StructValue<F>>, b, 0);
   const w = put(proc, base.value, b);
-  if (!w.ok) return w;
-  return ok({ base: base.value, b, r: dispatch(proc, fd, cmd, base.value) });
+  return w.ok ? base : w;
 }
 
 /**
@@ -86,13 +83,13 @@ function issue<F extends FieldMap>(
 export function ioctlRaw<F extends FieldMap>(
   proc: Process, fd: number, cmd: number, struct: StructDef<F>, fields: Partial<StructValue<F>>, extra?: IoctlExtra<F>,
 ): Result<Raw<F> & { base: number }> {
-  const done = issue(proc, fd, cmd, struct, fields, extra);
-  if (!done.ok) return done;
-  const { base, b, r } = done.value;
-  // Read the struct back into the encoding buffer (sizeof bytes, ours alone) rather than a fresh one.
-  const back = proc.mm.read(base, b);
+  const base = putArg(proc, struct, fields, extra);
+  if (!base.ok) return base;
+  const r = dispatch(proc, fd, cmd, base.value);
+  const b = new Uint8Array(struct.sizeof);
+  const back = proc.mm.read(base.value, b);
   if (!back.ok) return back;
-  return ok({ r, out: struct.decode(b), base });
+  return ok({ r, out: struct.decode(b), base: base.value });
 }
 
 /**
@@ -103,13 +100,12 @@ export function ioctlRaw<F extends FieldMap>(
 export function ioctlField<F extends FieldMap, K extends keyof F & string>(
   proc: Process, fd: number, cmd: number, struct: StructDef<F>, fields: Partial<StructValue<F>>, name: K, extra?: IoctlExtra<F>,
 ): Result<FieldValue<F[K]>> {
-  const done = issue(proc, fd, cmd, struct, fields, extra);
-  if (!done.ok) return done;
-  const { base, r } = done.value;
+  const base = putArg(proc, struct, fields, extra);
+  if (!base.ok) return base;
+  const r = dispatch(proc, fd, cmd, base.value);
   const f = struct.field(name);
-  // A fresh small array, not a view of `b` (a view would move `b` off the heap).
   const fieldBytes = new Uint8Array(f.size);
-  const back = proc.mm.read(base + f.offset, fieldBytes);
+  const back = proc.mm.read(base.value + f.offset, fieldBytes);
   if (!back.ok) return back;
   if (!r.ok) return r;
   return ok(struct.decodeField(name, fieldBytes));

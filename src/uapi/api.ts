@@ -236,10 +236,8 @@ export function faultRespond(a: { readonly proc: Process; readonly faultFd: numb
   const file = faultFile(a.proc, a.faultFd);
   if (!file.ok) return file;
   const bytes = new Uint8Array(a.responses.length * RESPONSE);
-  for (let i = 0; i < a.responses.length; i++) {
-    const x = a.responses[i] as { readonly cookie: number; readonly code: number };
-    S.iommu_hwpt_page_response.encodeAt({ cookie: x.cookie, code: x.code }, bytes, i * RESPONSE);
-  }
+  // The struct's fields are cookie and code: encoding a response reads just those (no copy of it needed).
+  for (let i = 0; i < a.responses.length; i++) S.iommu_hwpt_page_response.encodeAt(a.responses[i] as { readonly cookie: number; readonly code: number }, bytes, i * RESPONSE);
   const buf = scratch(a.proc, bytes.length);
   if (!buf.ok) return buf;
   const w = put(a.proc, buf.value, bytes);

@@ -111,5 +111,5 @@ export function copyStructToUser<F extends FieldMap>(
 export function writeStructBytes<F extends FieldMap>(mm: UserMemory, userPtr: number, struct: StructDef<F>, b: Uint8Array, userSize: number): Result {
   const r = mm.write(userPtr, userSize >= struct.sizeof ? b : b.subarray(0, userSize));
   if (!r.ok) return fail('EFAULT', `cannot write struct ${struct.name} back to 0x${userPtr.toString(16)}`);
-  return ok();
+  return r;
 }

@@ -16,9 +16,11 @@ export function sysPread(proc: Process, fd: number, userBuf: number, count: numb
   const f = proc.fds.get(fd);
   if (!f.ok) return f;
   const file = f.value.file;
+  // The fault fd first: it is read once per page fault (the file classes are unrelated, so the order of
+  // the tests decides nothing).
+  if (file instanceof FaultFile) return file.read(proc, userBuf, count, offset ?? 0);
   if (file instanceof VfioDeviceFile) return file.read(proc, userBuf, count, offset ?? 0);
   if (file instanceof EventFd) return offset !== null ? fail('ESPIPE', 'an eventfd is not seekable') : file.read(proc, userBuf, count);
-  if (file instanceof FaultFile) return file.read(proc, userBuf, count, offset ?? 0);
   if (file instanceof VeventqFile) return file.read(proc, userBuf, count, offset ?? 0);
   return fail('EINVAL', `a ${file.kind} cannot be read`);
 }
@@ -28,8 +30,8 @@ export function sysPwrite(proc: Process, fd: number, userBuf: number, count: num
   const f = proc.fds.get(fd);
   if (!f.ok) return f;
   const file = f.value.file;
+  if (file instanceof FaultFile) return file.write(proc, userBuf, count, offset ?? 0);
   if (file instanceof VfioDeviceFile) return file.write(proc, userBuf, count, offset ?? 0);
   if (file instanceof EventFd) return offset !== null ? fail('ESPIPE', 'an eventfd is not seekable') : file.write(proc, userBuf, count);
-  if (file instanceof FaultFile) return file.write(proc, userBuf, count, offset ?? 0);
   return fail('EINVAL', `a ${file.kind} cannot be written`);
 }
