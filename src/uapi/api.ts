@@ -5,7 +5,7 @@
 // (errno + reason on failure). Both paths therefore run exactly the same kernel code. The HWPT calls are
 // in hwpt-api.ts, the vIOMMU ones in viommu-api.ts, the plumbing in api-ioctl.ts; all are exported here.
 
-import { fail, ok, type Result } from '../kernel/errno.ts';
+import { fail, ok, type KernelError, type Result } from '../kernel/errno.ts';
 import type { IommuCore } from '../kernel/iommu/core.ts';
 import { FaultFile } from '../kernel/iommufd/fault-fd.ts';
 import { MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE } from '../kernel/mm/mman.ts';
@@ -207,17 +207,17 @@ export type PageFault = ReturnType<typeof S.iommu_hwpt_pgfault.decode>;
 const PGFAULT = S.iommu_hwpt_pgfault.sizeof;
 const RESPONSE = S.iommu_hwpt_page_response.sizeof;
 
-function faultFile(proc: Process, faultFd: number): Result<FaultFile> {
+/** Why `faultFd` is not a fault fd (EBADF, EINVAL), or null when it is (no Result per call on the fault path). */
+function notFaultFile(proc: Process, faultFd: number): KernelError | null {
   const f = proc.fds.get(faultFd);
   if (!f.ok) return f;
-  if (!(f.value.file instanceof FaultFile)) return fail('EINVAL', `fd ${faultFd} is a ${f.value.file.kind}, not a fault fd`);
-  return ok(f.value.file);
+  return f.value.file instanceof FaultFile ? null : fail('EINVAL', `fd ${faultFd} is a ${f.value.file.kind}, not a fault fd`);
 }
 
 /** read(2) of up to `max` page request records (default 64) from a fault fd; [] when none is queued. */
 export function faultRead(a: { readonly proc: Process; readonly faultFd: number; readonly max?: number }): Result<PageFault[]> {
-  const file = faultFile(a.proc, a.faultFd);
-  if (!file.ok) return file;
+  const bad = notFaultFile(a.proc, a.faultFd);
+  if (bad !== null) return bad;
   const count = (a.max ?? 64) * PGFAULT;
   const buf = scratch(a.proc, count);
   if (!buf.ok) return buf;
@@ -233,8 +233,8 @@ export function faultRead(a: { readonly proc: Process; readonly faultFd: number;
 
 /** write(2) of page responses to a fault fd: the number of responses the kernel took. */
 export function faultRespond(a: { readonly proc: Process; readonly faultFd: number; readonly responses: readonly { readonly cookie: number; readonly code: number }[] }): Result<number> {
-  const file = faultFile(a.proc, a.faultFd);
-  if (!file.ok) return file;
+  const bad = notFaultFile(a.proc, a.faultFd);
+  if (bad !== null) return bad;
   const bytes = new Uint8Array(a.responses.length * RESPONSE);
   // The struct's fields are cookie and code: encoding a response reads just those (no copy of it needed).
   for (let i = 0; i < a.responses.length; i++) S.iommu_hwpt_page_response.encodeAt(a.responses[i] as { readonly cookie: number; readonly code: number }, bytes, i * RESPONSE);
