@@ -94,12 +94,16 @@ export function ioctlRaw<F extends FieldMap>(
 
 /**
  * ioctl() for a call that wants one field of the struct the kernel left: reads back and decodes that
- * field alone. The scratch buffer is page-aligned and a struct is smaller than a page, so the field reads
- * exactly when the whole struct would (ioctlRaw's read-back).
+ * field alone. The scratch buffer is page-aligned, so a struct no larger than a page lies in one page and
+ * the field reads exactly when the whole struct would (ioctlRaw's read-back); a larger one is read whole.
  */
 export function ioctlField<F extends FieldMap, K extends keyof F & string>(
   proc: Process, fd: number, cmd: number, struct: StructDef<F>, fields: Partial<StructValue<F>>, name: K, extra?: IoctlExtra<F>,
 ): Result<FieldValue<F[K]>> {
+  if (struct.sizeof > PAGE) {
+    const raw = ioctl(proc, fd, cmd, struct, fields, extra);
+    return raw.ok ? ok(raw.value.out[name]) : raw;
+  }
   const base = putArg(proc, struct, fields, extra);
   if (!base.ok) return base;
   const r = dispatch(proc, fd, cmd, base.value);

@@ -209,9 +209,9 @@ const RESPONSE = S.iommu_hwpt_page_response.sizeof;
 
 /** Why `faultFd` is not a fault fd (EBADF, EINVAL), or null when it is (no Result per call on the fault path). */
 function notFaultFile(proc: Process, faultFd: number): KernelError | null {
-  const f = proc.fds.get(faultFd);
-  if (!f.ok) return f;
-  return f.value.file instanceof FaultFile ? null : fail('EINVAL', `fd ${faultFd} is a ${f.value.file.kind}, not a fault fd`);
+  const open = proc.fds.lookup(faultFd);
+  if (open === undefined) return proc.fds.badFd(faultFd);
+  return open.file instanceof FaultFile ? null : fail('EINVAL', `fd ${faultFd} is a ${open.file.kind}, not a fault fd`);
 }
 
 /** read(2) of up to `max` page request records (default 64) from a fault fd; [] when none is queued. */

@@ -21,9 +21,9 @@ import type { FieldMap, StructDef, StructValue } from './struct.ts';
 
 /** ioctl(2) on `fd` of `proc` with argument pointer `arg`: 0 or the errno. */
 export function dispatch(proc: Process, fd: number, cmd: number, arg: number): Result<number> {
-  const file = proc.fds.get(fd);
-  if (!file.ok) return file;
-  const ctx = file.value.file;
+  const open = proc.fds.lookup(fd);
+  if (open === undefined) return proc.fds.badFd(fd);
+  const ctx = open.file;
   // The common call first: a table ioctl on an iommufd whose struct is the kernel's size. The fd kinds
   // are unrelated classes, so testing IommufdCtx first decides as the order below does.
   if (ctx instanceof IommufdCtx) {
@@ -35,11 +35,11 @@ export function dispatch(proc: Process, fd: number, cmd: number, arg: number): R
   }
   // Each fd kind has its own file_operations: VFIO numbers collide across container, group and device fds.
   if (ctx instanceof VfioContainer) return dispatchVfioContainer(proc, ctx, cmd, arg);
-  if (vfioFileKind(ctx) !== null) return vfioDispatch(proc, file.value, cmd, arg);
+  if (vfioFileKind(ctx) !== null) return vfioDispatch(proc, open, cmd, arg);
   if (!(ctx instanceof IommufdCtx)) return fail('ENOTTY', `fd ${fd} is a ${ctx.kind}, not an iommufd`);
   // CONFIG_IOMMUFD_TEST puts IOMMU_TEST_CMD in the table; without it the number is unknown (ENOTTY below).
   const selftest = ctx.params.selftest;
-  if (cmd >>> 0 === IOMMU_TEST_CMD && selftest !== undefined) return dispatchTestCmd(proc, ctx, selftest, file.value, arg);
+  if (cmd >>> 0 === IOMMU_TEST_CMD && selftest !== undefined) return dispatchTestCmd(proc, ctx, selftest, open, arg);
   const cls = lookupIoctl(cmd);
   if (cls.kind === 'vfio-compat') return dispatchVfioCompat(proc, ctx, cmd, arg);
   if (cls.kind === 'unknown' && cls.routedTo === 'vfio-compat') return fail('ENOTTY', cls.reason);
