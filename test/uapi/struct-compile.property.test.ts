@@ -5,7 +5,8 @@
 //   RangeError with the same bytes written before it;
 // - decodeField(name, the field's bytes) equals decode(...)[name];
 // - copyExactStruct (get_user(size) and the struct in one copy) equals readUserSize + copyStructFromUser
-//   whenever it answers, and answers for an exact-size struct inside one page.
+//   whenever it answers, and answers for an exact-size struct inside one page;
+// - the dispatcher's table test iommufdIoctlOp(cmd) names an op exactly when lookupIoctl(cmd) does.
 
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -13,7 +14,8 @@ import { MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, PROT_NONE, PROT_READ, PROT_WRITE
 import { copyExactStruct, copyStructFromUser, readUserSize } from '../../src/uapi/copy-struct.ts';
 import * as IOMMUFD from '../../src/uapi/iommufd-structs.ts';
 import * as SELFTEST from '../../src/uapi/iommufd-test-structs.ts';
-import { IOMMUFD_IOCTLS } from '../../src/uapi/ioctl-table.ts';
+import { IOMMU_TEST_CMD } from '../../src/uapi/ioctl.ts';
+import { iommufdIoctlOp, IOMMUFD_IOCTLS, lookupIoctl } from '../../src/uapi/ioctl-table.ts';
 import { array, bytes, defineStruct, s32, StructDef, u16, u32, u64, u8, type FieldLayout, type FieldMap, type StructValue } from '../../src/uapi/struct.ts';
 import * as VFIO from '../../src/uapi/vfio-structs.ts';
 import { machine, P, value } from '../kernel/mm/helpers.ts';
@@ -150,5 +152,17 @@ describe('copyExactStruct equals get_user(size) + copyStructFromUser', () => {
 
   it('every table struct starts with its u32 size (what copyExactStruct reads)', () => {
     for (const op of IOMMUFD_IOCTLS) expect(op.struct.fields[0]).toMatchObject({ name: 'size', type: u32, offset: 0 });
+  });
+});
+
+describe('iommufdIoctlOp agrees with lookupIoctl', () => {
+  it('on every table number, its neighbours and random numbers', () => {
+    const check = (cmd: number): void => {
+      const cls = lookupIoctl(cmd);
+      expect(iommufdIoctlOp(cmd)).toBe(cls.kind === 'iommufd' ? cls.op : undefined);
+    };
+    for (const op of IOMMUFD_IOCTLS) for (const d of [-1, 0, 1, 0x100, 0x1_0000, -0x1_0000]) check((op.cmd + d) >>> 0);
+    check(IOMMU_TEST_CMD);
+    fc.assert(fc.property(fc.oneof(fc.integer({ min: 0, max: 0xffff_ffff }), fc.integer({ min: -(2 ** 31), max: 0 }), fc.constantFrom(...IOMMUFD_IOCTLS.map((o) => o.cmd | 0))), (cmd) => check(cmd)), { numRuns: 2000 });
   });
 });
