@@ -129,9 +129,6 @@ function storeCode(b: Uint8Array, o: number, code: number, v: unknown): boolean 
   }
 }
 
-/** Not built yet (compiled codecs are made on a struct's first use). */
-const UNBUILT = undefined;
-
 /** A C struct: its fields' offsets, sizeof and alignment, and little-endian codecs. */
 export class StructDef<F extends FieldMap = FieldMap> {
   readonly name: string;
@@ -148,9 +145,9 @@ export class StructDef<F extends FieldMap = FieldMap> {
   private readonly codes: Uint8Array;
   private readonly offsets: Int32Array;
   private readonly names: readonly string[];
-  /** The compiled codecs: UNBUILT until first used, null for a struct with array fields. */
-  private decoder: CompiledDecoder | null | typeof UNBUILT = UNBUILT;
-  private encoder: CompiledEncoder | null | typeof UNBUILT = UNBUILT;
+  /** The compiled codecs: undefined until the first use builds them, null for a struct with array fields. */
+  private decoder: CompiledDecoder | null | undefined;
+  private encoder: CompiledEncoder | null | undefined;
   /**
    * An object with every field, in layout order: decodeAtTable clones it (one hidden class per struct, made
    * in one step) and overwrites the fields, instead of growing an empty object a property at a time.
@@ -203,7 +200,7 @@ export class StructDef<F extends FieldMap = FieldMap> {
    */
   decodeAt(b: Uint8Array, at: number): StructValue<F> {
     if (b.byteLength - at < this.sizeof) throw new RangeError(`struct ${this.name}: ${b.byteLength - at} bytes < sizeof ${this.sizeof}`);
-    if (this.decoder === UNBUILT) this.decoder = compileDecoder(this.fields);
+    if (this.decoder === undefined) this.decoder = compileDecoder(this.fields);
     return this.decoder === null ? this.decodeAtTable(b, at) : (this.decoder(b, at) as StructValue<F>);
   }
 
@@ -242,7 +239,7 @@ export class StructDef<F extends FieldMap = FieldMap> {
    */
   encodeAt(value: Partial<StructValue<F>>, b: Uint8Array, at: number): void {
     if (b.byteLength - at < this.sizeof) throw new RangeError(`struct ${this.name}: ${b.byteLength - at} bytes < sizeof ${this.sizeof}`);
-    if (this.encoder === UNBUILT) this.encoder = compileEncoder(this.fields);
+    if (this.encoder === undefined) this.encoder = compileEncoder(this.fields);
     // The compiled encoder stops at an invalid field with the ones before it written: the table walk
     // writes them again and throws naming it.
     if (this.encoder === null || !this.encoder(value, b, at)) this.encodeAtTable(value, b, at);
