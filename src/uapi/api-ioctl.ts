@@ -6,7 +6,7 @@ import { MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE } from '../kernel/mm/
 import type { Process } from '../kernel/process/process.ts';
 import { dispatch } from './dispatch.ts';
 import { IOMMU_IOAS_MAP_FIXED_IOVA, IOMMU_IOAS_MAP_READABLE, IOMMU_IOAS_MAP_WRITEABLE } from './iommufd-consts.ts';
-import type { FieldMap, StructDef, StructValue } from './struct.ts';
+import { u32, type FieldMap, type FieldValue, type StructDef, type StructValue } from './struct.ts';
 
 const PAGE = 4096;
 const pageAlign = (n: number): number => Math.ceil(n / PAGE) * PAGE;
@@ -44,32 +44,80 @@ export function get(proc: Process, at: number, len: number): Result<Uint8Array> 
 /** The result of one ioctl: the errno and the struct as the kernel left it (written back or not). */
 export interface Raw<F extends FieldMap> { readonly r: Result<number>; readonly out: StructValue<F> }
 
+/** The leading u32 size of an argument struct, little-endian, in place. */
+function putLe32(b: Uint8Array, v: number): void {
+  b[0] = v & 0xff;
+  b[1] = (v >>> 8) & 0xff;
+  b[2] = (v >>> 16) & 0xff;
+  b[3] = (v >>> 24) & 0xff;
+}
+
+/** What ioctlRaw() and ioctlField() add to the struct: payload bytes after it, and fields that need its address. */
+export interface IoctlExtra<F extends FieldMap> {
+  readonly bytes?: number;
+  readonly fill?: (base: number) => Partial<StructValue<F>>;
+}
+
+/**
+ * Encode { ...fields, ...fill(base), size: sizeof } and copy it to the start of the scratch buffer: the
+ * scratch address (scratch()'s own result, passed on), ready for dispatch().
+ */
+function putArg<F extends FieldMap>(proc: Process, struct: StructDef<F>, fields: Partial<StructValue<F>>, extra: IoctlExtra<F> | undefined): Result<number> {
+  const base = scratch(proc, struct.sizeof + (extra?.bytes ?? 0));
+  if (!base.ok) return base;
+  // One buffer, each field group written over the one before.
+  const b = new Uint8Array(struct.sizeof);
+  struct.encodeAt(fields, b, 0);
+  if (extra?.fill !== undefined) struct.encodeAt(extra.fill(base.value), b, 0);
+  const first = struct.fields[0];
+  if (first !== undefined && first.name === 'size' && first.type === u32 && first.offset === 0) putLe32(b, struct.sizeof);
+  else struct.encodeAt({ size: struct.sizeof } as Partial<StructValue<F>>, b, 0);
+  const w = put(proc, base.value, b);
+  return w.ok ? base : w;
+}
+
 /**
  * Encode `fields` at the start of the scratch buffer (followed by `payload` at `payloadOffset`), call
  * dispatch(), and decode the struct from user memory afterwards.
  */
 export function ioctlRaw<F extends FieldMap>(
-  proc: Process, fd: number, cmd: number, struct: StructDef<F>, fields: Partial<StructValue<F>>,
-  extra: { bytes?: number; fill?: (base: number) => Partial<StructValue<F>> } = {},
+  proc: Process, fd: number, cmd: number, struct: StructDef<F>, fields: Partial<StructValue<F>>, extra?: IoctlExtra<F>,
 ): Result<Raw<F> & { base: number }> {
-  const base = scratch(proc, struct.sizeof + (extra.bytes ?? 0));
+  const base = putArg(proc, struct, fields, extra);
   if (!base.ok) return base;
-  // The encoding of { ...fields, ...fill(base), size: sizeof }, field groups written in that order.
-  const b = struct.encode(fields);
-  if (extra.fill !== undefined) struct.encode(extra.fill(base.value), b);
-  const w = put(proc, base.value, struct.encode({ size: struct.sizeof } as Partial<StructValue<F>>, b));
-  if (!w.ok) return w;
   const r = dispatch(proc, fd, cmd, base.value);
-  // Read the struct back into the encoding buffer (sizeof bytes, ours alone) rather than a fresh one.
+  const b = new Uint8Array(struct.sizeof);
   const back = proc.mm.read(base.value, b);
   if (!back.ok) return back;
   return ok({ r, out: struct.decode(b), base: base.value });
 }
 
+/**
+ * ioctl() for a call that wants one field of the struct the kernel left: reads back and decodes that
+ * field alone. The scratch buffer is page-aligned, so a struct no larger than a page lies in one page and
+ * the field reads exactly when the whole struct would (ioctlRaw's read-back); a larger one is read whole.
+ */
+export function ioctlField<F extends FieldMap, K extends keyof F & string>(
+  proc: Process, fd: number, cmd: number, struct: StructDef<F>, fields: Partial<StructValue<F>>, name: K, extra?: IoctlExtra<F>,
+): Result<FieldValue<F[K]>> {
+  if (struct.sizeof > PAGE) {
+    const raw = ioctl(proc, fd, cmd, struct, fields, extra);
+    return raw.ok ? ok(raw.value.out[name]) : raw;
+  }
+  const base = putArg(proc, struct, fields, extra);
+  if (!base.ok) return base;
+  const r = dispatch(proc, fd, cmd, base.value);
+  const f = struct.field(name);
+  const fieldBytes = new Uint8Array(f.size);
+  const back = proc.mm.read(base.value + f.offset, fieldBytes);
+  if (!back.ok) return back;
+  if (!r.ok) return r;
+  return ok(struct.decodeField(name, fieldBytes));
+}
+
 /** ioctlRaw, with the errno surfaced as the Result. */
 export function ioctl<F extends FieldMap>(
-  proc: Process, fd: number, cmd: number, struct: StructDef<F>, fields: Partial<StructValue<F>>,
-  extra: { bytes?: number; fill?: (base: number) => Partial<StructValue<F>> } = {},
+  proc: Process, fd: number, cmd: number, struct: StructDef<F>, fields: Partial<StructValue<F>>, extra?: IoctlExtra<F>,
 ): Result<Raw<F> & { base: number }> {
   const raw = ioctlRaw(proc, fd, cmd, struct, fields, extra);
   if (!raw.ok) return raw;

@@ -5,7 +5,7 @@
 // (errno + reason on failure). Both paths therefore run exactly the same kernel code. The HWPT calls are
 // in hwpt-api.ts, the vIOMMU ones in viommu-api.ts, the plumbing in api-ioctl.ts; all are exported here.
 
-import { fail, ok, type Result } from '../kernel/errno.ts';
+import { fail, ok, type KernelError, type Result } from '../kernel/errno.ts';
 import type { IommuCore } from '../kernel/iommu/core.ts';
 import { FaultFile } from '../kernel/iommufd/fault-fd.ts';
 import { MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE } from '../kernel/mm/mman.ts';
@@ -18,7 +18,7 @@ import {
 import { IOMMU_OPTION_OP_GET, IOMMU_OPTION_OP_SET } from './iommufd-consts.ts';
 import * as S from './iommufd-structs.ts';
 import { openDevIommu } from './open.ts';
-import { big, get, ioctl, ioctlRaw, mapFlags, put, scratch, type FdArgs } from './api-ioctl.ts';
+import { big, get, ioctl, ioctlField, ioctlRaw, mapFlags, put, scratch, type FdArgs } from './api-ioctl.ts';
 
 const PAGE = 4096;
 const pageAlign = (n: number): number => Math.ceil(n / PAGE) * PAGE;
@@ -43,8 +43,7 @@ export function destroy(a: FdArgs & { readonly id: number }): Result {
 
 /** IOMMU_IOAS_ALLOC: the new IOAS id. */
 export function ioasAlloc(a: FdArgs): Result<number> {
-  const r = ioctl(a.proc, a.fd, IOMMU_IOAS_ALLOC, S.iommu_ioas_alloc, { flags: 0 });
-  return r.ok ? ok(r.value.out.out_ioas_id) : r;
+  return ioctlField(a.proc, a.fd, IOMMU_IOAS_ALLOC, S.iommu_ioas_alloc, { flags: 0 }, 'out_ioas_id');
 }
 
 export interface MapCommon extends FdArgs {
@@ -76,24 +75,22 @@ export function ioasMap(a: MapCommon & ({ readonly userVa: number | bigint; read
     userVa = big(a.userVa);
     length = big(a.length);
   }
-  const r = ioctl(a.proc, a.fd, IOMMU_IOAS_MAP, S.iommu_ioas_map, {
+  const iova = ioctlField(a.proc, a.fd, IOMMU_IOAS_MAP, S.iommu_ioas_map, {
     flags: mapFlags(a), ioas_id: a.ioasId, user_va: userVa, length, iova: a.iova === undefined ? 0n : big(a.iova),
-  });
-  return r.ok ? ok({ iova: r.value.out.iova, userVa, length }) : r;
+  }, 'iova');
+  return iova.ok ? ok({ iova: iova.value, userVa, length }) : iova;
 }
 
 /** IOMMU_IOAS_MAP_FILE of [start, start + length) of memfd `file`: the IOVA used. */
 export function ioasMapFile(a: MapCommon & { readonly file: number; readonly start: number | bigint; readonly length: number | bigint }): Result<bigint> {
-  const r = ioctl(a.proc, a.fd, IOMMU_IOAS_MAP_FILE, S.iommu_ioas_map_file, {
+  return ioctlField(a.proc, a.fd, IOMMU_IOAS_MAP_FILE, S.iommu_ioas_map_file, {
     flags: mapFlags(a), ioas_id: a.ioasId, fd: a.file, start: big(a.start), length: big(a.length), iova: a.iova === undefined ? 0n : big(a.iova),
-  });
-  return r.ok ? ok(r.value.out.iova) : r;
+  }, 'iova');
 }
 
 /** IOMMU_IOAS_UNMAP of [iova, iova + length) (iova 0 + length 2^64-1: everything): the bytes unmapped. */
 export function ioasUnmap(a: FdArgs & { readonly ioasId: number; readonly iova: number | bigint; readonly length: number | bigint }): Result<bigint> {
-  const r = ioctl(a.proc, a.fd, IOMMU_IOAS_UNMAP, S.iommu_ioas_unmap, { ioas_id: a.ioasId, iova: big(a.iova), length: big(a.length) });
-  return r.ok ? ok(r.value.out.length) : r;
+  return ioctlField(a.proc, a.fd, IOMMU_IOAS_UNMAP, S.iommu_ioas_unmap, { ioas_id: a.ioasId, iova: big(a.iova), length: big(a.length) }, 'length');
 }
 
 /** IOMMU_IOAS_COPY of [srcIova, srcIova + length) of srcIoasId into dstIoasId: the destination IOVA. */
@@ -101,12 +98,11 @@ export function ioasCopy(a: FdArgs & {
   readonly srcIoasId: number; readonly dstIoasId: number; readonly srcIova: number | bigint; readonly length: number | bigint;
   readonly dstIova?: number | bigint; readonly readable?: boolean; readonly writeable?: boolean;
 }): Result<bigint> {
-  const r = ioctl(a.proc, a.fd, IOMMU_IOAS_COPY, S.iommu_ioas_copy, {
+  return ioctlField(a.proc, a.fd, IOMMU_IOAS_COPY, S.iommu_ioas_copy, {
     flags: mapFlags({ ...a, ...(a.dstIova === undefined ? {} : { iova: a.dstIova }) }),
     dst_ioas_id: a.dstIoasId, src_ioas_id: a.srcIoasId, length: big(a.length), src_iova: big(a.srcIova),
     dst_iova: a.dstIova === undefined ? 0n : big(a.dstIova),
-  });
-  return r.ok ? ok(r.value.out.dst_iova) : r;
+  }, 'dst_iova');
 }
 
 export interface IovaRange { readonly start: bigint; readonly last: bigint }
@@ -161,11 +157,10 @@ export function ioasAllowIovas(a: FdArgs & { readonly ioasId: number; readonly r
 
 /** IOMMU_OPTION: SET `value` (returns it) or GET (returns the current value) of option `optionId`. */
 export function option(a: FdArgs & { readonly optionId: number; readonly objectId?: number } & ({ readonly op: 'get' } | { readonly op: 'set'; readonly value: number | bigint })): Result<bigint> {
-  const r = ioctl(a.proc, a.fd, IOMMU_OPTION, S.iommu_option, {
+  return ioctlField(a.proc, a.fd, IOMMU_OPTION, S.iommu_option, {
     option_id: a.optionId, op: a.op === 'get' ? IOMMU_OPTION_OP_GET : IOMMU_OPTION_OP_SET, object_id: a.objectId ?? 0,
     val64: a.op === 'set' ? big(a.value) : 0n,
-  });
-  return r.ok ? ok(r.value.out.val64) : r;
+  }, 'val64');
 }
 
 /** IOMMU_VFIO_IOAS: op GET/SET/CLEAR (IOMMU_VFIO_IOAS_*) of the compat IOAS; returns ioas_id as written back. */
@@ -212,17 +207,17 @@ export type PageFault = ReturnType<typeof S.iommu_hwpt_pgfault.decode>;
 const PGFAULT = S.iommu_hwpt_pgfault.sizeof;
 const RESPONSE = S.iommu_hwpt_page_response.sizeof;
 
-function faultFile(proc: Process, faultFd: number): Result<FaultFile> {
-  const f = proc.fds.get(faultFd);
-  if (!f.ok) return f;
-  if (!(f.value.file instanceof FaultFile)) return fail('EINVAL', `fd ${faultFd} is a ${f.value.file.kind}, not a fault fd`);
-  return ok(f.value.file);
+/** Why `faultFd` is not a fault fd (EBADF, EINVAL), or null when it is (no Result per call on the fault path). */
+function notFaultFile(proc: Process, faultFd: number): KernelError | null {
+  const open = proc.fds.lookup(faultFd);
+  if (open === undefined) return proc.fds.badFd(faultFd);
+  return open.file instanceof FaultFile ? null : fail('EINVAL', `fd ${faultFd} is a ${open.file.kind}, not a fault fd`);
 }
 
 /** read(2) of up to `max` page request records (default 64) from a fault fd; [] when none is queued. */
 export function faultRead(a: { readonly proc: Process; readonly faultFd: number; readonly max?: number }): Result<PageFault[]> {
-  const file = faultFile(a.proc, a.faultFd);
-  if (!file.ok) return file;
+  const bad = notFaultFile(a.proc, a.faultFd);
+  if (bad !== null) return bad;
   const count = (a.max ?? 64) * PGFAULT;
   const buf = scratch(a.proc, count);
   if (!buf.ok) return buf;
@@ -238,13 +233,11 @@ export function faultRead(a: { readonly proc: Process; readonly faultFd: number;
 
 /** write(2) of page responses to a fault fd: the number of responses the kernel took. */
 export function faultRespond(a: { readonly proc: Process; readonly faultFd: number; readonly responses: readonly { readonly cookie: number; readonly code: number }[] }): Result<number> {
-  const file = faultFile(a.proc, a.faultFd);
-  if (!file.ok) return file;
+  const bad = notFaultFile(a.proc, a.faultFd);
+  if (bad !== null) return bad;
   const bytes = new Uint8Array(a.responses.length * RESPONSE);
-  for (let i = 0; i < a.responses.length; i++) {
-    const x = a.responses[i] as { readonly cookie: number; readonly code: number };
-    S.iommu_hwpt_page_response.encodeAt({ cookie: x.cookie, code: x.code }, bytes, i * RESPONSE);
-  }
+  // The struct's fields are cookie and code: encoding a response reads just those (no copy of it needed).
+  for (let i = 0; i < a.responses.length; i++) S.iommu_hwpt_page_response.encodeAt(a.responses[i] as { readonly cookie: number; readonly code: number }, bytes, i * RESPONSE);
   const buf = scratch(a.proc, bytes.length);
   if (!buf.ok) return buf;
   const w = put(a.proc, buf.value, bytes);

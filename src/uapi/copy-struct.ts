@@ -80,6 +80,26 @@ export function copyStructFromUser<F extends FieldMap>(
   return ok({ value: struct.decode(b.value), userSize, bytes: b.value });
 }
 
+const PAGE = 4096;
+
+/**
+ * get_user(size) and copy_struct_from_user() in one user copy, for the usual call: a struct that lies
+ * inside one page and whose size field is the kernel's sizeof (no zero extension, no tail). Any other
+ * case, an unreadable struct included, is null and the caller takes the general path (readUserSize, then
+ * copyStructFromUser), which decides the errno. The one copy faults in only the page the general path's
+ * size read faults in first, so taking it and falling back changes nothing. The struct's first field
+ * must be its u32 size (every iommufd argument struct's is).
+ */
+export function copyExactStruct<F extends FieldMap>(mm: UserMemory, userPtr: number, struct: StructDef<F>): CopiedStruct<F> | null {
+  const ksize = struct.sizeof;
+  if (!Number.isSafeInteger(userPtr) || userPtr < 0 || (userPtr % PAGE) + ksize > PAGE) return null;
+  const kbuf = new Uint8Array(ksize);
+  if (!mm.read(userPtr, kbuf).ok) return null;
+  const usize = ((kbuf[0] as number) | ((kbuf[1] as number) << 8) | ((kbuf[2] as number) << 16) | ((kbuf[3] as number) << 24)) >>> 0;
+  if (usize !== ksize) return null;
+  return { value: struct.decode(kbuf), userSize: usize, bytes: kbuf };
+}
+
 /** Write the struct back: min(userSize, sizeof) bytes (copy_to_user; EFAULT). */
 export function copyStructToUser<F extends FieldMap>(
   mm: UserMemory, userPtr: number, struct: StructDef<F>, value: StructValue<F>, userSize: number,
@@ -91,5 +111,5 @@ export function copyStructToUser<F extends FieldMap>(
 export function writeStructBytes<F extends FieldMap>(mm: UserMemory, userPtr: number, struct: StructDef<F>, b: Uint8Array, userSize: number): Result {
   const r = mm.write(userPtr, userSize >= struct.sizeof ? b : b.subarray(0, userSize));
   if (!r.ok) return fail('EFAULT', `cannot write struct ${struct.name} back to 0x${userPtr.toString(16)}`);
-  return ok();
+  return r;
 }

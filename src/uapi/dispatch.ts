@@ -10,10 +10,10 @@ import { IommufdCtx } from '../kernel/iommufd/context.ts';
 import { IOMMUFD_HANDLERS, takeNewObjects, takeWriteBackUndos, type Decoded } from '../kernel/iommufd/handlers.ts';
 import type { Process } from '../kernel/process/process.ts';
 import { VfioContainer } from '../kernel/vfio/container.ts';
-import { copyStructFromUser, readUserSize, writeStructBytes } from './copy-struct.ts';
+import { copyExactStruct, copyStructFromUser, readUserSize, writeStructBytes, type CopiedStruct } from './copy-struct.ts';
 import { IOMMU_TEST_CMD } from './ioctl.ts';
 import { dispatchTestCmd } from './iommufd-test-dispatch.ts';
-import { lookupIoctl } from './ioctl-table.ts';
+import { iommufdIoctlOp, lookupIoctl } from './ioctl-table.ts';
 import { dispatchVfioCompat } from './vfio-compat-dispatch.ts';
 import { dispatchVfioContainer } from './vfio-container-dispatch.ts';
 import { vfioDispatch, vfioFileKind } from './vfio-dispatch.ts';
@@ -21,16 +21,25 @@ import type { FieldMap, StructDef, StructValue } from './struct.ts';
 
 /** ioctl(2) on `fd` of `proc` with argument pointer `arg`: 0 or the errno. */
 export function dispatch(proc: Process, fd: number, cmd: number, arg: number): Result<number> {
-  const file = proc.fds.get(fd);
-  if (!file.ok) return file;
-  const ctx = file.value.file;
+  const open = proc.fds.lookup(fd);
+  if (open === undefined) return proc.fds.badFd(fd);
+  const ctx = open.file;
+  // The common call first: a table ioctl on an iommufd whose struct is the kernel's size. The fd kinds
+  // are unrelated classes, so testing IommufdCtx first decides as the order below does.
+  if (ctx instanceof IommufdCtx) {
+    const op = iommufdIoctlOp(cmd);
+    if (op !== undefined) {
+      const copied = copyExactStruct(proc.mm, arg, op.struct);
+      if (copied !== null) return run(ctx, proc, arg, op.struct, op.name, copied);
+    }
+  }
   // Each fd kind has its own file_operations: VFIO numbers collide across container, group and device fds.
   if (ctx instanceof VfioContainer) return dispatchVfioContainer(proc, ctx, cmd, arg);
-  if (vfioFileKind(ctx) !== null) return vfioDispatch(proc, file.value, cmd, arg);
+  if (vfioFileKind(ctx) !== null) return vfioDispatch(proc, open, cmd, arg);
   if (!(ctx instanceof IommufdCtx)) return fail('ENOTTY', `fd ${fd} is a ${ctx.kind}, not an iommufd`);
   // CONFIG_IOMMUFD_TEST puts IOMMU_TEST_CMD in the table; without it the number is unknown (ENOTTY below).
   const selftest = ctx.params.selftest;
-  if (cmd >>> 0 === IOMMU_TEST_CMD && selftest !== undefined) return dispatchTestCmd(proc, ctx, selftest, file.value, arg);
+  if (cmd >>> 0 === IOMMU_TEST_CMD && selftest !== undefined) return dispatchTestCmd(proc, ctx, selftest, open, arg);
   const cls = lookupIoctl(cmd);
   if (cls.kind === 'vfio-compat') return dispatchVfioCompat(proc, ctx, cmd, arg);
   if (cls.kind === 'unknown' && cls.routedTo === 'vfio-compat') return fail('ENOTTY', cls.reason);
@@ -38,17 +47,20 @@ export function dispatch(proc: Process, fd: number, cmd: number, arg: number): R
   const size = readUserSize(proc.mm, arg);
   if (!size.ok) return size;
   if (cls.kind === 'unknown') return fail('ENOTTY', cls.reason);
-  return run(ctx, proc, arg, cls.op.struct, cls.op.minSize, cls.op.name, size.value);
+  const copied = copyStructFromUser(proc.mm, arg, cls.op.struct, cls.op.minSize, size.value);
+  if (!copied.ok) return copied;
+  return run(ctx, proc, arg, cls.op.struct, cls.op.name, copied.value);
 }
 
+// Results are never mutated: one success value serves every call.
+const OK0: Result<number> = ok(0);
+
 function run<F extends FieldMap>(
-  ctx: IommufdCtx, proc: Process, arg: number, struct: StructDef<F>, minSize: number, name: string, userSize: number,
+  ctx: IommufdCtx, proc: Process, arg: number, struct: StructDef<F>, name: string, copied: CopiedStruct<F>,
 ): Result<number> {
-  const copied = copyStructFromUser(proc.mm, arg, struct, minSize, userSize);
-  if (!copied.ok) return copied;
   const handler = IOMMUFD_HANDLERS[name];
   if (handler === undefined) return fail('ENOTTY', `${name} is not implemented in ioasis yet`);
-  const cmd = copied.value.value as Decoded;
+  const cmd = copied.value as Decoded;
   takeNewObjects(ctx); // nothing may be left from an earlier call
   takeWriteBackUndos(ctx);
   const r = handler(ctx, proc, cmd);
@@ -58,19 +70,19 @@ function run<F extends FieldMap>(
   if (!r.ok) {
     for (const o of created) ctx.objects.abort(o);
     if ('writeBack' in r) {
-      const wb = writeStructBytes(proc.mm, arg, struct, overlay(struct, cmd, r.writeBack as Decoded, copied.value.bytes), copied.value.userSize);
+      const wb = writeStructBytes(proc.mm, arg, struct, overlay(struct, cmd, r.writeBack as Decoded, copied.bytes), copied.userSize);
       if (!wb.ok) return wb;
     }
     return r;
   }
-  const wb = writeStructBytes(proc.mm, arg, struct, overlay(struct, cmd, r.value, copied.value.bytes), copied.value.userSize);
+  const wb = writeStructBytes(proc.mm, arg, struct, overlay(struct, cmd, r.value, copied.bytes), copied.userSize);
   if (!wb.ok) {
     for (const o of created) ctx.objects.abort(o);
     for (const u of undos) u();
     return wb;
   }
   for (const o of created) ctx.objects.finalize(o);
-  return ok(0);
+  return OK0;
 }
 
 /**

@@ -74,6 +74,9 @@ export interface ClassifyOptions {
 }
 
 const byNr = new Map(IOMMUFD_IOCTLS.map((o) => [o.nr, o]));
+/** The table by nr - IOMMUFD_CMD_BASE, as main.c indexes it (iommufdIoctlOp's array lookup). */
+const byIndex: readonly (IoctlOp | undefined)[] = Array.from(
+  { length: IOMMUFD_IOCTLS.length }, (_, i) => byNr.get(IOMMUFD_CMD_BASE + i));
 /** The 'iommufd' class of each table entry, made once (lookupIoctl runs on every ioctl). */
 const classOf = new Map<IoctlOp, IoctlClass>(IOMMUFD_IOCTLS.map((o) => [o, Object.freeze({ kind: 'iommufd' as const, op: o })]));
 const compat = new Set(VFIO_COMPAT_IOCTLS);
@@ -98,4 +101,14 @@ export function lookupIoctl(cmd: number, opts: ClassifyOptions = {}): IoctlClass
     return { kind: 'unknown', routedTo: 'iommufd', reason: 'IOMMU_TEST_CMD: selftest commands are handled by the test layer' };
   }
   return { kind: 'unknown', routedTo: 'iommufd', reason: entry === undefined ? `no iommufd ioctl has nr ${hex(nr)}` : `${hex(cmd)} is not ${entry.name} (${hex(entry.cmd)})` };
+}
+
+/**
+ * The table entry `cmd` is, exactly (lookupIoctl(cmd)'s 'iommufd' class, without IOMMU_TEST_CMD), or
+ * undefined for every other number: the dispatcher's allocation-free test on each ioctl.
+ */
+export function iommufdIoctlOp(cmd: number): IoctlOp | undefined {
+  const i = _IOC_NR(cmd) - IOMMUFD_CMD_BASE;
+  const entry = i >= 0 && i < byIndex.length ? byIndex[i] : undefined;
+  return entry !== undefined && entry.cmd === cmd >>> 0 ? entry : undefined;
 }

@@ -13,23 +13,25 @@ import { VeventqFile } from '../kernel/iommufd/veventq-fd.ts';
 
 /** pread(fd, buf, count, offset); `offset` null is read(2) (a VFIO device fd reads at offset 0). */
 export function sysPread(proc: Process, fd: number, userBuf: number, count: number, offset: number | null): Result<number> {
-  const f = proc.fds.get(fd);
-  if (!f.ok) return f;
-  const file = f.value.file;
+  const open = proc.fds.lookup(fd);
+  if (open === undefined) return proc.fds.badFd(fd);
+  const file = open.file;
+  // The fault fd first: it is read once per page fault (the file classes are unrelated, so the order of
+  // the tests decides nothing).
+  if (file instanceof FaultFile) return file.read(proc, userBuf, count, offset ?? 0);
   if (file instanceof VfioDeviceFile) return file.read(proc, userBuf, count, offset ?? 0);
   if (file instanceof EventFd) return offset !== null ? fail('ESPIPE', 'an eventfd is not seekable') : file.read(proc, userBuf, count);
-  if (file instanceof FaultFile) return file.read(proc, userBuf, count, offset ?? 0);
   if (file instanceof VeventqFile) return file.read(proc, userBuf, count, offset ?? 0);
   return fail('EINVAL', `a ${file.kind} cannot be read`);
 }
 
 /** pwrite(fd, buf, count, offset); `offset` null is write(2). */
 export function sysPwrite(proc: Process, fd: number, userBuf: number, count: number, offset: number | null): Result<number> {
-  const f = proc.fds.get(fd);
-  if (!f.ok) return f;
-  const file = f.value.file;
+  const open = proc.fds.lookup(fd);
+  if (open === undefined) return proc.fds.badFd(fd);
+  const file = open.file;
+  if (file instanceof FaultFile) return file.write(proc, userBuf, count, offset ?? 0);
   if (file instanceof VfioDeviceFile) return file.write(proc, userBuf, count, offset ?? 0);
   if (file instanceof EventFd) return offset !== null ? fail('ESPIPE', 'an eventfd is not seekable') : file.write(proc, userBuf, count);
-  if (file instanceof FaultFile) return file.write(proc, userBuf, count, offset ?? 0);
   return fail('EINVAL', `a ${file.kind} cannot be written`);
 }

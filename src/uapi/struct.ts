@@ -3,6 +3,9 @@
 // tables are plain data so tests and tools can print layouts. Flexible array members (`data[]`) are not
 // fields: they add nothing to sizeof, and callers read them after the struct.
 
+import { compileDecoder, compileEncoder, type CompiledDecoder, type CompiledEncoder } from './struct-compile.ts';
+import { getU32, getU64, storeS32, storeU16, storeU32, storeU64, storeU8 } from './le-scalars.ts';
+
 export type ScalarKind = 'u8' | 'u16' | 'u32' | 's32' | 'u64';
 
 export interface ScalarType<K extends ScalarKind = ScalarKind> {
@@ -102,57 +105,27 @@ function writeScalar(view: DataView, off: number, kind: ScalarKind, v: unknown, 
 
 const viewAt = (b: Uint8Array, at: number, size: number): DataView => new DataView(b.buffer, b.byteOffset + at, size);
 
-// The codecs' scalar fast path works on the bytes directly: a DataView over a small on-heap Uint8Array
-// costs far more than the field itself (taking .buffer moves the array off the heap).
-const TWO_32 = 2 ** 32;
-/** hi words below this keep hi * 2^32 + lo a safe integer. */
-const SAFE_HI = 2 ** 21;
+// The table-driven codecs walk a struct as parallel tables built once per StructDef: a small integer code
+// per field (scalar kind, or OTHER for byte and scalar arrays), its offset and its name. A switch on the
+// code inlines each scalar's reader and writer; the layout objects are touched only for OTHER fields.
+// Structs of scalars alone use compiled codecs (struct-compile.ts), built on first use.
+const C_U8 = 0;
+const C_U16 = 1;
+const C_U32 = 2;
+const C_S32 = 3;
+const C_U64 = 4;
+const C_OTHER = 5;
+const CODE: Readonly<Record<FieldType['kind'], number>> = { u8: C_U8, u16: C_U16, u32: C_U32, s32: C_S32, u64: C_U64, bytes: C_OTHER, array: C_OTHER };
 
-const getU32 = (b: Uint8Array, o: number): number =>
-  ((b[o] as number) | ((b[o + 1] as number) << 8) | ((b[o + 2] as number) << 16) | ((b[o + 3] as number) << 24)) >>> 0;
-
-function putU32(b: Uint8Array, o: number, v: number): void {
-  b[o] = v & 0xff;
-  b[o + 1] = (v >>> 8) & 0xff;
-  b[o + 2] = (v >>> 16) & 0xff;
-  b[o + 3] = (v >>> 24) & 0xff;
-}
-
-/** A little-endian scalar of `kind` at `o`. */
-function getScalar(b: Uint8Array, o: number, kind: ScalarKind): number | bigint {
-  switch (kind) {
-    case 'u8': return b[o] as number;
-    case 'u16': return (b[o] as number) | ((b[o + 1] as number) << 8);
-    case 'u32': return getU32(b, o);
-    case 's32': return getU32(b, o) | 0;
-    case 'u64': {
-      const lo = getU32(b, o);
-      const hi = getU32(b, o + 4);
-      return hi < SAFE_HI ? BigInt(hi * TWO_32 + lo) : (BigInt(hi) << 32n) | BigInt(lo);
-    }
-  }
-}
-
-/** Store an in-range scalar; false (nothing written) when `v` is not valid for `kind`. */
-function storeScalar(b: Uint8Array, o: number, kind: ScalarKind, v: unknown): boolean {
-  if (kind === 'u64') {
-    if (typeof v !== 'bigint' || v < 0n || v > U64_MAX) return false;
-    if (v <= 0x1f_ffff_ffff_ffffn) {
-      const n = Number(v);
-      putU32(b, o, n % TWO_32);
-      putU32(b, o + 4, Math.floor(n / TWO_32));
-    } else {
-      putU32(b, o, Number(v & 0xffff_ffffn));
-      putU32(b, o + 4, Number(v >> 32n));
-    }
-    return true;
-  }
-  if (typeof v !== 'number' || !Number.isInteger(v)) return false;
-  switch (kind) {
-    case 'u8': if (v < 0 || v > 0xff) return false; b[o] = v; return true;
-    case 'u16': if (v < 0 || v > 0xffff) return false; b[o] = v & 0xff; b[o + 1] = v >>> 8; return true;
-    case 'u32': if (v < 0 || v > 0xffff_ffff) return false; putU32(b, o, v); return true;
-    case 's32': if (v < -0x8000_0000 || v > 0x7fff_ffff) return false; putU32(b, o, v >>> 0); return true;
+/** Store `v` as the scalar of `code` at `o`; false (nothing written) for OTHER or a value not valid for the kind. */
+function storeCode(b: Uint8Array, o: number, code: number, v: unknown): boolean {
+  switch (code) {
+    case C_U32: return storeU32(b, o, v);
+    case C_U64: return storeU64(b, o, v);
+    case C_U8: return storeU8(b, o, v);
+    case C_U16: return storeU16(b, o, v);
+    case C_S32: return storeS32(b, o, v);
+    default: return false;
   }
 }
 
@@ -168,10 +141,15 @@ export class StructDef<F extends FieldMap = FieldMap> {
    */
   readonly dense: boolean;
   private readonly byName: ReadonlyMap<string, FieldLayout>;
-  /** Per field, its scalar kind, or null for byte and scalar arrays (the codecs' fast path). */
-  private readonly scalarKinds: readonly (ScalarKind | null)[];
+  /** The codecs' tables, in layout order: each field's code (C_*), offset and name. */
+  private readonly codes: Uint8Array;
+  private readonly offsets: Int32Array;
+  private readonly names: readonly string[];
+  /** The compiled codecs: undefined until the first use builds them, null for a struct with array fields. */
+  private decoder: CompiledDecoder | null | undefined;
+  private encoder: CompiledEncoder | null | undefined;
   /**
-   * An object with every field, in layout order: decodeAt clones it (one hidden class per struct, made
+   * An object with every field, in layout order: decodeAtTable clones it (one hidden class per struct, made
    * in one step) and overwrites the fields, instead of growing an empty object a property at a time.
    */
   private readonly shape: Readonly<Record<string, unknown>>;
@@ -192,7 +170,9 @@ export class StructDef<F extends FieldMap = FieldMap> {
     this.sizeof = alignUp(off, align);
     this.dense = layout.reduce((n, f) => n + f.size, 0) === this.sizeof;
     this.byName = new Map(layout.map((f) => [f.name, f]));
-    this.scalarKinds = layout.map((f) => (f.type.kind === 'bytes' || f.type.kind === 'array' ? null : f.type.kind));
+    this.codes = Uint8Array.from(layout, (f) => CODE[f.type.kind]);
+    this.offsets = Int32Array.from(layout, (f) => f.offset);
+    this.names = layout.map((f) => f.name);
     const shape: Record<string, unknown> = {};
     for (const f of layout) shape[f.name] = null;
     this.shape = shape;
@@ -220,13 +200,28 @@ export class StructDef<F extends FieldMap = FieldMap> {
    */
   decodeAt(b: Uint8Array, at: number): StructValue<F> {
     if (b.byteLength - at < this.sizeof) throw new RangeError(`struct ${this.name}: ${b.byteLength - at} bytes < sizeof ${this.sizeof}`);
-    let view: DataView | null = null;
+    if (this.decoder === undefined) this.decoder = compileDecoder(this.fields);
+    return this.decoder === null ? this.decodeAtTable(b, at) : (this.decoder(b, at) as StructValue<F>);
+  }
+
+  /** decodeAt() through the field tables (structs with array fields; the compiled decoder's reference). */
+  decodeAtTable(b: Uint8Array, at: number): StructValue<F> {
+    if (b.byteLength - at < this.sizeof) throw new RangeError(`struct ${this.name}: ${b.byteLength - at} bytes < sizeof ${this.sizeof}`);
     const out: Record<string, unknown> = { ...this.shape };
-    const fields = this.fields;
-    for (let i = 0; i < fields.length; i++) {
-      const f = fields[i] as FieldLayout;
-      const k = this.scalarKinds[i];
-      out[f.name] = k === null || k === undefined ? this.readField(view ??= viewAt(b, at, this.sizeof), f) : getScalar(b, at + f.offset, k);
+    const { codes, offsets, names } = this;
+    let view: DataView | null = null;
+    for (let i = 0; i < codes.length; i++) {
+      const o = at + (offsets[i] as number);
+      let v: unknown;
+      switch (codes[i]) {
+        case C_U8: v = b[o]; break;
+        case C_U16: v = (b[o] as number) | ((b[o + 1] as number) << 8); break;
+        case C_U32: v = getU32(b, o); break;
+        case C_S32: v = getU32(b, o) | 0; break;
+        case C_U64: v = getU64(b, o); break;
+        default: v = this.readField(view ??= viewAt(b, at, this.sizeof), this.fields[i] as FieldLayout);
+      }
+      out[names[i] as string] = v;
     }
     return out as StructValue<F>;
   }
@@ -238,19 +233,51 @@ export class StructDef<F extends FieldMap = FieldMap> {
     return b;
   }
 
-  /** encode() into the sizeof bytes at offset `at` of `b` (no subarray view; see decodeAt). */
+  /**
+   * encode() into the sizeof bytes at offset `at` of `b` (no subarray view; see decodeAt). Fields go in
+   * layout order; the first invalid one throws a RangeError naming it (the fields before it are written).
+   */
   encodeAt(value: Partial<StructValue<F>>, b: Uint8Array, at: number): void {
     if (b.byteLength - at < this.sizeof) throw new RangeError(`struct ${this.name}: ${b.byteLength - at} bytes < sizeof ${this.sizeof}`);
-    let view: DataView | null = null;
+    if (this.encoder === undefined) this.encoder = compileEncoder(this.fields);
+    // The compiled encoder stops at an invalid field with the ones before it written: the table walk
+    // writes them again and throws naming it.
+    if (this.encoder === null || !this.encoder(value, b, at)) this.encodeAtTable(value, b, at);
+  }
+
+  /** encodeAt() through the field tables (structs with array fields; the compiled encoder's reference). */
+  encodeAtTable(value: Partial<StructValue<F>>, b: Uint8Array, at: number): void {
+    if (b.byteLength - at < this.sizeof) throw new RangeError(`struct ${this.name}: ${b.byteLength - at} bytes < sizeof ${this.sizeof}`);
     const rec = value as Readonly<Record<string, unknown>>;
-    const fields = this.fields;
-    for (let i = 0; i < fields.length; i++) {
-      const f = fields[i] as FieldLayout;
-      const v = rec[f.name];
+    const { codes, offsets, names } = this;
+    let view: DataView | null = null;
+    for (let i = 0; i < codes.length; i++) {
+      const v = rec[names[i] as string];
       if (v === undefined) continue;
-      const k = this.scalarKinds[i];
-      // An invalid scalar falls through to writeField, which throws naming the field.
-      if (k === null || k === undefined || !storeScalar(b, at + f.offset, k, v)) this.writeField(view ??= viewAt(b, at, this.sizeof), f, v);
+      if (storeCode(b, at + (offsets[i] as number), codes[i] as number, v)) continue;
+      // Byte and scalar arrays, and an invalid scalar (writeField throws naming the field).
+      this.writeField(view ??= viewAt(b, at, this.sizeof), this.fields[i] as FieldLayout, v);
+    }
+  }
+
+  /**
+   * decode(b)[name] from the field's own bytes (`fieldBytes` holds offsetof(name)..offsetofend(name)):
+   * a caller that needs one field reads and decodes that field alone.
+   */
+  decodeField<K extends keyof F & string>(name: K, fieldBytes: Uint8Array): FieldValue<F[K]> {
+    const f = this.field(name);
+    if (fieldBytes.byteLength < f.size) throw new RangeError(`struct ${this.name}.${name}: ${fieldBytes.byteLength} bytes < ${f.size}`);
+    switch (CODE[f.type.kind]) {
+      case C_U8: return fieldBytes[0] as FieldValue<F[K]>;
+      case C_U16: return ((fieldBytes[0] as number) | ((fieldBytes[1] as number) << 8)) as FieldValue<F[K]>;
+      case C_U32: return getU32(fieldBytes, 0) as FieldValue<F[K]>;
+      case C_S32: return (getU32(fieldBytes, 0) | 0) as FieldValue<F[K]>;
+      case C_U64: return getU64(fieldBytes, 0) as FieldValue<F[K]>;
+      default: {
+        const whole = new Uint8Array(this.sizeof);
+        whole.set(fieldBytes.subarray(0, f.size), f.offset);
+        return this.decode(whole)[name];
+      }
     }
   }
 

@@ -60,14 +60,17 @@ export function onWriteBackFailure(ctx: IommufdCtx, undo: () => void): void {
   ctx.writeBackUndos.push(undo);
 }
 
-/** The undo actions registered since the last call (the dispatcher's side of onWriteBackFailure()). */
-export function takeWriteBackUndos(ctx: IommufdCtx): (() => void)[] {
-  return ctx.writeBackUndos.splice(0).reverse();
+// Most ioctls register nothing: the shared empty array spares the dispatcher two allocations per call.
+const NONE: readonly never[] = [];
+
+/** The undo actions registered since the last call, newest first (the dispatcher's side of onWriteBackFailure()). */
+export function takeWriteBackUndos(ctx: IommufdCtx): readonly (() => void)[] {
+  return ctx.writeBackUndos.length === 0 ? NONE : ctx.writeBackUndos.splice(0).reverse();
 }
 
 /** The objects reserved since the last call (the dispatcher's side of newObject()). */
-export function takeNewObjects(ctx: IommufdCtx): IommufdObject[] {
-  return ctx.pendingObjects.splice(0);
+export function takeNewObjects(ctx: IommufdCtx): readonly IommufdObject[] {
+  return ctx.pendingObjects.length === 0 ? NONE : ctx.pendingObjects.splice(0);
 }
 
 // ---- helpers ----------------------------------------------------------------------------------------

@@ -48,8 +48,36 @@ export function checkRange(mm: UserSpace, addr: number, length: number, write: b
   return OK;
 }
 
+/**
+ * The VMA of a copy of [addr, addr + length) that lies inside one page of an anonymous mapping allowing
+ * the access, or undefined for any other copy. Such a copy passes checkRange() with this VMA and is one
+ * page's fault and copy: the struct-sized copies of every ioctl, read(2) and write(2) take this path,
+ * which finds the VMA once and skips the general loop. Anything else goes the general way.
+ */
+function onePageVma(mm: UserSpace, addr: number, length: number, write: boolean): Vma | undefined {
+  if (length === 0 || !Number.isSafeInteger(addr) || addr < 0 || addr + length > mm.taskSize || !mm.alive) return undefined;
+  // A literal 4096 (not PAGE_SIZE): V8 turns the division into a multiply.
+  if (Math.floor(addr / 4096) !== Math.floor((addr + length - 1) / 4096)) return undefined;
+  const vma = mm.findVma(addr);
+  if (vma === undefined || vma.file !== null || (write ? !vma.writable : !vma.readable)) return undefined;
+  return vma;
+}
+
 /** copy_from_user(): fill `dest` from user address `addr`. */
 export function copyFromUser(mm: UserSpace, addr: number, dest: Uint8Array): Result {
+  const vma = onePageVma(mm, addr, dest.length, false);
+  if (vma !== undefined) {
+    const page = handleFault(vma, Math.floor(addr / 4096), 'read');
+    if (!page.ok) return page;
+    if (page.value === ZERO_PAGE) dest.fill(0);
+    else mm.memory.read(page.value * PAGE_SIZE + (addr - Math.floor(addr / 4096) * 4096), dest);
+    return OK;
+  }
+  return copyFromUserPages(mm, addr, dest);
+}
+
+/** copy_from_user() the general way: checkRange() over the whole range, then page by page. */
+export function copyFromUserPages(mm: UserSpace, addr: number, dest: Uint8Array): Result {
   const checked = checkRange(mm, addr, dest.length, false);
   if (!checked.ok) return checked;
   const length = dest.length;
@@ -71,6 +99,18 @@ export function copyFromUser(mm: UserSpace, addr: number, dest: Uint8Array): Res
 
 /** copy_to_user(): write `src` at user address `addr` (breaking copy-on-write where needed). */
 export function copyToUser(mm: UserSpace, addr: number, src: Uint8Array): Result {
+  const vma = onePageVma(mm, addr, src.length, true);
+  if (vma !== undefined) {
+    const page = handleFault(vma, Math.floor(addr / 4096), 'write');
+    if (!page.ok) return page;
+    mm.memory.write(page.value * PAGE_SIZE + (addr - Math.floor(addr / 4096) * 4096), src);
+    return OK;
+  }
+  return copyToUserPages(mm, addr, src);
+}
+
+/** copy_to_user() the general way: checkRange() over the whole range, then page by page. */
+export function copyToUserPages(mm: UserSpace, addr: number, src: Uint8Array): Result {
   const checked = checkRange(mm, addr, src.length, true);
   if (!checked.ok) return checked;
   const length = src.length;

@@ -2,7 +2,7 @@
 // (alloc_fd() searches from next_fd); each fd holds one reference to its OpenFile, so a file is released
 // only when its last fd, dup, inherited copy or mapping is gone.
 
-import { fail, ok, type Result } from '../errno.ts';
+import { fail, ok, type KernelError, type Result } from '../errno.ts';
 import { OpenFile, type KernelFile } from './file.ts';
 
 export interface FdTableOptions {
@@ -57,8 +57,18 @@ export class FdTable {
 
   /** fdget(): the file behind `fd` (no new reference), or EBADF. */
   get(fd: number): Result<OpenFile> {
-    const f = Number.isInteger(fd) && fd >= 0 ? this.slots[fd] : undefined;
-    return f === undefined ? fail('EBADF', `fd ${fd} is not open`) : ok(f);
+    const f = this.lookup(fd);
+    return f === undefined ? this.badFd(fd) : ok(f);
+  }
+
+  /** get()'s EBADF, for a caller whose lookup() found nothing. */
+  badFd(fd: number): KernelError {
+    return fail('EBADF', `fd ${fd} is not open`);
+  }
+
+  /** get() without the Result: the file, or undefined where get() is EBADF (the per-syscall hot paths). */
+  lookup(fd: number): OpenFile | undefined {
+    return Number.isInteger(fd) && fd >= 0 ? this.slots[fd] : undefined;
   }
 
   /** close(): the fd is free again; its file's reference is dropped (release on the last one). */
