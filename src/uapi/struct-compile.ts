@@ -41,9 +41,8 @@ const scalarsOnly = (fields: readonly FieldLayout[]): boolean =>
 export function compileDecoder(fields: readonly FieldLayout[]): CompiledDecoder | null {
   if (!scalarsOnly(fields)) return null;
   const body = `"use strict"; return function decode(b, at) { return { ${fields.map((f) => `${key(f)}: ${readExpr(f)}`).join(', ')} }; };`;
-  // eslint-disable-next-line @typescript-eslint/no-implied-eval -- generated once per struct from its layout (see above)
-  const make = new Function('getU32', 'getU64', body) as (g32: typeof getU32, g64: typeof getU64) => CompiledDecoder;
-  return make(getU32, getU64);
+  const make = generate(['getU32', 'getU64'], body) as ((g32: typeof getU32, g64: typeof getU64) => CompiledDecoder) | null;
+  return make === null ? null : make(getU32, getU64);
 }
 
 /** The encoder of a struct of scalars, or null when it has an array field (or one named __proto__). */
@@ -54,9 +53,22 @@ export function compileEncoder(fields: readonly FieldLayout[]): CompiledEncoder 
     return `v = value[${key(f)}]; if (v !== undefined && !${store}(b, at + ${f.offset}, v)) return false;`;
   });
   const body = `"use strict"; return function encode(value, b, at) { let v; ${lines.join(' ')} return true; };`;
-  // eslint-disable-next-line @typescript-eslint/no-implied-eval -- generated once per struct from its layout (see above)
-  const make = new Function('storeU8', 'storeU16', 'storeU32', 'storeS32', 'storeU64', body) as (
+  const make = generate(['storeU8', 'storeU16', 'storeU32', 'storeS32', 'storeU64'], body) as ((
     s8: typeof storeU8, s16: typeof storeU16, s32u: typeof storeU32, s32: typeof storeS32, s64: typeof storeU64,
-  ) => CompiledEncoder;
-  return make(storeU8, storeU16, storeU32, storeS32, storeU64);
+  ) => CompiledEncoder) | null;
+  return make === null ? null : make(storeU8, storeU16, storeU32, storeS32, storeU64);
+}
+
+/**
+ * new Function(...params, body), or null where code generation is refused (a browser page whose Content
+ * Security Policy forbids eval throws EvalError): the struct then keeps the loops.
+ */
+function generate(params: readonly string[], body: string): ((...args: never[]) => unknown) | null {
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-implied-eval -- generated once per struct from its layout (see above)
+    return new Function(...params, body) as (...args: never[]) => unknown;
+  } catch (e) {
+    if (e instanceof EvalError) return null;
+    throw e;
+  }
 }
