@@ -108,6 +108,20 @@ export class PinnedRuns {
     return out;
   }
 
+  /** remove(at, 1) for one page: its frame (NO_PFN when it had none), without the run list. */
+  removeOne(at: number): number {
+    const k = this.find(at);
+    if (k >= this.n || (this.index[k] as number) > at) return NO_PFN;
+    const s0 = this.index[k] as number;
+    const p0 = this.pfn[k] as number;
+    const e0 = s0 + (this.len[k] as number);
+    this.removeAt(k, 1);
+    let i = k;
+    if (s0 < at) this.insertAt(i++, s0, p0, at - s0);
+    if (e0 > at + 1) this.insertAt(i, at + 1, p0 + (at + 1 - s0), e0 - at - 1);
+    return p0 + (at - s0);
+  }
+
   private insertAt(k: number, at: number, pfn: number, count: number): void {
     if (this.n === this.index.length) {
       const grow = <T extends Float64Array | Uint32Array>(a: T, make: (n: number) => T): T => {

@@ -3,6 +3,8 @@
 // [starts[k], starts[k + 1]) with counts[k] users. A user is one holder of a pfnsFor() range (a domain
 // fill, an access pin), so segments come from range edges, not from pages.
 
+const NONE: readonly (readonly [number, number])[] = Object.freeze([]);
+
 export class RangeUsers {
   private readonly starts: number[] = [0];
   private readonly counts: number[] = [0];
@@ -60,15 +62,17 @@ export class RangeUsers {
   }
 
   /** Add `delta` users to each page of [first, last]; returns the parts left with none, as [start, end). */
-  add(first: number, last: number, delta: number): [number, number][] {
+  add(first: number, last: number, delta: number): readonly (readonly [number, number])[] {
     const a = this.cut(first);
     const b = this.cut(last + 1);
-    const freed: [number, number][] = [];
+    // Allocated only when something is freed (adding users, the map path, frees nothing).
+    let freed: [number, number][] | null = null;
     for (let k = a; k < b; k++) {
       const c = (this.counts[k] as number) + delta;
       if (c < 0) throw new Error(`page ${this.starts[k]} would have ${c} users`);
       this.counts[k] = c;
       if (c === 0) {
+        freed ??= [];
         const prev = freed[freed.length - 1];
         if (prev !== undefined && prev[1] === this.starts[k]) prev[1] = this.end(k);
         else freed.push([this.starts[k] as number, this.end(k)]);
@@ -81,6 +85,6 @@ export class RangeUsers {
         this.counts.splice(k, 1);
       }
     }
-    return freed;
+    return freed ?? NONE;
   }
 }
