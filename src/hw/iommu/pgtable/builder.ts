@@ -64,6 +64,8 @@ export class IoPageTable {
    */
   private strayTables = false;
   private readonly e = new Uint32Array(2);
+  /** What the last successful findLeaf() found. */
+  private readonly found = { entry: 0, level: 0, base: 0 };
   /** 2^addressBits: the first IOVA the table cannot map. */
   private readonly limit: number;
 
@@ -110,6 +112,37 @@ export class IoPageTable {
       done += levelSize(level);
     }
     return true;
+  }
+
+  /**
+   * map(iova, pa, 4 KiB, perms) unless something already maps `iova`, in one walk (the IO page fault path
+   * maps single pages): 1 when mapped; 0 when a leaf already maps `iova` (found before any table is
+   * allocated, so nothing changed); -1 out of memory, leaving the state map() leaves.
+   */
+  mapPage(iova: number, pa: number, perms: MapPerms): number {
+    if (iova < 0 || iova % SIZE_4K !== 0 || pa % SIZE_4K !== 0 || iova + SIZE_4K > this.limit) throw new RangeError(`bad page map ${iova} -> ${pa}`);
+    let table = this.root;
+    for (let level = this.opts.levels; level > 1; level--) {
+      const at = table + levelIndex(iova, level) * 8;
+      this.mem.read64(at, this.e);
+      const lo = this.e[0] as number;
+      if (this.present(lo)) {
+        if (this.isLeafEntry(lo, level)) return 0;
+        table = entryAddress(lo, this.e[1] as number);
+        continue;
+      }
+      // Nothing is mapped below a missing entry: allocate the rest of the path (tableFor()).
+      const next = this.alloc.alloc();
+      if (next < 0) {
+        this.strayTables = true;
+        return -1;
+      }
+      this.tables++;
+      const [alo, ahi] = addressHalves(next);
+      this.mem.write64(at, (alo | this.tableBits()) >>> 0, ahi);
+      table = next;
+    }
+    return this.writeLeaf(table, iova, pa, 1, perms) ? 1 : 0;
   }
 
   private leafLevelFor(iova: number, pa: number, remaining: number): number {
@@ -159,12 +192,11 @@ export class IoPageTable {
     let at = iova;
     const end = iova + size;
     while (at < end) {
-      const found = this.findLeaf(at);
-      if (found === null) {
+      if (!this.findLeaf(at)) {
         at = Math.floor(at / SIZE_4K) * SIZE_4K + SIZE_4K;
         continue;
       }
-      const { entry, level, base } = found;
+      const { entry, level, base } = this.found;
       const leafSize = levelSize(level);
       if (base < at || base + leafSize > end) {
         this.splitLeaf(entry, level);
@@ -185,8 +217,8 @@ export class IoPageTable {
 
   /** The leaf mapping `iova`, read from memory (A/D bits as the hardware left them). */
   lookup(iova: number): Mapping | null {
-    const found = this.findLeaf(iova);
-    if (found === null) return null;
+    if (!this.findLeaf(iova)) return null;
+    const found = this.found;
     this.mem.read64(found.entry, this.e);
     const lo = this.e[0] as number;
     const hi = this.e[1] as number;
@@ -200,8 +232,8 @@ export class IoPageTable {
 
   /** Clear the dirty bit of the leaf mapping `iova`; returns whether it was set. */
   clearDirty(iova: number): boolean {
-    const found = this.findLeaf(iova);
-    if (found === null) return false;
+    if (!this.findLeaf(iova)) return false;
+    const found = this.found;
     this.mem.read64(found.entry, this.e);
     const bit = this.opts.format === 'second' ? SS_D : FS_D;
     const lo = this.e[0] as number;
@@ -299,21 +331,29 @@ export class IoPageTable {
     this.tables = 0;
   }
 
-  private findLeaf(iova: number): { entry: number; level: number; base: number } | null {
-    if (iova < 0 || iova >= 2 ** addressBits(this.opts.levels)) return null;
+  /**
+   * Find the leaf mapping `iova`: false when none, else true with its entry's PA, level and base IOVA in
+   * `found` (fields rather than a new object: every unmap and lookup walks).
+   */
+  private findLeaf(iova: number): boolean {
+    if (iova < 0 || iova >= this.limit) return false;
     let table = this.root;
     for (let level = this.opts.levels; level >= 1; level--) {
       const at = table + levelIndex(iova, level) * 8;
       this.mem.read64(at, this.e);
       const lo = this.e[0] as number;
-      if (!this.present(lo)) return null;
+      if (!this.present(lo)) return false;
       if (this.isLeafEntry(lo, level)) {
         const size = levelSize(level);
-        return { entry: at, level, base: Math.floor(iova / size) * size };
+        const f = this.found;
+        f.entry = at;
+        f.level = level;
+        f.base = Math.floor(iova / size) * size;
+        return true;
       }
       table = entryAddress(lo, this.e[1] as number);
     }
-    return null;
+    return false;
   }
 
   /** Replace a large leaf by a table of leaves one level down with the same permissions. */
