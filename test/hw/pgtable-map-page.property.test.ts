@@ -43,7 +43,7 @@ describe('IoPageTable.mapPage', () => {
         } else {
           try {
             a.unmap(iova, o.unit * o.pages);
-          } catch (e) {
+          } catch {
             expect(() => b.unmap(iova, o.unit * o.pages)).toThrow();
             continue;
           }
