@@ -247,7 +247,8 @@ export class Ioas implements IommufdObject {
     const last = area.lastIndex;
     // A revoked dma-buf area was already unmapped by the revoke (iopt_dmabuf_revoked()).
     if (pages.dmabuf?.revoked !== true) domain.unmap(Number(area.iova), area.byteLength);
-    pages.release(first, last);
+    if (first === last && pages.dmabuf === null) pages.releaseOne(first);
+    else pages.release(first, last);
     pages.dmabuf?.untrack(area, domain);
     if (area.storageDomain === domain) {
       // The first other attached domain, if the area is still in the table (no closure per unmap).

@@ -61,8 +61,10 @@ export class IntervalMap<T> {
   /** Index of the first interval whose last >= `at` (size when none). */
   firstEndingAtOrAfter(at: bigint): number {
     const h = this.head;
+    // Past the highest interval (maps mostly go upwards): no search.
+    if (this.n === 0 || (this.lasts[h + this.n - 1] as bigint) < at) return this.n;
     let lo = 0;
-    let hi = this.n;
+    let hi = this.n - 1;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
       if ((this.lasts[h + mid] as bigint) < at) lo = mid + 1;

@@ -202,21 +202,22 @@ export class IoptPages implements AreaPages {
       const r = this.fileRef === null ? this.pinUserOne(index) : this.pinBatch(index, 1);
       if (!r.ok) return r;
     }
-    this.users.add(index, index, 1);
+    this.users.addOne(index, 1);
     return this.runs.pfnAt(index);
+  }
+
+  /** release(index, index) without range lists (the one-page unmap path): the same checks and effects. */
+  releaseOne(index: number): void {
+    this.checkRange(index, index);
+    const c = this.users.count(index);
+    if (c === 0) throw new Error(`pages ${index}..${index} released without a user`);
+    this.users.addOne(index, -1);
+    if (c === 1 && this.dmabuf === null) this.unpinOne(index);
   }
 
   /** Drop one user of each page in [first, last]; ranges left without users are unpinned and uncharged. */
   release(first: number, last: number): void {
     this.checkRange(first, last);
-    if (first === last) {
-      // One page: no range lists (the same checks and effects as below).
-      const c = this.users.count(first);
-      if (c === 0) throw new Error(`pages ${first}..${last} released without a user`);
-      this.users.add(first, last, -1);
-      if (c === 1 && this.dmabuf === null) this.unpinBatch(first, 1);
-      return;
-    }
     if (this.users.minUsers(first, last) === 0) throw new Error(`pages ${first}..${last} released without a user`);
     const unused = this.users.add(first, last, -1);
     if (this.dmabuf !== null) return;
@@ -271,17 +272,17 @@ export class IoptPages implements AreaPages {
     return ok();
   }
 
+  // unpinBatch(index, 1) without the run list.
+  private unpinOne(index: number): void {
+    const pfn = this.runs.removeOne(index);
+    if (pfn === NO_PFN) throw new Error(`pages ${index}+1 unpinned but only 0 were pinned`);
+    this.frames.unpinRange(pfn, 1);
+    this.pinned -= 1;
+    const r = this.charge(this.src, 1, 'sub');
+    if (!r.ok) throw new Error(`uncharge failed: ${r.reason}`);
+  }
+
   private unpinBatch(index: number, n: number): void {
-    if (n === 1) {
-      // One page: no run list.
-      const pfn = this.runs.removeOne(index);
-      if (pfn === NO_PFN) throw new Error(`pages ${index}+1 unpinned but only 0 were pinned`);
-      this.frames.unpinRange(pfn, 1);
-      this.pinned -= 1;
-      const r = this.charge(this.src, 1, 'sub');
-      if (!r.ok) throw new Error(`uncharge failed: ${r.reason}`);
-      return;
-    }
     let seen = 0;
     for (const run of this.runs.remove(index, n)) {
       this.frames.unpinRange(run.pfn, run.count);

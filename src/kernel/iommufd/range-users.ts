@@ -61,6 +61,21 @@ export class RangeUsers {
     return out;
   }
 
+  /**
+   * add(at, at, delta) without the list of freed parts (the one-page map and unmap paths): returns the
+   * page's new count. Storage of one segment covering just this page changes its count in place.
+   */
+  addOne(at: number, delta: number): number {
+    if (this.npages === 1 && at === 0 && this.starts.length === 1) {
+      const c = (this.counts[0] as number) + delta;
+      if (c < 0) throw new Error(`page 0 would have ${c} users`);
+      this.counts[0] = c;
+      return c;
+    }
+    this.add(at, at, delta);
+    return this.count(at);
+  }
+
   /** Add `delta` users to each page of [first, last]; returns the parts left with none, as [start, end). */
   add(first: number, last: number, delta: number): readonly (readonly [number, number])[] {
     const a = this.cut(first);

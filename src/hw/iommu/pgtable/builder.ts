@@ -66,6 +66,8 @@ export class IoPageTable {
   private readonly e = new Uint32Array(2);
   /** What the last successful findLeaf() found. */
   private readonly found = { entry: 0, level: 0, base: 0 };
+  /** unmapPage()'s walk: the table at each level. */
+  private readonly path = new Float64Array(6);
   /** 2^addressBits: the first IOVA the table cannot map. */
   private readonly limit: number;
 
@@ -188,6 +190,7 @@ export class IoPageTable {
    * (the kernel's own rules about partial unmaps live above this). Returns the bytes unmapped.
    */
   unmap(iova: number, size: number): number {
+    if (size === SIZE_4K && !this.strayTables && this.unmapPage(iova)) return SIZE_4K;
     let unmapped = 0;
     let at = iova;
     const end = iova + size;
@@ -213,6 +216,40 @@ export class IoPageTable {
       this.pruneRange(this.root, this.opts.levels, 0, Math.max(iova, 0), Math.min(end, this.limit));
     }
     return unmapped;
+  }
+
+  /**
+   * unmap(iova, 4 KiB) when a 4 KiB leaf maps `iova` (the IO page fault path unmaps single pages): one walk
+   * down, the leaf cleared, then the tables of the path freed bottom-up while they are empty, as
+   * pruneRange() frees them. False, with nothing changed, in every other case (unmap() does those).
+   */
+  private unmapPage(iova: number): boolean {
+    if (!(iova >= 0 && iova < this.limit) || iova % SIZE_4K !== 0) return false;
+    const path = this.path;
+    let table = this.root;
+    for (let level = this.opts.levels; level > 1; level--) {
+      path[level] = table;
+      this.mem.read64(table + levelIndex(iova, level) * 8, this.e);
+      const lo = this.e[0] as number;
+      if (!this.present(lo) || this.isLeafEntry(lo, level)) return false;
+      table = entryAddress(lo, this.e[1] as number);
+    }
+    const leaf = table + levelIndex(iova, 1) * 8;
+    this.mem.read64(leaf, this.e);
+    if (!this.present(this.e[0] as number)) return false;
+    this.mem.write64(leaf, 0, 0);
+    // The root is never freed; a table with an entry left ends the pruning.
+    for (let level = 1; level < this.opts.levels; level++) {
+      const i = levelIndex(iova, level);
+      for (let k = i + 1; k < ENTRIES_PER_TABLE; k++) if (this.entryPresent(table, k)) return true;
+      for (let k = 0; k < i; k++) if (this.entryPresent(table, k)) return true;
+      const parent = path[level + 1] as number;
+      this.mem.write64(parent + levelIndex(iova, level + 1) * 8, 0, 0);
+      this.alloc.free(table);
+      this.tables--;
+      table = parent;
+    }
+    return true;
   }
 
   /** The leaf mapping `iova`, read from memory (A/D bits as the hardware left them). */
