@@ -8,7 +8,7 @@
 
 import { PAGE_SIZE } from '../../hw/memory/physical-memory.ts';
 import { fail, ok, type KernelError, type Result } from '../errno.ts';
-import { handleFault, hugeAnonFault, ZERO_PAGE, type FaultKind } from './fault.ts';
+import { beyondEof, handleFault, hugeAnonFault, ZERO_PAGE, type FaultKind } from './fault.ts';
 import { NO_FRAME, type FrameAllocator } from './frame-allocator.ts';
 import { PROT_READ } from './mman.ts';
 import { PMD_PAGES, pmdIndex } from './thp.ts';
@@ -102,6 +102,13 @@ export function pinUserPageRuns(mm: GupSpace, addr: number, npages: number, writ
  */
 function resolveForPin(vma: Vma, vpn: number, write: boolean): number | KernelError {
   const kind: FaultKind = write ? 'write' : vma.cow ? 'unshare' : 'read';
+  // A PTE that serves the pin as it is (a page pinned before, or written by the process): the frame
+  // handleFault() would return. A PTE means no PMD entry and a non-empty PMD slot, so the THP steps
+  // below would do nothing.
+  const pte = vma.pages.get(vpn);
+  if (pte !== undefined && !beyondEof(vma, vpn) && (vma.shared || kind === 'read' || (entryFlags(pte) & PTE_EXCLUSIVE) !== 0)) {
+    return entryPfn(pte);
+  }
   const pmd = pmdIndex(vpn);
   let e = vma.huge.size > 0 ? vma.huge.get(pmd) : undefined;
   if (e === undefined && kind !== 'read' && hugeAnonFault(vma, vpn) !== NO_FRAME) e = vma.huge.get(pmd);
