@@ -443,23 +443,32 @@ export class IoPagetable<P extends AreaPages = AreaPages> {
    * areas removed before an error stay removed.
    */
   unmapRange(start: bigint, last: bigint): Result<bigint> {
-    let unmapped = 0n;
+    // Bytes unmapped: summed as a number while that is exact, moved into the bigint before it could not be.
+    let unmappedBig = 0n;
+    let unmappedNum = 0;
     let rounds = 0;
     for (;;) {
       const i = this.areas.firstIntersecting(start, last);
       if (i < 0) break;
       const area = this.areas.value(i);
-      if (area.pages === null) return stopped('EBUSY', `the area at ${hex64(area.iova)} is still being mapped`, unmapped);
-      if (area.numLocks !== 0) return stopped('EBUSY', `the area at ${hex64(area.iova)} is locked by ${area.numLocks} object(s)`, unmapped);
+      if (area.pages === null) {
+        return stopped('EBUSY', `the area at ${hex64(area.iova)} is still being mapped`, unmappedBig + BigInt(unmappedNum));
+      }
+      if (area.numLocks !== 0) {
+        return stopped('EBUSY', `the area at ${hex64(area.iova)} is locked by ${area.numLocks} object(s)`, unmappedBig + BigInt(unmappedNum));
+      }
       if (area.iova < start || area.last > last) {
-        return stopped('ENOENT', `the area ${hex64(area.iova)}..${hex64(area.last)} is not inside ${hex64(start)}..${hex64(last)}`, unmapped);
+        const why = `the area ${hex64(area.iova)}..${hex64(area.last)} is not inside ${hex64(start)}..${hex64(last)}`;
+        return stopped('ENOENT', why, unmappedBig + BigInt(unmappedNum));
       }
       if (area.numAccesses !== 0) {
         // Linux marks the area, notifies, then counts the round: the 101st round without progress is
         // EDEADLOCK, and prevent_access stays set on the area (nothing clears it).
         area.preventAccess = true;
         this.hooks.notifyUnmap?.(area.iova, area.length);
-        if (++rounds > MAX_NOTIFY_ROUNDS) return stopped('EDEADLOCK', `accesses still pin the area at ${hex64(area.iova)}`, unmapped);
+        if (++rounds > MAX_NOTIFY_ROUNDS) {
+          return stopped('EDEADLOCK', `accesses still pin the area at ${hex64(area.iova)}`, unmappedBig + BigInt(unmappedNum));
+        }
         continue;
       }
       rounds = 0;
@@ -468,8 +477,13 @@ export class IoPagetable<P extends AreaPages = AreaPages> {
       this.areas.removeAt(i);
       this.hooks.unfillArea?.(area, pages);
       pages.put();
-      unmapped += BigInt(area.byteLength);
+      if (unmappedNum + area.byteLength > Number.MAX_SAFE_INTEGER) {
+        unmappedBig += BigInt(unmappedNum);
+        unmappedNum = 0;
+      }
+      unmappedNum += area.byteLength;
     }
+    const unmapped = unmappedBig + BigInt(unmappedNum);
     return unmapped === 0n ? fail('ENOENT', `nothing is mapped in ${hex64(start)}..${hex64(last)}`) : ok(unmapped);
   }
 

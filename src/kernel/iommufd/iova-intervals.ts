@@ -61,8 +61,10 @@ export class IntervalMap<T> {
   /** Index of the first interval whose last >= `at` (size when none). */
   firstEndingAtOrAfter(at: bigint): number {
     const h = this.head;
-    // Past the highest interval (maps mostly go upwards): no search.
+    // Past the highest interval (maps mostly go upwards), or at the lowest (an unmap of everything
+    // removes the lowest area each time): no search.
     if (this.n === 0 || (this.lasts[h + this.n - 1] as bigint) < at) return this.n;
+    if ((this.lasts[h] as bigint) >= at) return 0;
     let lo = 0;
     let hi = this.n - 1;
     while (lo < hi) {
