@@ -172,7 +172,8 @@ export class IoPageTableDomain implements PagingDomain {
   private readonly scan: DirtyScan = { clearedStart: -1, clearedEnd: -1, dirtyLeaves: 0 };
   private snooping = false;
   private readonly snoopControl: boolean;
-  private readonly flushers = new Set<IotlbFlusher>();
+  /** Every IOMMU the domain is attached to, in the order they came, each once (an array: no iterator per unmap). */
+  private readonly flushers: IotlbFlusher[] = [];
   private readonly limit: number;
   private readonly memory: PhysicalMemory;
   private readonly entry = new Uint32Array(2);
@@ -332,8 +333,14 @@ export class IoPageTableDomain implements PagingDomain {
     gather.end = 0;
   }
 
-  addFlusher(f: IotlbFlusher): void { this.flushers.add(f); }
-  removeFlusher(f: IotlbFlusher): void { this.flushers.delete(f); }
+  addFlusher(f: IotlbFlusher): void {
+    if (!this.flushers.includes(f)) this.flushers.push(f);
+  }
+
+  removeFlusher(f: IotlbFlusher): void {
+    const i = this.flushers.indexOf(f);
+    if (i >= 0) this.flushers.splice(i, 1);
+  }
 
   /** Free the page table (the domain must no longer be attached anywhere). */
   free(): void {

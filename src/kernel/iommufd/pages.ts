@@ -276,7 +276,8 @@ export class IoptPages implements AreaPages {
   private unpinOne(index: number): void {
     const pfn = this.runs.removeOne(index);
     if (pfn === NO_PFN) throw new Error(`pages ${index}+1 unpinned but only 0 were pinned`);
-    this.frames.unpinRange(pfn, 1);
+    // unpinRange(pfn, 1) is unpin(pfn, 1): one page never crosses a folio.
+    this.frames.unpin(pfn, 1);
     this.pinned -= 1;
     const r = this.charge(this.src, 1, 'sub');
     if (!r.ok) throw new Error(`uncharge failed: ${r.reason}`);
