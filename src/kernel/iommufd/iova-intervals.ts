@@ -93,16 +93,14 @@ export class IntervalMap<T> {
     if (this.head > 0 && (i < n - i || this.head + n === this.starts.length)) {
       // Move [0, i) down one slot.
       const h = this.head;
-      this.starts.copyWithin(h - 1, h, h + i);
-      this.lasts.copyWithin(h - 1, h, h + i);
+      if (i > 0) this.moveColumns(h - 1, h, h + i);
       for (let k = h - 1; k < h + i - 1; k++) this.vals[k] = this.vals[k + 1];
       this.head = h - 1;
     } else {
       if (this.head + n === this.starts.length) this.regrow();
       // Move [i, n) up one slot.
       const h = this.head;
-      this.starts.copyWithin(h + i + 1, h + i, h + n);
-      this.lasts.copyWithin(h + i + 1, h + i, h + n);
+      if (i < n) this.moveColumns(h + i + 1, h + i, h + n);
       for (let k = h + n; k > h + i; k--) this.vals[k] = this.vals[k - 1];
     }
     const at = this.head + i;
@@ -145,15 +143,13 @@ export class IntervalMap<T> {
     const v = this.vals[h + i] as T;
     if (i < n - 1 - i) {
       // Move [0, i) up one slot.
-      this.starts.copyWithin(h + 1, h, h + i);
-      this.lasts.copyWithin(h + 1, h, h + i);
+      if (i > 0) this.moveColumns(h + 1, h, h + i);
       for (let k = h + i; k > h; k--) this.vals[k] = this.vals[k - 1];
       this.vals[h] = undefined;
       this.head = h + 1;
     } else {
       // Move [i + 1, n) down one slot.
-      this.starts.copyWithin(h + i, h + i + 1, h + n);
-      this.lasts.copyWithin(h + i, h + i + 1, h + n);
+      if (i + 1 < n) this.moveColumns(h + i, h + i + 1, h + n);
       for (let k = h + i; k < h + n - 1; k++) this.vals[k] = this.vals[k + 1];
       this.vals[h + n - 1] = undefined;
     }
@@ -161,6 +157,12 @@ export class IntervalMap<T> {
     if (this.n === 0) this.head = 0;
     this.touch(i);
     return v;
+  }
+
+  // copyWithin() on both columns; callers skip empty moves (each call costs more than a short move).
+  private moveColumns(to: number, from: number, end: number): void {
+    this.starts.copyWithin(to, from, end);
+    this.lasts.copyWithin(to, from, end);
   }
 
   private touch(i: number): void {

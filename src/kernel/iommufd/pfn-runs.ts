@@ -172,9 +172,12 @@ export class PinnedRuns {
       this.pfn = grow(this.pfn, (n) => new Uint32Array(n));
       this.len = grow(this.len, (n) => new Uint32Array(n));
     }
-    this.index.copyWithin(k + 1, k, this.n);
-    this.pfn.copyWithin(k + 1, k, this.n);
-    this.len.copyWithin(k + 1, k, this.n);
+    // Appending moves nothing (and each copyWithin() call costs more than a short move).
+    if (k < this.n) {
+      this.index.copyWithin(k + 1, k, this.n);
+      this.pfn.copyWithin(k + 1, k, this.n);
+      this.len.copyWithin(k + 1, k, this.n);
+    }
     this.index[k] = at;
     this.pfn[k] = pfn;
     this.len[k] = count;
@@ -187,9 +190,11 @@ export class PinnedRuns {
       this.n -= count;
       return;
     }
-    this.index.copyWithin(k, k + count, this.n);
-    this.pfn.copyWithin(k, k + count, this.n);
-    this.len.copyWithin(k, k + count, this.n);
+    if (k + count < this.n) {
+      this.index.copyWithin(k, k + count, this.n);
+      this.pfn.copyWithin(k, k + count, this.n);
+      this.len.copyWithin(k, k + count, this.n);
+    }
     this.n -= count;
   }
 }
