@@ -6,7 +6,7 @@ import {
 
 /** Where table pages come from: a zeroed 4 KiB frame's PA, or -1 when out of memory. */
 /** What the builder needs of memory: 64-bit entry reads and writes (PhysicalMemory, or a guest's RAM). */
-export type TableMemory = Pick<PhysicalMemory, 'read64' | 'write64'> & Partial<Pick<PhysicalMemory, 'frameWords'>>;
+export type TableMemory = Pick<PhysicalMemory, 'read64' | 'write64'> & Partial<Pick<PhysicalMemory, 'frameWords' | 'size'>>;
 
 export interface TableAllocator {
   alloc(): number;
@@ -49,6 +49,9 @@ const SIZE_2M = 0x20_0000;
 const SIZE_1G = 0x4000_0000;
 const TWO_32 = 2 ** 32;
 
+/** The frame number of the table or page an entry points to (entryAddress() / 4 KiB). */
+const entryPfn = (lo: number, hi: number): number => (hi & 0xfffff) * 0x10_0000 + (lo >>> PAGE_SHIFT);
+
 /**
  * Software that edits a page table living in simulated memory: the reference for the format, used by
  * test benches and by the kernel's IOMMU driver (as Linux's io-pgtable is used by drivers). It writes
@@ -66,16 +69,19 @@ export class IoPageTable {
   private readonly e = new Uint32Array(2);
   /** What the last successful findLeaf() found. */
   private readonly found = { entry: 0, level: 0, base: 0 };
-  /** unmapPage()'s walk: the table at each level. */
+  /** unmapPage()'s walk: the table's frame at each level. */
   private readonly path = new Float64Array(6);
   /** 2^addressBits: the first IOVA the table cannot map. */
   private readonly limit: number;
+  /** Frames below this are read through frameWords() by the one-page walks (0: always read64()). */
+  private readonly directFrames: number;
 
   constructor(private readonly mem: TableMemory, private readonly alloc: TableAllocator, readonly opts: PageTableOptions) {
     const root = alloc.alloc();
     if (root < 0) throw new RangeError('no memory for a page-table root');
     this.root = root;
     this.limit = 2 ** addressBits(opts.levels);
+    this.directFrames = mem.frameWords !== undefined && mem.size !== undefined ? Math.floor(mem.size / SIZE_4K) : 0;
   }
 
   get levels(): number { return this.opts.levels; }
@@ -123,14 +129,16 @@ export class IoPageTable {
    */
   mapPage(iova: number, pa: number, perms: MapPerms): number {
     if (iova < 0 || iova % SIZE_4K !== 0 || pa % SIZE_4K !== 0 || iova + SIZE_4K > this.limit) throw new RangeError(`bad page map ${iova} -> ${pa}`);
-    let table = this.root;
+    // The walk goes by frame numbers (small integers) rather than table addresses (doubles, which V8
+    // boxes at every step of a loop).
+    let pfn = this.root / SIZE_4K;
     for (let level = this.opts.levels; level > 1; level--) {
-      const at = table + levelIndex(iova, level) * 8;
-      this.mem.read64(at, this.e);
+      const i = levelIndex(iova, level);
+      this.readEntryOf(pfn, i);
       const lo = this.e[0] as number;
       if (this.present(lo)) {
         if (this.isLeafEntry(lo, level)) return 0;
-        table = entryAddress(lo, this.e[1] as number);
+        pfn = entryPfn(lo, this.e[1] as number);
         continue;
       }
       // Nothing is mapped below a missing entry: allocate the rest of the path (tableFor()).
@@ -141,10 +149,29 @@ export class IoPageTable {
       }
       this.tables++;
       const [alo, ahi] = addressHalves(next);
-      this.mem.write64(at, (alo | this.tableBits()) >>> 0, ahi);
-      table = next;
+      this.mem.write64(pfn * SIZE_4K + i * 8, (alo | this.tableBits()) >>> 0, ahi);
+      pfn = next / SIZE_4K;
     }
-    return this.writeLeaf(table, iova, pa, 1, perms) ? 1 : 0;
+    const i = levelIndex(iova, 1);
+    this.readEntryOf(pfn, i);
+    if (this.present(this.e[0] as number)) return 0;
+    this.mem.write64(pfn * SIZE_4K + i * 8, ((pa % TWO_32) | this.leafLo(perms, 1)) >>> 0, ((Math.floor(pa / TWO_32) & 0xfffff) | this.leafHi(perms)) >>> 0);
+    return 1;
+  }
+
+  /**
+   * read64() of entry `index` of the table in frame `pfn` into `e`: straight from the frame's words when
+   * the memory offers them (a frame number and an index are small integers, where a table's address
+   * passed to read64() is a double boxed per call on the one-page walks).
+   */
+  private readEntryOf(pfn: number, index: number): void {
+    if (pfn < this.directFrames) {
+      const w = (this.mem.frameWords as (pfn: number) => Uint32Array | undefined).call(this.mem, pfn);
+      this.e[0] = w === undefined ? 0 : (w[2 * index] ?? 0);
+      this.e[1] = w === undefined ? 0 : (w[2 * index + 1] ?? 0);
+      return;
+    }
+    this.mem.read64(pfn * SIZE_4K + index * 8, this.e);
   }
 
   private leafLevelFor(iova: number, pa: number, remaining: number): number {
@@ -225,29 +252,29 @@ export class IoPageTable {
    */
   private unmapPage(iova: number): boolean {
     if (!(iova >= 0 && iova < this.limit) || iova % SIZE_4K !== 0) return false;
+    // By frame numbers, as mapPage() walks.
     const path = this.path;
-    let table = this.root;
+    let pfn = this.root / SIZE_4K;
     for (let level = this.opts.levels; level > 1; level--) {
-      path[level] = table;
-      this.mem.read64(table + levelIndex(iova, level) * 8, this.e);
+      path[level] = pfn;
+      this.readEntryOf(pfn, levelIndex(iova, level));
       const lo = this.e[0] as number;
       if (!this.present(lo) || this.isLeafEntry(lo, level)) return false;
-      table = entryAddress(lo, this.e[1] as number);
+      pfn = entryPfn(lo, this.e[1] as number);
     }
-    const leaf = table + levelIndex(iova, 1) * 8;
-    this.mem.read64(leaf, this.e);
+    this.readEntryOf(pfn, levelIndex(iova, 1));
     if (!this.present(this.e[0] as number)) return false;
-    this.mem.write64(leaf, 0, 0);
+    this.mem.write64(pfn * SIZE_4K + levelIndex(iova, 1) * 8, 0, 0);
     // The root is never freed; a table with an entry left ends the pruning.
     for (let level = 1; level < this.opts.levels; level++) {
       const i = levelIndex(iova, level);
-      for (let k = i + 1; k < ENTRIES_PER_TABLE; k++) if (this.entryPresent(table, k)) return true;
-      for (let k = 0; k < i; k++) if (this.entryPresent(table, k)) return true;
+      for (let k = i + 1; k < ENTRIES_PER_TABLE; k++) if (this.entryPresentOf(pfn, k)) return true;
+      for (let k = 0; k < i; k++) if (this.entryPresentOf(pfn, k)) return true;
       const parent = path[level + 1] as number;
-      this.mem.write64(parent + levelIndex(iova, level + 1) * 8, 0, 0);
-      this.alloc.free(table);
+      this.mem.write64(parent * SIZE_4K + levelIndex(iova, level + 1) * 8, 0, 0);
+      this.alloc.free(pfn * SIZE_4K);
       this.tables--;
-      table = parent;
+      pfn = parent;
     }
     return true;
   }
@@ -476,6 +503,11 @@ export class IoPageTable {
     for (let i = last + 1; i < ENTRIES_PER_TABLE; i++) if (this.entryPresent(table, i)) return false;
     for (let i = 0; i < first; i++) if (this.entryPresent(table, i)) return false;
     return true;
+  }
+
+  private entryPresentOf(pfn: number, i: number): boolean {
+    this.readEntryOf(pfn, i);
+    return this.present(this.e[0] as number);
   }
 
   private entryPresent(table: number, i: number): boolean {
