@@ -22,6 +22,7 @@ export const IOMMU_WRITE = 1 << 1;
 export const IOMMU_CACHE = 1 << 2;
 
 const PAGE = BigInt(PAGE_SIZE);
+const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 /** Lengths (and start bytes) up to 2^52: sums of two stay exact as numbers. */
 const SMALL_LENGTH = 2n ** 52n;
 // One success result for the checks that pass (results are never mutated).
@@ -84,8 +85,10 @@ export class IoptArea<P extends AreaPages = AreaPages> {
     /** Offset of the first byte from storage.base. */
     readonly startByte: number,
     readonly prot: number,
+    /** last - iova + 1 when the caller has it as a number already. */
+    byteLength?: number,
   ) {
-    this.byteLength = Number(last - iova) + 1;
+    this.byteLength = byteLength ?? Number(last - iova) + 1;
     this.pageOffset = startByte % PAGE_SIZE;
     this.firstIndex = Math.floor(startByte / PAGE_SIZE);
     this.lastIndex = Math.floor((startByte + this.byteLength - 1) / PAGE_SIZE);
@@ -138,6 +141,7 @@ export class IoPagetable<P extends AreaPages = AreaPages> {
   private alignment = 1n;
   /** alignment - 1n, and its bits below PAGE_SIZE as a number (page offsets are numbers). */
   private alignMask = 0n;
+  private alignNum = 1;
   private alignMaskPage = 0;
   private largePagesDisabled = false;
   private readonly alignmentSources = new Map<object, { alignment: bigint; kind: AlignmentKind }>();
@@ -234,16 +238,28 @@ export class IoPagetable<P extends AreaPages = AreaPages> {
    * wraps, EINVAL when it hits a reserved range, EEXIST when it overlaps an area.
    */
   checkFixedIova(iova: bigint, length: bigint): Result {
+    const r = this.checkFixed(iova, length);
+    return typeof r === 'bigint' ? OK : r;
+  }
+
+  // checkFixedIova() returning the last byte (iova + length - 1) on success, for the map to reuse.
+  private checkFixed(iova: bigint, length: bigint): bigint | KernelError {
     assertU64(iova, 'iova');
     assertU64(length, 'length');
-    if ((iova & this.alignMask) !== 0n) return fail('EINVAL', `IOVA ${hex64(iova)} is not aligned to ${hex64(this.alignment)}`);
+    if (!this.aligned(iova)) return fail('EINVAL', `IOVA ${hex64(iova)} is not aligned to ${hex64(this.alignment)}`);
     const last = iova + length - 1n;
     if (last > ULONG_MAX || length === 0n) return fail('EOVERFLOW', `${hex64(iova)}+${hex64(length)} wraps`);
     const r = this.reserved.anyIntersecting(iova, last);
     if (r !== undefined) return fail('EINVAL', `${hex64(iova)}..${hex64(last)} hits the reserved range ${hex64(r.start)}..${hex64(r.last)} (${r.owner.kind})`);
     const a = this.areas.firstIntersecting(iova, last);
     if (a >= 0) return fail('EEXIST', `${hex64(iova)}..${hex64(last)} overlaps the area at ${hex64(this.areas.start(a))}`);
-    return OK;
+    return last;
+  }
+
+  // (v & (iova_alignment - 1)) === 0, in numbers when v is a safe integer (exact: the alignment is a
+  // power of two), so the common check allocates no bigint.
+  private aligned(v: bigint): boolean {
+    return v <= MAX_SAFE ? Number(v) % this.alignNum === 0 : (v & this.alignMask) === 0n;
   }
 
   /**
@@ -252,25 +268,25 @@ export class IoPagetable<P extends AreaPages = AreaPages> {
    * offset is not aligned to iova_alignment, EOVERFLOW when it runs past the end of the storage.
    */
   insertArea(pages: P, iova: bigint, startByte: number, length: bigint, prot: number): Result<IoptArea<P>> {
-    const a = this.insertOne(pages, iova, startByte, length, prot);
+    const a = this.insertOne(pages, iova, startByte, length, undefined, prot);
     return a instanceof IoptArea ? ok(a) : a;
   }
 
   // insertArea() returning the area itself (no Result object on the map path).
-  private insertOne(pages: P, iova: bigint, startByte: number, length: bigint, prot: number): IoptArea<P> | KernelError {
+  // `knownLast` is iova + length - 1 when the caller computed it already.
+  private insertOne(pages: P, iova: bigint, startByte: number, length: bigint, knownLast: bigint | undefined, prot: number): IoptArea<P> | KernelError {
     if ((prot & IOMMU_WRITE) !== 0 && !pages.writable) return fail('EPERM', 'a writeable mapping of read-only pages');
     if (!Number.isSafeInteger(startByte) || startByte < 0) throw new RangeError(`bad start byte ${startByte}`);
     if (((startByte % PAGE_SIZE) & this.alignMaskPage) !== 0) {
       return fail('EINVAL', `page offset ${startByte % PAGE_SIZE} is not aligned to ${hex64(this.alignment)}`);
     }
-    const last = iova + length - 1n;
+    const last = knownLast ?? iova + length - 1n;
     if (length === 0n || last > ULONG_MAX) return fail('EOVERFLOW', `${hex64(iova)}+${hex64(length)} wraps`);
     // The last storage page, in numbers while they are exact (both terms below 2^52), else in bigints.
-    const lastPage = length <= SMALL_LENGTH && startByte <= Number(SMALL_LENGTH)
-      ? Math.floor((startByte + Number(length) - 1) / PAGE_SIZE)
-      : (BigInt(startByte) + length - 1n) / PAGE;
+    const small = length <= SMALL_LENGTH && startByte <= Number(SMALL_LENGTH);
+    const lastPage = small ? Math.floor((startByte + Number(length) - 1) / PAGE_SIZE) : (BigInt(startByte) + length - 1n) / PAGE;
     if (lastPage >= pages.npages) throw new Error(`area runs past its ${pages.npages} pages`);
-    const area = new IoptArea(iova, last, pages, startByte, prot);
+    const area = new IoptArea(iova, last, pages, startByte, prot, small ? Number(length) : undefined);
     this.areas.insert(iova, last, area);
     return area;
   }
@@ -302,22 +318,24 @@ export class IoPagetable<P extends AreaPages = AreaPages> {
     let length = first.length;
     for (let i = 1; i < slices.length; i++) length += (slices[i] as PagesSlice<P>).length;
     if (length > ULONG_MAX) return fail('EOVERFLOW', 'total length wraps');
-    if (length === 0n || (length & this.alignMask) !== 0n) {
+    if (length === 0n || !this.aligned(length)) {
       return fail('EINVAL', `length ${hex64(length)} is 0 or not a multiple of ${hex64(this.alignment)}`);
     }
     let iova: bigint;
+    let last: bigint | undefined;
     if (fixedIova === undefined) {
       const got = this.allocIova(length, BigInt(first.pages.base + first.startByte));
       if (!got.ok) return got;
       iova = got.value;
     } else {
-      const checked = this.checkFixedIova(fixedIova, length);
-      if (!checked.ok) return checked;
+      const checked = this.checkFixed(fixedIova, length);
+      if (typeof checked !== 'bigint') return checked;
       iova = fixedIova;
+      last = checked;
     }
     if (slices.length === 1) {
       // One slice (every IOAS_MAP): the loops below with a single area, and no list of areas.
-      const area = this.insertOne(first.pages, iova, first.startByte, first.length, prot);
+      const area = this.insertOne(first.pages, iova, first.startByte, first.length, last, prot);
       if (!(area instanceof IoptArea)) return area;
       if (hooks.fill !== undefined) {
         const filled = hooks.fill(area);
@@ -334,7 +352,7 @@ export class IoPagetable<P extends AreaPages = AreaPages> {
     const areas: IoptArea<P>[] = [];
     let at = iova;
     for (const s of slices) {
-      const inserted = this.insertOne(s.pages, at, s.startByte, s.length, prot);
+      const inserted = this.insertOne(s.pages, at, s.startByte, s.length, undefined, prot);
       if (!(inserted instanceof IoptArea)) {
         for (const a of areas) this.removeArea(a);
         return inserted;
@@ -560,6 +578,7 @@ export class IoPagetable<P extends AreaPages = AreaPages> {
     }
     this.alignment = next;
     this.alignMask = next - 1n;
+    this.alignNum = Number(next);
     this.alignMaskPage = Number(this.alignMask & (PAGE - 1n));
     return ok();
   }
