@@ -125,7 +125,8 @@ export class IoPageTable {
   /**
    * map(iova, pa, 4 KiB, perms) unless something already maps `iova`, in one walk (the IO page fault path
    * maps single pages): 1 when mapped; 0 when a leaf already maps `iova` (found before any table is
-   * allocated, so nothing changed); -1 out of memory, leaving the state map() leaves.
+   * allocated, so nothing changed); -1 out of memory, leaving the state map() leaves. The caller has
+   * checked alignment and range (a RangeError otherwise).
    */
   mapPage(iova: number, pa: number, perms: MapPerms): number {
     if (iova < 0 || iova % SIZE_4K !== 0 || pa % SIZE_4K !== 0 || iova + SIZE_4K > this.limit) throw new RangeError(`bad page map ${iova} -> ${pa}`);
