@@ -12,6 +12,8 @@ import type { IopfGroup } from './io-pgfault.ts';
 export type DomainType = 'blocked' | 'identity' | 'dma' | 'unmanaged' | 'nested';
 
 export const SZ_4K = 0x1000;
+// One success result for the map paths (results are never mutated).
+const OK: Result = ok();
 export const SZ_2M = 0x20_0000;
 export const SZ_1G = 0x4000_0000;
 
@@ -170,7 +172,8 @@ export class IoPageTableDomain implements PagingDomain {
   private readonly scan: DirtyScan = { clearedStart: -1, clearedEnd: -1, dirtyLeaves: 0 };
   private snooping = false;
   private readonly snoopControl: boolean;
-  private readonly flushers = new Set<IotlbFlusher>();
+  /** Every IOMMU the domain is attached to, in the order they came, each once (an array: no iterator per unmap). */
+  private readonly flushers: IotlbFlusher[] = [];
   private readonly limit: number;
   private readonly memory: PhysicalMemory;
   private readonly entry = new Uint32Array(2);
@@ -212,9 +215,17 @@ export class IoPageTableDomain implements PagingDomain {
     if (iova % SZ_4K !== 0 || pa % SZ_4K !== 0 || size % SZ_4K !== 0) return fail('EINVAL', 'unaligned to the minimum page size (4 KiB)');
     if (iova + size > this.limit) return fail('EINVAL', `[${iova}, ${iova + size}) is outside the aperture`);
     if (!prot.read && !prot.write) return fail('EINVAL', 'a mapping needs read or write permission');
+    if (size === SZ_4K) {
+      // One page (each IO page fault maps one): the EEXIST check and the map in one walk.
+      const r = this.table.mapPage(iova, pa, prot);
+      if (r > 0) return OK;
+      if (r === 0) return fail('EEXIST', `IOVA 0x${iova.toString(16)} is already mapped`);
+      this.table.unmap(iova, size);
+      return fail('ENOMEM', 'no memory for page tables');
+    }
     const mapped = this.firstMapped(this.table.root, this.levels, iova, iova + size);
     if (mapped !== null) return fail('EEXIST', `IOVA 0x${mapped.toString(16)} is already mapped`);
-    if (!this.table.map(iova, pa, size, { read: prot.read, write: prot.write, smallPagesOnly: prot.smallPagesOnly === true })) {
+    if (!this.table.map(iova, pa, size, prot)) {
       // iommu_map() undoes a partial mapping on failure.
       this.table.unmap(iova, size);
       return fail('ENOMEM', 'no memory for page tables');
@@ -322,8 +333,14 @@ export class IoPageTableDomain implements PagingDomain {
     gather.end = 0;
   }
 
-  addFlusher(f: IotlbFlusher): void { this.flushers.add(f); }
-  removeFlusher(f: IotlbFlusher): void { this.flushers.delete(f); }
+  addFlusher(f: IotlbFlusher): void {
+    if (!this.flushers.includes(f)) this.flushers.push(f);
+  }
+
+  removeFlusher(f: IotlbFlusher): void {
+    const i = this.flushers.indexOf(f);
+    if (i >= 0) this.flushers.splice(i, 1);
+  }
 
   /** Free the page table (the domain must no longer be attached anywhere). */
   free(): void {

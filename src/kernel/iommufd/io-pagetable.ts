@@ -11,7 +11,7 @@
 // map() and unmap hooks, and registers its page-size alignment with setAlignmentSource().
 
 import { PAGE_SIZE } from '../../hw/memory/physical-memory.ts';
-import { fail, ok, type ErrnoName, type Result } from '../errno.ts';
+import { fail, ok, type ErrnoName, type KernelError, type Result } from '../errno.ts';
 import {
   alignUp, assertU64, hex64, holes, IntervalList, IntervalMap, lowestSetBit, roundupPowOfTwo, ULONG_MAX, U64_MAX,
   type IovaRange, type OwnedRange,
@@ -22,6 +22,11 @@ export const IOMMU_WRITE = 1 << 1;
 export const IOMMU_CACHE = 1 << 2;
 
 const PAGE = BigInt(PAGE_SIZE);
+const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
+/** Lengths (and start bytes) up to 2^52: sums of two stay exact as numbers. */
+const SMALL_LENGTH = 2n ** 52n;
+// One success result for the checks that pass (results are never mutated).
+const OK: Result = ok();
 /** HPAGE_SIZE (PMD size with THP): the largest alignment automatic allocation asks for. */
 export const MAX_AUTO_ALIGNMENT = 2n ** 21n;
 /** iommufd_access_notify_unmap() rounds tolerated: the one after the 100th gives up with EDEADLOCK. */
@@ -61,6 +66,16 @@ export class IoptArea<P extends AreaPages = AreaPages> {
   preventAccess = false;
   /** The domain holding the PFNs (set by the domain layer); blocks split with large pages. */
   storageDomain: unknown = null;
+  // Number views computed once (the map and unmap paths read them per area): an area lies inside its
+  // storage, so its length in bytes is a safe integer.
+  /** The length in bytes. */
+  readonly byteLength: number;
+  /** area->page_offset. */
+  readonly pageOffset: number;
+  /** First page index of the storage the area uses. */
+  readonly firstIndex: number;
+  /** Last page index (inclusive). */
+  readonly lastIndex: number;
 
   constructor(
     readonly iova: bigint,
@@ -70,15 +85,16 @@ export class IoptArea<P extends AreaPages = AreaPages> {
     /** Offset of the first byte from storage.base. */
     readonly startByte: number,
     readonly prot: number,
-  ) {}
+    /** last - iova + 1 when the caller has it as a number already. */
+    byteLength?: number,
+  ) {
+    this.byteLength = byteLength ?? Number(last - iova) + 1;
+    this.pageOffset = startByte % PAGE_SIZE;
+    this.firstIndex = Math.floor(startByte / PAGE_SIZE);
+    this.lastIndex = Math.floor((startByte + this.byteLength - 1) / PAGE_SIZE);
+  }
 
   get length(): bigint { return this.last - this.iova + 1n; }
-  /** area->page_offset. */
-  get pageOffset(): number { return this.startByte % PAGE_SIZE; }
-  /** First page index of the storage the area uses. */
-  get firstIndex(): number { return Math.floor(this.startByte / PAGE_SIZE); }
-  /** Last page index (inclusive). */
-  get lastIndex(): number { return Math.floor((this.startByte + Number(this.length) - 1) / PAGE_SIZE); }
   /** iopt_area_start_byte(): the storage byte at `iova`. */
   startByteAt(iova: bigint): number { return this.startByte + Number(iova - this.iova); }
   /** The storage page index holding `iova`. */
@@ -92,9 +108,12 @@ export interface PagesSlice<P extends AreaPages = AreaPages> {
   readonly length: bigint;
 }
 
-export interface MapOptions<P extends AreaPages> {
+export interface MapOptions<P extends AreaPages> extends MapHooks<P> {
   /** IOMMU_IOAS_MAP_FIXED_IOVA: map at this IOVA; otherwise it is allocated. */
   readonly iova?: bigint;
+}
+
+export interface MapHooks<P extends AreaPages> {
   /** iopt_area_fill_domains(): runs after the IOVA is reserved, before the pages are published. */
   readonly fill?: (area: IoptArea<P>) => Result;
   /** Undo of `fill` for the areas filled before a later one failed. */
@@ -110,11 +129,20 @@ export interface IoptHooks<P extends AreaPages> {
 
 type AlignmentKind = 'domain' | 'access';
 
+// An unmap stopped part-way (a function rather than a closure per area: the unmap loop is hot).
+function stopped(errno: ErrnoName, why: string, unmapped: bigint): KernelError {
+  return fail(errno, `${why} (${unmapped} bytes were unmapped first)`);
+}
+
 export class IoPagetable<P extends AreaPages = AreaPages> {
   private readonly areas = new IntervalMap<IoptArea<P>>();
   private readonly reserved = new IntervalList<ReservedOwner>();
   private allowed = new IntervalList<null>();
   private alignment = 1n;
+  /** alignment - 1n, and its bits below PAGE_SIZE as a number (page offsets are numbers). */
+  private alignMask = 0n;
+  private alignNum = 1;
+  private alignMaskPage = 0;
   private largePagesDisabled = false;
   private readonly alignmentSources = new Map<object, { alignment: bigint; kind: AlignmentKind }>();
   hooks: IoptHooks<P> = {};
@@ -210,16 +238,28 @@ export class IoPagetable<P extends AreaPages = AreaPages> {
    * wraps, EINVAL when it hits a reserved range, EEXIST when it overlaps an area.
    */
   checkFixedIova(iova: bigint, length: bigint): Result {
+    const r = this.checkFixed(iova, length);
+    return typeof r === 'bigint' ? OK : r;
+  }
+
+  // checkFixedIova() returning the last byte (iova + length - 1) on success, for the map to reuse.
+  private checkFixed(iova: bigint, length: bigint): bigint | KernelError {
     assertU64(iova, 'iova');
     assertU64(length, 'length');
-    if ((iova & (this.alignment - 1n)) !== 0n) return fail('EINVAL', `IOVA ${hex64(iova)} is not aligned to ${hex64(this.alignment)}`);
+    if (!this.aligned(iova)) return fail('EINVAL', `IOVA ${hex64(iova)} is not aligned to ${hex64(this.alignment)}`);
     const last = iova + length - 1n;
     if (last > ULONG_MAX || length === 0n) return fail('EOVERFLOW', `${hex64(iova)}+${hex64(length)} wraps`);
     const r = this.reserved.anyIntersecting(iova, last);
     if (r !== undefined) return fail('EINVAL', `${hex64(iova)}..${hex64(last)} hits the reserved range ${hex64(r.start)}..${hex64(r.last)} (${r.owner.kind})`);
     const a = this.areas.firstIntersecting(iova, last);
     if (a >= 0) return fail('EEXIST', `${hex64(iova)}..${hex64(last)} overlaps the area at ${hex64(this.areas.start(a))}`);
-    return ok();
+    return last;
+  }
+
+  // (v & (iova_alignment - 1)) === 0, in numbers when v is a safe integer (exact: the alignment is a
+  // power of two), so the common check allocates no bigint.
+  private aligned(v: bigint): boolean {
+    return v <= MAX_SAFE ? Number(v) % this.alignNum === 0 : (v & this.alignMask) === 0n;
   }
 
   /**
@@ -228,18 +268,27 @@ export class IoPagetable<P extends AreaPages = AreaPages> {
    * offset is not aligned to iova_alignment, EOVERFLOW when it runs past the end of the storage.
    */
   insertArea(pages: P, iova: bigint, startByte: number, length: bigint, prot: number): Result<IoptArea<P>> {
+    const a = this.insertOne(pages, iova, startByte, length, undefined, prot);
+    return a instanceof IoptArea ? ok(a) : a;
+  }
+
+  // insertArea() returning the area itself (no Result object on the map path).
+  // `knownLast` is iova + length - 1 when the caller computed it already.
+  private insertOne(pages: P, iova: bigint, startByte: number, length: bigint, knownLast: bigint | undefined, prot: number): IoptArea<P> | KernelError {
     if ((prot & IOMMU_WRITE) !== 0 && !pages.writable) return fail('EPERM', 'a writeable mapping of read-only pages');
     if (!Number.isSafeInteger(startByte) || startByte < 0) throw new RangeError(`bad start byte ${startByte}`);
-    if ((BigInt(startByte % PAGE_SIZE) & (this.alignment - 1n)) !== 0n) {
+    if (((startByte % PAGE_SIZE) & this.alignMaskPage) !== 0) {
       return fail('EINVAL', `page offset ${startByte % PAGE_SIZE} is not aligned to ${hex64(this.alignment)}`);
     }
-    const last = iova + length - 1n;
+    const last = knownLast ?? iova + length - 1n;
     if (length === 0n || last > ULONG_MAX) return fail('EOVERFLOW', `${hex64(iova)}+${hex64(length)} wraps`);
-    const endByte = BigInt(startByte) + length - 1n;
-    if (endByte / PAGE >= BigInt(pages.npages)) throw new Error(`area runs past its ${pages.npages} pages`);
-    const area = new IoptArea(iova, last, pages, startByte, prot);
+    // The last storage page, in numbers while they are exact (both terms below 2^52), else in bigints.
+    const small = length <= SMALL_LENGTH && startByte <= Number(SMALL_LENGTH);
+    const lastPage = small ? Math.floor((startByte + Number(length) - 1) / PAGE_SIZE) : (BigInt(startByte) + length - 1n) / PAGE;
+    if (lastPage >= pages.npages) throw new Error(`area runs past its ${pages.npages} pages`);
+    const area = new IoptArea(iova, last, pages, startByte, prot, small ? Number(length) : undefined);
     this.areas.insert(iova, last, area);
-    return ok(area);
+    return area;
   }
 
   private removeArea(area: IoptArea<P>): void {
@@ -255,39 +304,67 @@ export class IoPagetable<P extends AreaPages = AreaPages> {
    * returns. On failure nothing is left behind. Returns the IOVA and the areas.
    */
   map(slices: readonly PagesSlice<P>[], prot: number, opts: MapOptions<P> = {}): Result<{ iova: bigint; areas: IoptArea<P>[] }> {
-    let length = 0n;
-    for (const s of slices) length += s.length;
+    const areas: IoptArea<P>[] = [];
+    const r = this.mapAt(slices, prot, opts.iova, opts, areas);
+    return r.ok ? ok({ iova: r.value, areas }) : r;
+  }
+
+  /**
+   * map() at `iova` (undefined: allocated) with `hooks`, returning the IOVA; the areas are appended to
+   * `out` when given. The IOAS maps through this: no options object or area list per call.
+   */
+  mapAt(slices: readonly PagesSlice<P>[], prot: number, fixedIova: bigint | undefined, hooks: MapHooks<P>, out: IoptArea<P>[] | null): Result<bigint> {
+    const first = slices[0] as PagesSlice<P>;
+    let length = first.length;
+    for (let i = 1; i < slices.length; i++) length += (slices[i] as PagesSlice<P>).length;
     if (length > ULONG_MAX) return fail('EOVERFLOW', 'total length wraps');
-    if (length === 0n || (length & (this.alignment - 1n)) !== 0n) {
+    if (length === 0n || !this.aligned(length)) {
       return fail('EINVAL', `length ${hex64(length)} is 0 or not a multiple of ${hex64(this.alignment)}`);
     }
-    const first = slices[0] as PagesSlice<P>;
     let iova: bigint;
-    if (opts.iova === undefined) {
+    let last: bigint | undefined;
+    if (fixedIova === undefined) {
       const got = this.allocIova(length, BigInt(first.pages.base + first.startByte));
       if (!got.ok) return got;
       iova = got.value;
     } else {
-      const checked = this.checkFixedIova(opts.iova, length);
-      if (!checked.ok) return checked;
-      iova = opts.iova;
+      const checked = this.checkFixed(fixedIova, length);
+      if (typeof checked !== 'bigint') return checked;
+      iova = fixedIova;
+      last = checked;
+    }
+    if (slices.length === 1) {
+      // One slice (every IOAS_MAP): the loops below with a single area, and no list of areas.
+      const area = this.insertOne(first.pages, iova, first.startByte, first.length, last, prot);
+      if (!(area instanceof IoptArea)) return area;
+      if (hooks.fill !== undefined) {
+        const filled = hooks.fill(area);
+        if (!filled.ok) {
+          this.removeArea(area);
+          return filled;
+        }
+      }
+      area.storage.get();
+      area.pages = area.storage;
+      out?.push(area);
+      return ok(iova);
     }
     const areas: IoptArea<P>[] = [];
     let at = iova;
     for (const s of slices) {
-      const inserted = this.insertArea(s.pages, at, s.startByte, s.length, prot);
-      if (!inserted.ok) {
+      const inserted = this.insertOne(s.pages, at, s.startByte, s.length, undefined, prot);
+      if (!(inserted instanceof IoptArea)) {
         for (const a of areas) this.removeArea(a);
         return inserted;
       }
-      areas.push(inserted.value);
+      areas.push(inserted);
       at += s.length;
     }
-    if (opts.fill !== undefined) {
+    if (hooks.fill !== undefined) {
       for (let i = 0; i < areas.length; i++) {
-        const filled = opts.fill(areas[i] as IoptArea<P>);
+        const filled = hooks.fill(areas[i] as IoptArea<P>);
         if (!filled.ok) {
-          for (let j = 0; j < i; j++) opts.unfill?.(areas[j] as IoptArea<P>);
+          for (let j = 0; j < i; j++) hooks.unfill?.(areas[j] as IoptArea<P>);
           for (const a of areas) this.removeArea(a);
           return filled;
         }
@@ -297,7 +374,8 @@ export class IoPagetable<P extends AreaPages = AreaPages> {
       a.storage.get();
       a.pages = a.storage;
     }
-    return ok({ iova, areas });
+    out?.push(...areas);
+    return ok(iova);
   }
 
   /**
@@ -383,24 +461,32 @@ export class IoPagetable<P extends AreaPages = AreaPages> {
    * areas removed before an error stay removed.
    */
   unmapRange(start: bigint, last: bigint): Result<bigint> {
-    let unmapped = 0n;
+    // Bytes unmapped: summed as a number while that is exact, moved into the bigint before it could not be.
+    let unmappedBig = 0n;
+    let unmappedNum = 0;
     let rounds = 0;
     for (;;) {
       const i = this.areas.firstIntersecting(start, last);
       if (i < 0) break;
       const area = this.areas.value(i);
-      const stop = (errno: ErrnoName, why: string): Result<bigint> => fail(errno, `${why} (${unmapped} bytes were unmapped first)`);
-      if (area.pages === null) return stop('EBUSY', `the area at ${hex64(area.iova)} is still being mapped`);
-      if (area.numLocks !== 0) return stop('EBUSY', `the area at ${hex64(area.iova)} is locked by ${area.numLocks} object(s)`);
+      if (area.pages === null) {
+        return stopped('EBUSY', `the area at ${hex64(area.iova)} is still being mapped`, unmappedBig + BigInt(unmappedNum));
+      }
+      if (area.numLocks !== 0) {
+        return stopped('EBUSY', `the area at ${hex64(area.iova)} is locked by ${area.numLocks} object(s)`, unmappedBig + BigInt(unmappedNum));
+      }
       if (area.iova < start || area.last > last) {
-        return stop('ENOENT', `the area ${hex64(area.iova)}..${hex64(area.last)} is not inside ${hex64(start)}..${hex64(last)}`);
+        const why = `the area ${hex64(area.iova)}..${hex64(area.last)} is not inside ${hex64(start)}..${hex64(last)}`;
+        return stopped('ENOENT', why, unmappedBig + BigInt(unmappedNum));
       }
       if (area.numAccesses !== 0) {
         // Linux marks the area, notifies, then counts the round: the 101st round without progress is
         // EDEADLOCK, and prevent_access stays set on the area (nothing clears it).
         area.preventAccess = true;
         this.hooks.notifyUnmap?.(area.iova, area.length);
-        if (++rounds > MAX_NOTIFY_ROUNDS) return stop('EDEADLOCK', `accesses still pin the area at ${hex64(area.iova)}`);
+        if (++rounds > MAX_NOTIFY_ROUNDS) {
+          return stopped('EDEADLOCK', `accesses still pin the area at ${hex64(area.iova)}`, unmappedBig + BigInt(unmappedNum));
+        }
         continue;
       }
       rounds = 0;
@@ -409,8 +495,13 @@ export class IoPagetable<P extends AreaPages = AreaPages> {
       this.areas.removeAt(i);
       this.hooks.unfillArea?.(area, pages);
       pages.put();
-      unmapped += area.length;
+      if (unmappedNum + area.byteLength > Number.MAX_SAFE_INTEGER) {
+        unmappedBig += BigInt(unmappedNum);
+        unmappedNum = 0;
+      }
+      unmappedNum += area.byteLength;
     }
+    const unmapped = unmappedBig + BigInt(unmappedNum);
     return unmapped === 0n ? fail('ENOENT', `nothing is mapped in ${hex64(start)}..${hex64(last)}`) : ok(unmapped);
   }
 
@@ -486,6 +577,9 @@ export class IoPagetable<P extends AreaPages = AreaPages> {
       if (!checked.ok) return checked;
     }
     this.alignment = next;
+    this.alignMask = next - 1n;
+    this.alignNum = Number(next);
+    this.alignMaskPage = Number(this.alignMask & (PAGE - 1n));
     return ok();
   }
 

@@ -8,11 +8,11 @@ import { PAGE_SIZE } from '../../hw/memory/physical-memory.ts';
 import type { MapProt, PagingDomain } from '../iommu/domain.ts';
 import { fail, ok, type Result } from '../errno.ts';
 import {
-  IOMMU_READ, IOMMU_WRITE, IoPagetable, type IoptArea, type MapOptions, type PagesSlice, type ReservedOwner,
+  IOMMU_READ, IOMMU_WRITE, IoPagetable, type IoptArea, type MapHooks, type PagesSlice, type ReservedOwner,
 } from './io-pagetable.ts';
 import { hex64, ULONG_MAX, type IovaRange } from './iova-intervals.ts';
 import type { IommufdObject } from './object.ts';
-import type { IoptPages } from './pages.ts';
+import type { IoptPages, PagesRun } from './pages.ts';
 
 /** The domain permissions of an area's IOMMU_READ | IOMMU_WRITE bits, indexed by those bits. */
 // Indexed by IOMMU_READ | IOMMU_WRITE, plus 4 when the IOAS has large pages turned off.
@@ -37,6 +37,11 @@ export interface IoasAccess {
   warn(line: string): void;
 }
 
+/** The largest area last byte whose page ends are sure to be safe integers. */
+const SAFE_AREA_LAST = BigInt(Number.MAX_SAFE_INTEGER - PAGE_SIZE);
+// One success result for the paths that succeed (results are never mutated).
+const OK: Result = ok();
+
 function apertureLast(d: PagingDomain): bigint {
   const last = d.aperture.last;
   return Number.isSafeInteger(last) ? BigInt(last) : BigInt(last) - 1n;
@@ -53,7 +58,7 @@ export class Ioas implements IommufdObject {
   private destroyed = false;
 
   /** iopt_map_pages()'s domain fill and undo (made once, not per map). */
-  private readonly mapHooks: MapOptions<IoptPages>;
+  private readonly mapHooks: MapHooks<IoptPages>;
 
   constructor() {
     this.iopt.hooks = {
@@ -146,8 +151,7 @@ export class Ioas implements IommufdObject {
 
   /** iopt_map_pages() with every attached domain filled; see IoPagetable.map(). */
   map(slices: readonly PagesSlice<IoptPages>[], prot: number, iova?: bigint): Result<bigint> {
-    const r = this.iopt.map(slices, prot, iova === undefined ? this.mapHooks : { iova, fill: this.mapHooks.fill, unfill: this.mapHooks.unfill });
-    return r.ok ? ok(r.value.iova) : r;
+    return this.iopt.mapAt(slices, prot, iova, this.mapHooks, null);
   }
 
   /** IOMMU_IOAS_UNMAP semantics (IoPagetable.unmap); domains are unfilled through the hook. */
@@ -175,7 +179,7 @@ export class Ioas implements IommufdObject {
         return r;
       }
     }
-    return ok();
+    return OK;
   }
 
   private unfillAll(area: IoptArea<IoptPages>, pages: IoptPages): void {
@@ -187,10 +191,22 @@ export class Ioas implements IommufdObject {
   private fillOne(area: IoptArea<IoptPages>, pages: IoptPages, domain: PagingDomain): Result {
     const first = area.firstIndex;
     const last = area.lastIndex;
-    const runs = pages.pfnsFor(first, last);
-    if (!runs.ok) return runs;
-    const base = area.iova - BigInt(area.pageOffset);
-    if (base + BigInt((last - first + 1) * PAGE_SIZE) - 1n > Number.MAX_SAFE_INTEGER) {
+    // A one-page area of user or file memory (each IO page fault maps one): its frame as a single run,
+    // without the run list.
+    let runs: readonly PagesRun[] | null = null;
+    let onePfn = 0;
+    if (first === last && pages.dmabuf === null) {
+      const pfn = pages.pfnFor(first);
+      if (typeof pfn !== 'number') return pfn;
+      onePfn = pfn;
+    } else {
+      const r = pages.pfnsFor(first, last);
+      if (!r.ok) return r;
+      runs = r.value;
+    }
+    // The area's pages end at most PAGE_SIZE - 1 bytes past its last byte: the bigint sum is only
+    // needed near the end of the safe integers.
+    if (area.last > SAFE_AREA_LAST && area.iova - BigInt(area.pageOffset) + BigInt((last - first + 1) * PAGE_SIZE) - 1n > Number.MAX_SAFE_INTEGER) {
       pages.release(first, last);
       return fail('EINVAL', `area ${hex64(area.iova)} is beyond what the domain can address`);
     }
@@ -199,12 +215,15 @@ export class Ioas implements IommufdObject {
     // batch_to_domain(): exactly the area's bytes, so a domain whose smallest page is below PAGE_SIZE (the
     // selftest mock's 2 KiB) maps a partial first or last host page; for 4 KiB domains this is whole pages.
     const off = area.pageOffset;
-    const len = Number(area.last - area.iova) + 1;
+    const len = area.byteLength;
     const iova0 = Number(area.iova);
-    for (const run of runs.value) {
-      const lo = Math.max((run.index - first) * PAGE_SIZE, off);
-      const hi = Math.min((run.index - first + run.count) * PAGE_SIZE, off + len);
-      const r = domain.map(iova0 + lo - off, run.pfn * PAGE_SIZE + lo - (run.index - first) * PAGE_SIZE, hi - lo, prot);
+    const nruns = runs === null ? 1 : runs.length;
+    for (let k = 0; k < nruns; k++) {
+      const run = runs === null ? null : runs[k] as PagesRun;
+      const rel = ((run === null ? first : run.index) - first) * PAGE_SIZE;
+      const lo = Math.max(rel, off);
+      const hi = Math.min(rel + (run === null ? 1 : run.count) * PAGE_SIZE, off + len);
+      const r = domain.map(iova0 + lo - off, (run === null ? onePfn : run.pfn) * PAGE_SIZE + lo - rel, hi - lo, prot);
       if (!r.ok) {
         if (lo > off) domain.unmap(iova0, lo - off);
         pages.release(first, last);
@@ -212,7 +231,7 @@ export class Ioas implements IommufdObject {
       }
     }
     // iopt_dmabuf_track_domain(): a revoke must find every domain that maps a dma-buf area.
-    const tracked = pages.dmabuf === null ? ok() : pages.dmabuf.track(area, domain);
+    const tracked = pages.dmabuf === null ? OK : pages.dmabuf.track(area, domain);
     if (!tracked.ok) {
       domain.unmap(iova0, len);
       pages.release(first, last);
@@ -220,18 +239,24 @@ export class Ioas implements IommufdObject {
     }
     // The storage domain (iopt_area->storage_domain): splitting it is refused while large pages may be used.
     if (area.storageDomain === null) area.storageDomain = domain;
-    return ok();
+    return OK;
   }
 
   private unfillOne(area: IoptArea<IoptPages>, pages: IoptPages, domain: PagingDomain): void {
     const first = area.firstIndex;
     const last = area.lastIndex;
     // A revoked dma-buf area was already unmapped by the revoke (iopt_dmabuf_revoked()).
-    if (pages.dmabuf?.revoked !== true) domain.unmap(Number(area.iova), Number(area.last - area.iova) + 1);
-    pages.release(first, last);
+    if (pages.dmabuf?.revoked !== true) domain.unmap(Number(area.iova), area.byteLength);
+    if (first === last && pages.dmabuf === null) pages.releaseOne(first);
+    else pages.release(first, last);
     pages.dmabuf?.untrack(area, domain);
     if (area.storageDomain === domain) {
-      area.storageDomain = this.attached.find((a) => a.domain !== domain && this.iopt.areaAt(area.iova) === area)?.domain ?? null;
+      // The first other attached domain, if the area is still in the table (no closure per unmap).
+      let next: PagingDomain | null = null;
+      for (const a of this.attached) {
+        if (a.domain !== domain && this.iopt.areaAt(area.iova) === area) { next = a.domain; break; }
+      }
+      area.storageDomain = next;
     }
   }
 

@@ -9,7 +9,7 @@
 //
 // `IntervalMap` keeps non-overlapping intervals sorted by start in two BigUint64Array columns (16 bytes
 // per interval) plus a parallel value array: lookups are binary searches, inserts and removals move the
-// tail (memmove speed). For the allocator it keeps, per block of GAP_BLOCK intervals, the largest gap
+// shorter side (memmove speed; O(1) at either end). For the allocator it keeps, per block of GAP_BLOCK intervals, the largest gap
 // before an interval of the block (the free-gap augmentation of a tree, over a sorted array): a first-fit
 // search skips whole blocks whose gaps are all too small. Summaries are recomputed lazily, from the lowest
 // block an insert or removal touched, as far as a search reads them. `IntervalList` allows overlaps
@@ -40,26 +40,36 @@ export function intersects(a: IovaRange, start: bigint, last: bigint): boolean {
 export const GAP_BLOCK = 64;
 
 export class IntervalMap<T> {
+  // Interval i lives at slot head + i of the columns: a removal or insertion moves the shorter side, so
+  // removing the lowest area (an unmap of everything goes lowest first) or appending above the highest
+  // (ascending maps) costs O(1) instead of a memmove of the whole table.
   private starts = new BigUint64Array(16);
   private lasts = new BigUint64Array(16);
-  private vals: T[] = [];
+  private vals: (T | undefined)[] = new Array<T | undefined>(16).fill(undefined);
+  private head = 0;
+  private n = 0;
   /** Per block: the largest gap(i) of its intervals (gap(0) counts as 0). Valid below `dirtyFrom`. */
   private gapMax = new BigUint64Array(1);
   private dirtyFrom = 0;
 
-  get size(): number { return this.vals.length; }
+  get size(): number { return this.n; }
 
-  start(i: number): bigint { return this.starts[i] as bigint; }
-  last(i: number): bigint { return this.lasts[i] as bigint; }
-  value(i: number): T { return this.vals[i] as T; }
+  start(i: number): bigint { return this.starts[this.head + i] as bigint; }
+  last(i: number): bigint { return this.lasts[this.head + i] as bigint; }
+  value(i: number): T { return this.vals[this.head + i] as T; }
 
   /** Index of the first interval whose last >= `at` (size when none). */
   firstEndingAtOrAfter(at: bigint): number {
+    const h = this.head;
+    // Past the highest interval (maps mostly go upwards), or at the lowest (an unmap of everything
+    // removes the lowest area each time): no search.
+    if (this.n === 0 || (this.lasts[h + this.n - 1] as bigint) < at) return this.n;
+    if ((this.lasts[h] as bigint) >= at) return 0;
     let lo = 0;
-    let hi = this.vals.length;
+    let hi = this.n - 1;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
-      if ((this.lasts[mid] as bigint) < at) lo = mid + 1;
+      if ((this.lasts[h + mid] as bigint) < at) lo = mid + 1;
       else hi = mid;
     }
     return lo;
@@ -68,7 +78,7 @@ export class IntervalMap<T> {
   /** Index of the lowest interval intersecting [start, last], or -1. */
   firstIntersecting(start: bigint, last: bigint): number {
     const i = this.firstEndingAtOrAfter(start);
-    return i < this.vals.length && (this.starts[i] as bigint) <= last ? i : -1;
+    return i < this.n && (this.starts[this.head + i] as bigint) <= last ? i : -1;
   }
 
   /** The index holding `at`, or -1. */
@@ -78,38 +88,86 @@ export class IntervalMap<T> {
   insert(start: bigint, last: bigint, value: T): number {
     if (start > last) throw new RangeError(`interval ${hex64(start)}..${hex64(last)} is empty`);
     const i = this.firstEndingAtOrAfter(start);
-    if (i < this.vals.length && (this.starts[i] as bigint) <= last) throw new Error(`interval ${hex64(start)}..${hex64(last)} overlaps`);
-    const n = this.vals.length;
-    if (n === this.starts.length) {
-      const s = new BigUint64Array(n * 2);
-      const l = new BigUint64Array(n * 2);
-      s.set(this.starts);
-      l.set(this.lasts);
-      this.starts = s;
-      this.lasts = l;
+    if (i < this.n && (this.starts[this.head + i] as bigint) <= last) throw new Error(`interval ${hex64(start)}..${hex64(last)} overlaps`);
+    const n = this.n;
+    if (this.head > 0 && (i < n - i || this.head + n === this.starts.length)) {
+      // Move [0, i) down one slot.
+      const h = this.head;
+      if (i > 0) this.moveColumns(h - 1, h, h + i);
+      for (let k = h - 1; k < h + i - 1; k++) this.vals[k] = this.vals[k + 1];
+      this.head = h - 1;
+    } else {
+      if (this.head + n === this.starts.length) this.regrow();
+      // Move [i, n) up one slot.
+      const h = this.head;
+      if (i < n) this.moveColumns(h + i + 1, h + i, h + n);
+      for (let k = h + n; k > h + i; k--) this.vals[k] = this.vals[k - 1];
     }
-    this.starts.copyWithin(i + 1, i, n);
-    this.lasts.copyWithin(i + 1, i, n);
-    this.starts[i] = start;
-    this.lasts[i] = last;
-    this.vals.splice(i, 0, value);
+    const at = this.head + i;
+    this.starts[at] = start;
+    this.lasts[at] = last;
+    this.vals[at] = value;
+    this.n = n + 1;
     this.touch(i);
     return i;
   }
 
+  // No free slot above the intervals: move them to slot 0 when that frees enough, else double the columns.
+  private regrow(): void {
+    const h = this.head;
+    const n = this.n;
+    const cap = this.starts.length;
+    if (h > 0 && n < cap / 2) {
+      this.starts.copyWithin(0, h, h + n);
+      this.lasts.copyWithin(0, h, h + n);
+      for (let k = 0; k < n; k++) this.vals[k] = this.vals[h + k];
+      this.vals.fill(undefined, n, h + n);
+    } else {
+      const s = new BigUint64Array(cap * 2);
+      const l = new BigUint64Array(cap * 2);
+      s.set(this.starts.subarray(h, h + n));
+      l.set(this.lasts.subarray(h, h + n));
+      this.starts = s;
+      this.lasts = l;
+      const v = new Array<T | undefined>(cap * 2).fill(undefined);
+      for (let k = 0; k < n; k++) v[k] = this.vals[h + k];
+      this.vals = v;
+    }
+    this.head = 0;
+  }
+
   removeAt(i: number): T {
-    const n = this.vals.length;
+    const n = this.n;
     if (i < 0 || i >= n) throw new RangeError(`no interval ${i}`);
-    this.starts.copyWithin(i, i + 1, n);
-    this.lasts.copyWithin(i, i + 1, n);
-    const [v] = this.vals.splice(i, 1);
+    const h = this.head;
+    const v = this.vals[h + i] as T;
+    if (i < n - 1 - i) {
+      // Move [0, i) up one slot.
+      if (i > 0) this.moveColumns(h + 1, h, h + i);
+      for (let k = h + i; k > h; k--) this.vals[k] = this.vals[k - 1];
+      this.vals[h] = undefined;
+      this.head = h + 1;
+    } else {
+      // Move [i + 1, n) down one slot.
+      if (i + 1 < n) this.moveColumns(h + i, h + i + 1, h + n);
+      for (let k = h + i; k < h + n - 1; k++) this.vals[k] = this.vals[k + 1];
+      this.vals[h + n - 1] = undefined;
+    }
+    this.n = n - 1;
+    if (this.n === 0) this.head = 0;
     this.touch(i);
-    return v as T;
+    return v;
+  }
+
+  // copyWithin() on both columns; callers skip empty moves (each call costs more than a short move).
+  private moveColumns(to: number, from: number, end: number): void {
+    this.starts.copyWithin(to, from, end);
+    this.lasts.copyWithin(to, from, end);
   }
 
   private touch(i: number): void {
     this.dirtyFrom = Math.min(this.dirtyFrom, Math.floor(i / GAP_BLOCK));
-    const blocks = Math.ceil(this.vals.length / GAP_BLOCK);
+    const blocks = Math.ceil(this.n / GAP_BLOCK);
     if (blocks > this.gapMax.length) {
       const g = new BigUint64Array(Math.max(blocks, this.gapMax.length * 2));
       g.set(this.gapMax);
@@ -119,14 +177,15 @@ export class IntervalMap<T> {
 
   /** Free IOVAs between interval i - 1 and interval i (0 for i = 0). */
   gapBefore(i: number): bigint {
-    return i === 0 ? 0n : (this.starts[i] as bigint) - (this.lasts[i - 1] as bigint) - 1n;
+    const h = this.head;
+    return i === 0 ? 0n : (this.starts[h + i] as bigint) - (this.lasts[h + i - 1] as bigint) - 1n;
   }
 
   private blockMax(b: number): bigint {
     while (this.dirtyFrom <= b) {
       const d = this.dirtyFrom;
       let max = 0n;
-      const end = Math.min(this.vals.length, (d + 1) * GAP_BLOCK);
+      const end = Math.min(this.n, (d + 1) * GAP_BLOCK);
       for (let i = d * GAP_BLOCK; i < end; i++) {
         const g = this.gapBefore(i);
         if (g > max) max = g;
@@ -153,11 +212,12 @@ export class IntervalMap<T> {
 
   /** Index of the first interval starting after `at` (size when none). */
   firstStartingAfter(at: bigint): number {
+    const h = this.head;
     let lo = 0;
-    let hi = this.vals.length;
+    let hi = this.n;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
-      if ((this.starts[mid] as bigint) <= at) lo = mid + 1;
+      if ((this.starts[h + mid] as bigint) <= at) lo = mid + 1;
       else hi = mid;
     }
     return lo;
@@ -167,7 +227,7 @@ export class IntervalMap<T> {
   get columnBytes(): number { return this.starts.byteLength + this.lasts.byteLength + this.gapMax.byteLength; }
 
   *entries(): IterableIterator<[bigint, bigint, T]> {
-    for (let i = 0; i < this.vals.length; i++) yield [this.starts[i] as bigint, this.lasts[i] as bigint, this.vals[i] as T];
+    for (let i = 0; i < this.n; i++) yield [this.start(i), this.last(i), this.value(i)];
   }
 }
 

@@ -17,7 +17,7 @@
 // valid until the exporter revokes them; users are still counted so that fills and releases balance.
 
 import { PAGE_SIZE } from '../../hw/memory/physical-memory.ts';
-import { fail, ok, type Result } from '../errno.ts';
+import { fail, ok, type KernelError, type Result } from '../errno.ts';
 import type { DmaBuf } from '../dma-buf/dma-buf.ts';
 import type { FrameAllocator } from '../mm/frame-allocator.ts';
 import { PfnRuns } from '../mm/gup.ts';
@@ -27,7 +27,7 @@ import type { Process } from '../process/process.ts';
 import type { UserStruct } from '../process/user.ts';
 import type { AreaPages } from './io-pagetable.ts';
 import { IoptDmabuf } from './pages-dmabuf.ts';
-import { PinnedRuns, type PagesRun } from './pfn-runs.ts';
+import { NO_PFN, PinnedRuns, type PagesRun } from './pfn-runs.ts';
 import { RangeUsers } from './range-users.ts';
 
 export { NO_PFN, type PagesRun } from './pfn-runs.ts';
@@ -191,6 +191,30 @@ export class IoptPages implements AreaPages {
     return ok(this.runs.slice(first, last));
   }
 
+  /**
+   * pfnsFor(index, index) as the frame of that one page rather than a run list (the IO page fault path maps
+   * a page at a time): the same pins, charges, users and errors. Not for dma-buf storage.
+   */
+  pfnFor(index: number): number | KernelError {
+    this.checkRange(index, index);
+    if (this.dmabuf !== null) throw new Error('pfnFor() on dma-buf storage');
+    if (this.users.count(index) === 0) {
+      const r = this.fileRef === null ? this.pinUserOne(index) : this.pinBatch(index, 1);
+      if (!r.ok) return r;
+    }
+    this.users.addOne(index, 1);
+    return this.runs.pfnAt(index);
+  }
+
+  /** release(index, index) without range lists (the one-page unmap path): the same checks and effects. */
+  releaseOne(index: number): void {
+    this.checkRange(index, index);
+    const c = this.users.count(index);
+    if (c === 0) throw new Error(`pages ${index}..${index} released without a user`);
+    this.users.addOne(index, -1);
+    if (c === 1 && this.dmabuf === null) this.unpinOne(index);
+  }
+
   /** Drop one user of each page in [first, last]; ranges left without users are unpinned and uncharged. */
   release(first: number, last: number): void {
     this.checkRange(first, last);
@@ -198,6 +222,23 @@ export class IoptPages implements AreaPages {
     const unused = this.users.add(first, last, -1);
     if (this.dmabuf !== null) return;
     for (const [s, e] of unused) this.unpinBatch(s, e - s);
+  }
+
+  // pinBatch(index, 1) for user memory, without the run list.
+  private pinUserOne(index: number): Result {
+    const mm = this.src.mm;
+    if (!mm.mmgetNotZero()) return fail('EFAULT', `the address space of pid ${this.src.pid} is gone`);
+    const pfn = mm.pinUserPage(this.base + index * PAGE_SIZE, this.writable);
+    mm.mmput();
+    if (typeof pfn !== 'number') return pfn;
+    const charged = this.charge(this.src, 1, 'add');
+    if (!charged.ok) {
+      this.frames.unpinRange(pfn, 1);
+      return charged;
+    }
+    this.runs.insert(index, pfn, 1);
+    this.pinned += 1;
+    return charged;
   }
 
   private pinBatch(index: number, n: number): Result {
@@ -229,6 +270,17 @@ export class IoptPages implements AreaPages {
     }
     this.pinned += n;
     return ok();
+  }
+
+  // unpinBatch(index, 1) without the run list.
+  private unpinOne(index: number): void {
+    const pfn = this.runs.removeOne(index);
+    if (pfn === NO_PFN) throw new Error(`pages ${index}+1 unpinned but only 0 were pinned`);
+    // unpinRange(pfn, 1) is unpin(pfn, 1): one page never crosses a folio.
+    this.frames.unpin(pfn, 1);
+    this.pinned -= 1;
+    const r = this.charge(this.src, 1, 'sub');
+    if (!r.ok) throw new Error(`uncharge failed: ${r.reason}`);
   }
 
   private unpinBatch(index: number, n: number): void {
@@ -298,10 +350,12 @@ export class IoptPages implements AreaPages {
   }
 }
 
+const NO_RLIMIT_BYPASS = Object.freeze({ bypassRlimit: false });
+
 function chargeMode(p: Process, mode: PagesAccountMode, n: number, op: 'add' | 'sub'): Result {
   if (n === 0) return ok();
   if (mode !== 'none') {
-    const r = p.account(mode, n, op, { bypassRlimit: false });
+    const r = p.account(mode, n, op, NO_RLIMIT_BYPASS);
     if (!r.ok) return r;
   }
   p.mm.accountPinnedVm(n, op);

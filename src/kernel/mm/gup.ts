@@ -7,12 +7,12 @@
 // a THP-backed range costs per folio, not per page.
 
 import { PAGE_SIZE } from '../../hw/memory/physical-memory.ts';
-import { fail, ok, type Result } from '../errno.ts';
-import { handleFault, hugeAnonFault, ZERO_PAGE, type FaultKind } from './fault.ts';
+import { fail, ok, type KernelError, type Result } from '../errno.ts';
+import { beyondEof, handleFault, hugeAnonFault, ZERO_PAGE, type FaultKind } from './fault.ts';
 import { NO_FRAME, type FrameAllocator } from './frame-allocator.ts';
 import { PROT_READ } from './mman.ts';
 import { PMD_PAGES, pmdIndex } from './thp.ts';
-import { entryFlags, entryPfn, PTE_EXCLUSIVE } from './vma.ts';
+import { entryFlags, entryPfn, PTE_EXCLUSIVE, type Vma } from './vma.ts';
 import { checkRange, type UserSpace } from './uaccess.ts';
 
 export interface GupSpace extends UserSpace {
@@ -83,30 +83,61 @@ export function pinUserPageRuns(mm: GupSpace, addr: number, npages: number, writ
     if (vma === undefined) throw new Error('VMA vanished during pin');
     // check_vma_flags(): VM_IO|VM_PFNMAP pages have no struct page to pin.
     if (vma.pfnmap !== null) return fail('EFAULT', `0x${at.toString(16)} is a device mapping (VM_PFNMAP): it cannot be pinned`);
-    const kind: FaultKind = write ? 'write' : vma.cow ? 'unshare' : 'read';
-    // gup_huge_pmd(): a PMD entry that needs no fault is pinned for the rest of its folio at once; else
-    // fault first (which may map a new THP, or split a shared one) and look again.
-    const pmd = pmdIndex(vpn);
-    let e = vma.huge.size > 0 ? vma.huge.get(pmd) : undefined;
-    if (e === undefined && kind !== 'read' && hugeAnonFault(vma, vpn) !== NO_FRAME) e = vma.huge.get(pmd);
-    if (e === undefined || (kind !== 'read' && (entryFlags(e) & PTE_EXCLUSIVE) === 0)) {
-      const page = handleFault(vma, vpn, kind);
-      if (!page.ok) return page; // nothing is pinned yet
-      if (page.value === ZERO_PAGE) throw new Error('pinned the zero page');
-      e = vma.huge.size > 0 ? vma.huge.get(pmd) : undefined;
-      if (e === undefined) {
-        runs.push(page.value, 1);
-        i++;
-        continue;
-      }
-    }
-    const n = Math.min(PMD_PAGES - (vpn % PMD_PAGES), npages - i);
-    runs.push(entryPfn(e) + (vpn % PMD_PAGES), n);
+    const pfn = resolveForPin(vma, vpn, write);
+    if (typeof pfn !== 'number') return pfn; // nothing is pinned yet
+    // A PMD entry maps the rest of its folio: one run for all of it.
+    const n = vma.huge.size > 0 && vma.huge.has(pmdIndex(vpn)) ? Math.min(PMD_PAGES - (vpn % PMD_PAGES), npages - i) : 1;
+    runs.push(pfn, n);
     i += n;
   }
   // Every page is resolved: take the pins, a folio at a time (try_grab_folio() with refs = pages).
   for (let k = 0; k < runs.length; k++) mm.frames.pinRange(runs.pfns[k] as number, runs.counts[k] as number);
   return ok(runs);
+}
+
+/**
+ * The frame of page `vpn` of `vma` for a pin, faulting as the pin needs. gup_huge_pmd(): a PMD entry that
+ * needs no fault is used as is; else fault first (which may map a new THP, or split a shared one) and look
+ * again. Afterwards a PMD entry at `vpn`'s slot, if any, maps the frame returned.
+ */
+function resolveForPin(vma: Vma, vpn: number, write: boolean): number | KernelError {
+  const kind: FaultKind = write ? 'write' : vma.cow ? 'unshare' : 'read';
+  // A PTE that serves the pin as it is (a page pinned before, or written by the process): the frame
+  // handleFault() would return. A PTE means no PMD entry and a non-empty PMD slot, so the THP steps
+  // below would do nothing.
+  const pte = vma.pages.get(vpn);
+  if (pte !== undefined && !beyondEof(vma, vpn) && (vma.shared || kind === 'read' || (entryFlags(pte) & PTE_EXCLUSIVE) !== 0)) {
+    return entryPfn(pte);
+  }
+  const pmd = pmdIndex(vpn);
+  let e = vma.huge.size > 0 ? vma.huge.get(pmd) : undefined;
+  if (e === undefined && kind !== 'read' && hugeAnonFault(vma, vpn) !== NO_FRAME) e = vma.huge.get(pmd);
+  if (e === undefined || (kind !== 'read' && (entryFlags(e) & PTE_EXCLUSIVE) === 0)) {
+    const page = handleFault(vma, vpn, kind);
+    if (!page.ok) return page;
+    if (page.value === ZERO_PAGE) throw new Error('pinned the zero page');
+    e = vma.huge.size > 0 ? vma.huge.get(pmd) : undefined;
+    if (e === undefined) return page.value;
+  }
+  return entryPfn(e) + (vpn % PMD_PAGES);
+}
+
+/**
+ * pinUserPageRuns(mm, addr, 1, write) for the page of `addr`, returning its frame rather than a run list
+ * (the IO page fault path pins one page per map): the same checks in the same order, fault and pin.
+ */
+export function pinUserPage(mm: GupSpace, addr: number, write: boolean): number | KernelError {
+  if (!Number.isSafeInteger(addr) || addr < 0) return fail('EFAULT', `bad user address ${addr}`);
+  const start = addr - (addr % PAGE_SIZE);
+  const checked = checkRange(mm, start, PAGE_SIZE, write);
+  if (!checked.ok) return checked;
+  // checkRange() found a VMA holding the page.
+  const vma = mm.findVma(start) as Vma;
+  if (!write && (vma.prot & PROT_READ) === 0) return fail('EFAULT', `0x${start.toString(16)} is mapped ${vma.perms}: a read pin needs PROT_READ`);
+  if (vma.pfnmap !== null) return fail('EFAULT', `0x${start.toString(16)} is a device mapping (VM_PFNMAP): it cannot be pinned`);
+  const pfn = resolveForPin(vma, start / PAGE_SIZE, write);
+  if (typeof pfn === 'number') mm.frames.pinRange(pfn, 1);
+  return pfn;
 }
 
 /** pinUserPageRuns() with one frame number per page (callers that want the exact per-page list). */

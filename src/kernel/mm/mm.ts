@@ -2,11 +2,11 @@
 // system calls over them, user-memory access and pinning, fork's copy, and the /proc/PID/status counters.
 
 import { PAGE_SIZE, type PhysicalMemory } from '../../hw/memory/physical-memory.ts';
-import { fail, ok, type Result } from '../errno.ts';
+import { fail, ok, type KernelError, type Result } from '../errno.ts';
 import { OpenFile } from '../process/file.ts';
 import { handleFault } from './fault.ts';
 import { NO_FRAME, type FrameAllocator } from './frame-allocator.ts';
-import { pinUserPageRuns, pinUserPages, unpinAll, unpinRuns, type PfnRuns } from './gup.ts';
+import { pinUserPage, pinUserPageRuns, pinUserPages, unpinAll, unpinRuns, type PfnRuns } from './gup.ts';
 import { MemFile } from './memfile.ts';
 import {
   DEFAULT_MM_LAYOUT, MADV_HUGEPAGE, MADV_NOHUGEPAGE, MAP_ANONYMOUS, MAP_FIXED, MAP_KNOWN_FLAGS, MAP_POPULATE, MAP_PRIVATE, MAP_SHARED,
@@ -251,6 +251,11 @@ export class Mm {
   /** pin_user_pages() returning runs of contiguous frames (a folio at a time); see gup.ts. */
   pinUserPageRuns(addr: number, npages: number, write: boolean): Result<PfnRuns> {
     return pinUserPageRuns(this, addr, npages, write);
+  }
+
+  /** pinUserPageRuns(addr, 1, write) returning the frame (or the error) without a run list. */
+  pinUserPage(addr: number, write: boolean): number | KernelError {
+    return pinUserPage(this, addr, write);
   }
 
   /** unpin_user_pages(): works after the mm is gone too, as pins outlive it. */

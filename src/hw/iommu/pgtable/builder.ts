@@ -6,7 +6,7 @@ import {
 
 /** Where table pages come from: a zeroed 4 KiB frame's PA, or -1 when out of memory. */
 /** What the builder needs of memory: 64-bit entry reads and writes (PhysicalMemory, or a guest's RAM). */
-export type TableMemory = Pick<PhysicalMemory, 'read64' | 'write64'> & Partial<Pick<PhysicalMemory, 'frameWords'>>;
+export type TableMemory = Pick<PhysicalMemory, 'read64' | 'write64'> & Partial<Pick<PhysicalMemory, 'frameWords' | 'size'>>;
 
 export interface TableAllocator {
   alloc(): number;
@@ -49,6 +49,9 @@ const SIZE_2M = 0x20_0000;
 const SIZE_1G = 0x4000_0000;
 const TWO_32 = 2 ** 32;
 
+/** The frame number of the table or page an entry points to (entryAddress() / 4 KiB). */
+const entryPfn = (lo: number, hi: number): number => (hi & 0xfffff) * 0x10_0000 + (lo >>> PAGE_SHIFT);
+
 /**
  * Software that edits a page table living in simulated memory: the reference for the format, used by
  * test benches and by the kernel's IOMMU driver (as Linux's io-pgtable is used by drivers). It writes
@@ -64,14 +67,21 @@ export class IoPageTable {
    */
   private strayTables = false;
   private readonly e = new Uint32Array(2);
+  /** What the last successful findLeaf() found. */
+  private readonly found = { entry: 0, level: 0, base: 0 };
+  /** unmapPage()'s walk: the table's frame at each level. */
+  private readonly path = new Float64Array(6);
   /** 2^addressBits: the first IOVA the table cannot map. */
   private readonly limit: number;
+  /** Frames below this are read through frameWords() by the one-page walks (0: always read64()). */
+  private readonly directFrames: number;
 
   constructor(private readonly mem: TableMemory, private readonly alloc: TableAllocator, readonly opts: PageTableOptions) {
     const root = alloc.alloc();
     if (root < 0) throw new RangeError('no memory for a page-table root');
     this.root = root;
     this.limit = 2 ** addressBits(opts.levels);
+    this.directFrames = mem.frameWords !== undefined && mem.size !== undefined ? Math.floor(mem.size / SIZE_4K) : 0;
   }
 
   get levels(): number { return this.opts.levels; }
@@ -110,6 +120,59 @@ export class IoPageTable {
       done += levelSize(level);
     }
     return true;
+  }
+
+  /**
+   * map(iova, pa, 4 KiB, perms) unless something already maps `iova`, in one walk (the IO page fault path
+   * maps single pages): 1 when mapped; 0 when a leaf already maps `iova` (found before any table is
+   * allocated, so nothing changed); -1 out of memory, leaving the state map() leaves. The caller has
+   * checked alignment and range (a RangeError otherwise).
+   */
+  mapPage(iova: number, pa: number, perms: MapPerms): number {
+    if (iova < 0 || iova % SIZE_4K !== 0 || pa % SIZE_4K !== 0 || iova + SIZE_4K > this.limit) throw new RangeError(`bad page map ${iova} -> ${pa}`);
+    // The walk goes by frame numbers (small integers) rather than table addresses (doubles, which V8
+    // boxes at every step of a loop).
+    let pfn = this.root / SIZE_4K;
+    for (let level = this.opts.levels; level > 1; level--) {
+      const i = levelIndex(iova, level);
+      this.readEntryOf(pfn, i);
+      const lo = this.e[0] as number;
+      if (this.present(lo)) {
+        if (this.isLeafEntry(lo, level)) return 0;
+        pfn = entryPfn(lo, this.e[1] as number);
+        continue;
+      }
+      // Nothing is mapped below a missing entry: allocate the rest of the path (tableFor()).
+      const next = this.alloc.alloc();
+      if (next < 0) {
+        this.strayTables = true;
+        return -1;
+      }
+      this.tables++;
+      const [alo, ahi] = addressHalves(next);
+      this.mem.write64(pfn * SIZE_4K + i * 8, (alo | this.tableBits()) >>> 0, ahi);
+      pfn = next / SIZE_4K;
+    }
+    const i = levelIndex(iova, 1);
+    this.readEntryOf(pfn, i);
+    if (this.present(this.e[0] as number)) return 0;
+    this.mem.write64(pfn * SIZE_4K + i * 8, ((pa % TWO_32) | this.leafLo(perms, 1)) >>> 0, ((Math.floor(pa / TWO_32) & 0xfffff) | this.leafHi(perms)) >>> 0);
+    return 1;
+  }
+
+  /**
+   * read64() of entry `index` of the table in frame `pfn` into `e`: straight from the frame's words when
+   * the memory offers them (a frame number and an index are small integers, where a table's address
+   * passed to read64() is a double boxed per call on the one-page walks).
+   */
+  private readEntryOf(pfn: number, index: number): void {
+    if (pfn < this.directFrames) {
+      const w = (this.mem.frameWords as (pfn: number) => Uint32Array | undefined).call(this.mem, pfn);
+      this.e[0] = w === undefined ? 0 : (w[2 * index] ?? 0);
+      this.e[1] = w === undefined ? 0 : (w[2 * index + 1] ?? 0);
+      return;
+    }
+    this.mem.read64(pfn * SIZE_4K + index * 8, this.e);
   }
 
   private leafLevelFor(iova: number, pa: number, remaining: number): number {
@@ -155,16 +218,16 @@ export class IoPageTable {
    * (the kernel's own rules about partial unmaps live above this). Returns the bytes unmapped.
    */
   unmap(iova: number, size: number): number {
+    if (size === SIZE_4K && !this.strayTables && this.unmapPage(iova)) return SIZE_4K;
     let unmapped = 0;
     let at = iova;
     const end = iova + size;
     while (at < end) {
-      const found = this.findLeaf(at);
-      if (found === null) {
+      if (!this.findLeaf(at)) {
         at = Math.floor(at / SIZE_4K) * SIZE_4K + SIZE_4K;
         continue;
       }
-      const { entry, level, base } = found;
+      const { entry, level, base } = this.found;
       const leafSize = levelSize(level);
       if (base < at || base + leafSize > end) {
         this.splitLeaf(entry, level);
@@ -183,10 +246,44 @@ export class IoPageTable {
     return unmapped;
   }
 
+  /**
+   * unmap(iova, 4 KiB) when a 4 KiB leaf maps `iova` (the IO page fault path unmaps single pages): one walk
+   * down, the leaf cleared, then the tables of the path freed bottom-up while they are empty, as
+   * pruneRange() frees them. False, with nothing changed, in every other case (unmap() does those).
+   */
+  private unmapPage(iova: number): boolean {
+    if (!(iova >= 0 && iova < this.limit) || iova % SIZE_4K !== 0) return false;
+    // By frame numbers, as mapPage() walks.
+    const path = this.path;
+    let pfn = this.root / SIZE_4K;
+    for (let level = this.opts.levels; level > 1; level--) {
+      path[level] = pfn;
+      this.readEntryOf(pfn, levelIndex(iova, level));
+      const lo = this.e[0] as number;
+      if (!this.present(lo) || this.isLeafEntry(lo, level)) return false;
+      pfn = entryPfn(lo, this.e[1] as number);
+    }
+    this.readEntryOf(pfn, levelIndex(iova, 1));
+    if (!this.present(this.e[0] as number)) return false;
+    this.mem.write64(pfn * SIZE_4K + levelIndex(iova, 1) * 8, 0, 0);
+    // The root is never freed; a table with an entry left ends the pruning.
+    for (let level = 1; level < this.opts.levels; level++) {
+      const i = levelIndex(iova, level);
+      for (let k = i + 1; k < ENTRIES_PER_TABLE; k++) if (this.entryPresentOf(pfn, k)) return true;
+      for (let k = 0; k < i; k++) if (this.entryPresentOf(pfn, k)) return true;
+      const parent = path[level + 1] as number;
+      this.mem.write64(parent * SIZE_4K + levelIndex(iova, level + 1) * 8, 0, 0);
+      this.alloc.free(pfn * SIZE_4K);
+      this.tables--;
+      pfn = parent;
+    }
+    return true;
+  }
+
   /** The leaf mapping `iova`, read from memory (A/D bits as the hardware left them). */
   lookup(iova: number): Mapping | null {
-    const found = this.findLeaf(iova);
-    if (found === null) return null;
+    if (!this.findLeaf(iova)) return null;
+    const found = this.found;
     this.mem.read64(found.entry, this.e);
     const lo = this.e[0] as number;
     const hi = this.e[1] as number;
@@ -200,8 +297,8 @@ export class IoPageTable {
 
   /** Clear the dirty bit of the leaf mapping `iova`; returns whether it was set. */
   clearDirty(iova: number): boolean {
-    const found = this.findLeaf(iova);
-    if (found === null) return false;
+    if (!this.findLeaf(iova)) return false;
+    const found = this.found;
     this.mem.read64(found.entry, this.e);
     const bit = this.opts.format === 'second' ? SS_D : FS_D;
     const lo = this.e[0] as number;
@@ -299,21 +396,29 @@ export class IoPageTable {
     this.tables = 0;
   }
 
-  private findLeaf(iova: number): { entry: number; level: number; base: number } | null {
-    if (iova < 0 || iova >= 2 ** addressBits(this.opts.levels)) return null;
+  /**
+   * Find the leaf mapping `iova`: false when none, else true with its entry's PA, level and base IOVA in
+   * `found` (fields rather than a new object: every unmap and lookup walks).
+   */
+  private findLeaf(iova: number): boolean {
+    if (iova < 0 || iova >= this.limit) return false;
     let table = this.root;
     for (let level = this.opts.levels; level >= 1; level--) {
       const at = table + levelIndex(iova, level) * 8;
       this.mem.read64(at, this.e);
       const lo = this.e[0] as number;
-      if (!this.present(lo)) return null;
+      if (!this.present(lo)) return false;
       if (this.isLeafEntry(lo, level)) {
         const size = levelSize(level);
-        return { entry: at, level, base: Math.floor(iova / size) * size };
+        const f = this.found;
+        f.entry = at;
+        f.level = level;
+        f.base = Math.floor(iova / size) * size;
+        return true;
       }
       table = entryAddress(lo, this.e[1] as number);
     }
-    return null;
+    return false;
   }
 
   /** Replace a large leaf by a table of leaves one level down with the same permissions. */
@@ -399,6 +504,11 @@ export class IoPageTable {
     for (let i = last + 1; i < ENTRIES_PER_TABLE; i++) if (this.entryPresent(table, i)) return false;
     for (let i = 0; i < first; i++) if (this.entryPresent(table, i)) return false;
     return true;
+  }
+
+  private entryPresentOf(pfn: number, i: number): boolean {
+    this.readEntryOf(pfn, i);
+    return this.present(this.e[0] as number);
   }
 
   private entryPresent(table: number, i: number): boolean {
