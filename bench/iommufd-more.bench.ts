@@ -122,7 +122,9 @@ export const benches: BenchDef[] = [
     name: 'iopf-roundtrip',
     unit: 'faults/s',
     description: `IO page requests per second from device fault to retry: the default host's DSA (PRI) DMAs one unmapped page on a HWPT with a FAULT object; the handler reads the record from the fault fd, IOAS_MAPs a user page at the faulting IOVA and writes SUCCESS; the device retries and completes (${IOPF_PAGES} faults per sample, all through dispatch and the fault fd; the loop names each call's arguments rather than spreading the setup object into them); target >= 200,000`,
-    samples: 5,
+    // The first samples run while V8 still tiers the path up (a fraction of the final rate).
+    warmup: 3,
+    samples: 7,
     setup: () => {
       const { s, proc, fd, ioasId, faultFd, dsa, buf, BASE, data } = iopfFixture();
       return () => {
@@ -150,7 +152,9 @@ export const benches: BenchDef[] = [
     name: 'iopf-throughput',
     unit: 'faults/s',
     description: `IO page requests per second with ${IOPF_DEPTH} in flight, as a PRI device with that Outstanding Page Request Allocation issues them: the DSA starts ${IOPF_DEPTH} transfers to unmapped pages (each a one-page page request group), the handler polls once, reads the ${IOPF_DEPTH} records with one read of the fault fd, IOAS_MAPs each page (one ioctl per fault) and answers all of them with one write; every device retry completes (${IOPF_PAGES} faults per sample, all through dispatch and the fault fd). iopf-roundtrip is the same with one request in flight`,
-    samples: 5,
+    // The first samples run while V8 still tiers the path up (a fraction of the final rate).
+    warmup: 3,
+    samples: 7,
     setup: () => {
       const f = iopfFixture();
       const { s, proc, fd, ioasId, faultFd, dsa, buf, BASE, data } = f;
