@@ -1,5 +1,7 @@
-// npm run bench [-- NAME...] [-- --list]: runs the benchmarks, one JSON line per figure (medians).
+// npm run bench [-- NAME...] [-- --list]: runs the benchmarks, one JSON line per figure (medians), each
+// benchmark in its own process when several run.
 import { runBench, type BenchDef } from './harness.ts';
+import { spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -20,10 +22,17 @@ if (args.includes('--list')) {
   if (unknown.length > 0) {
     process.stderr.write(`unknown benchmark(s): ${unknown.join(', ')}; known: ${all.map((b) => b.name).join(', ')}\n`);
     process.exitCode = 2;
+  } else if (wanted.length === 1) {
+    const b = all.find((x) => x.name === wanted[0]) as BenchDef;
+    process.stdout.write(`${JSON.stringify(runBench(b))}\n`);
   } else {
+    // Each benchmark in a process of its own: what V8 learned running one (the shapes and call targets
+    // seen by shared code such as dispatch and the user copies) would otherwise shape another's code.
+    const runTs = join(here, '..', 'bin', 'run-ts.mjs');
     for (const b of all) {
       if (wanted.length > 0 && !wanted.includes(b.name)) continue;
-      process.stdout.write(`${JSON.stringify(runBench(b))}\n`);
+      const r = spawnSync(process.execPath, [...process.execArgv, runTs, fileURLToPath(import.meta.url), b.name], { stdio: 'inherit' });
+      if (r.status !== 0) process.exitCode = r.status ?? 1;
     }
   }
 }
