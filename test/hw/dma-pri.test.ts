@@ -118,6 +118,23 @@ describe('page requests through the IOMMU unit', () => {
     expect(b.engine.outstanding).toBe(0);
   });
 
+  it('explains itself as it goes: the pending line, the final line, the route and the log (texts built when read)', () => {
+    const b = priBench();
+    const r = b.m.dma(b.dev, write(0x40_0000, 3 * PAGE));
+    const [first] = b.pageRequests();
+    const prgi = first!.prgi;
+    expect(r.why).toBe(`waiting for the response to page request group ${prgi} (3 pages from 0x400000, PTE_NOT_PRESENT)`);
+    expect(r.route).toMatchObject({ kind: 'upstream', rid: b.dev.rid, rootPort: null });
+    expect(r.route.why).toBe('00:01.0 is on root bus 00: the root complex hands the request for 0x400000 to the IOMMU as 00:01.0');
+    b.fix(0x40_0000, 3);
+    b.respond(prgi, PageResponseCode.Success, PASID, [0xab, 0xcd]);
+    expect(r.why).toBe(`${3 * PAGE} bytes written through the IOMMU`);
+    expect(b.engine.log).toEqual([
+      `00:01.0: page request group ${prgi} PASID ${PASID}: 3 page(s) from 0x400000 (PTE_NOT_PRESENT, write)`,
+      `00:01.0: page request group ${prgi} answered SUCCESS with private data 0xab 0xcd`,
+    ]);
+  });
+
   it('INVALID aborts the transfer', () => {
     const b = priBench();
     const r = b.m.dma(b.dev, write(0x40_0000, PAGE));
