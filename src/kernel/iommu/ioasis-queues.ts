@@ -4,7 +4,7 @@
 
 import { encodeFence, encodePageResponse, type Command } from '../../hw/iommu/commands.ts';
 import type { FaultRecord, PageRequestRecord } from '../../hw/iommu/records.ts';
-import { FQCSR_FQOF, PQCSR_PQOF, Reg } from '../../hw/iommu/registers.ts';
+import { FQCSR_FQOF, IPSR_FQ, IPSR_PQ, PQCSR_PQOF, Reg } from '../../hw/iommu/registers.ts';
 import { newRecordScratch, postCommand, postCommandWords, readFaultRecords, readPageRequests } from '../../hw/iommu/setup.ts';
 import type { PageResponseCode } from '../../hw/iommu/types.ts';
 import type { IommuUnit } from '../../hw/iommu/unit.ts';
@@ -55,8 +55,17 @@ export class DriverQueues {
     this.finishSync(seq);
   }
 
-  /** Drain both queues: fault records go to the log, page requests are returned; overflow flags are cleared. */
+  /**
+   * Drain both queues: fault records go to the log, page requests are returned; overflow flags are cleared.
+   * As an interrupt handler (intel's prq_event_thread, dmar_fault) it looks at the unit's pending
+   * interrupts first: with neither the fault nor the page-request bit set there is nothing to read, so an
+   * idle unit costs one register read. The bits are cleared (write 1 to clear) before the queues are read,
+   * so a record written meanwhile sets them again.
+   */
   poll(): { faults: FaultRecord[]; pageRequests: PageRequestRecord[]; pageRequestOverflow: boolean } {
+    const pending = this.unit.readReg(Reg.IPSR) & (IPSR_FQ | IPSR_PQ);
+    if (pending === 0) return { faults: [], pageRequests: [], pageRequestOverflow: false };
+    this.unit.writeReg(Reg.IPSR, pending);
     const faults = readFaultRecords(this.unit, this.memory, Infinity, this.recordScratch);
     const pageRequests = readPageRequests(this.unit, this.memory, Infinity, this.recordScratch);
     if ((this.unit.readReg(Reg.FQCSR) & FQCSR_FQOF) !== 0) this.unit.writeReg(Reg.FQCSR, this.unit.readReg(Reg.FQCSR) | FQCSR_FQOF);
