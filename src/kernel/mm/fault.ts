@@ -27,6 +27,19 @@ export function beyondEof(vma: Vma, vpn: number): boolean {
   return vma.file !== null && vma.fileIndex(vpn) >= vma.file.file.pageCount;
 }
 
+/**
+ * The frame a present PTE of `vma` gives for a read or write of page `vpn` with no fault to take, or -1
+ * (take handleFault()): exactly the cases where handleFault() returns the entry's frame at once. The
+ * kernel's user copies of ioctl arguments and fault records ask this first, without a result object.
+ */
+export function presentPfn(vma: Vma, vpn: number, kind: 'read' | 'write'): number {
+  if (vma.pfnmap !== null || vma.file !== null) return -1;
+  const entry = vma.pages.get(vpn);
+  if (entry === undefined) return -1;
+  if (vma.shared || kind === 'read' || (entryFlags(entry) & PTE_EXCLUSIVE) !== 0) return entryPfn(entry);
+  return -1;
+}
+
 /** Resolve page `vpn` of `vma` for `kind`: its frame, or ZERO_PAGE for a read of an untouched anonymous page. */
 export function handleFault(vma: Vma, vpn: number, kind: FaultKind): Result<number> {
   // A driver's pages (VM_PFNMAP) are mapped as they are: no page cache, no copy-on-write.

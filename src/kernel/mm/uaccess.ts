@@ -5,7 +5,7 @@
 
 import { PAGE_SIZE, type PhysicalMemory } from '../../hw/memory/physical-memory.ts';
 import { fail, ok, type Result } from '../errno.ts';
-import { handleFault, ZERO_PAGE } from './fault.ts';
+import { handleFault, presentPfn, ZERO_PAGE } from './fault.ts';
 import type { Vma } from './vma.ts';
 
 /** What uaccess needs of an address space. */
@@ -67,10 +67,15 @@ function onePageVma(mm: UserSpace, addr: number, length: number, write: boolean)
 export function copyFromUser(mm: UserSpace, addr: number, dest: Uint8Array): Result {
   const vma = onePageVma(mm, addr, dest.length, false);
   if (vma !== undefined) {
-    const page = handleFault(vma, Math.floor(addr / 4096), 'read');
-    if (!page.ok) return page;
-    if (page.value === ZERO_PAGE) dest.fill(0);
-    else mm.memory.read(page.value * PAGE_SIZE + (addr - Math.floor(addr / 4096) * 4096), dest);
+    const vpn = Math.floor(addr / 4096);
+    let pfn = presentPfn(vma, vpn, 'read');
+    if (pfn < 0) {
+      const page = handleFault(vma, vpn, 'read');
+      if (!page.ok) return page;
+      pfn = page.value;
+    }
+    if (pfn === ZERO_PAGE) dest.fill(0);
+    else mm.memory.read(pfn * PAGE_SIZE + (addr - vpn * 4096), dest);
     return OK;
   }
   return copyFromUserPages(mm, addr, dest);
@@ -101,9 +106,14 @@ export function copyFromUserPages(mm: UserSpace, addr: number, dest: Uint8Array)
 export function copyToUser(mm: UserSpace, addr: number, src: Uint8Array): Result {
   const vma = onePageVma(mm, addr, src.length, true);
   if (vma !== undefined) {
-    const page = handleFault(vma, Math.floor(addr / 4096), 'write');
-    if (!page.ok) return page;
-    mm.memory.write(page.value * PAGE_SIZE + (addr - Math.floor(addr / 4096) * 4096), src);
+    const vpn = Math.floor(addr / 4096);
+    let pfn = presentPfn(vma, vpn, 'write');
+    if (pfn < 0) {
+      const page = handleFault(vma, vpn, 'write');
+      if (!page.ok) return page;
+      pfn = page.value;
+    }
+    mm.memory.write(pfn * PAGE_SIZE + (addr - vpn * 4096), src);
     return OK;
   }
   return copyToUserPages(mm, addr, src);
