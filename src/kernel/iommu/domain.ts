@@ -12,8 +12,6 @@ import type { IopfGroup } from './io-pgfault.ts';
 export type DomainType = 'blocked' | 'identity' | 'dma' | 'unmanaged' | 'nested';
 
 export const SZ_4K = 0x1000;
-// One success result for the map paths (results are never mutated).
-const OK: Result = ok();
 export const SZ_2M = 0x20_0000;
 export const SZ_1G = 0x4000_0000;
 
@@ -218,7 +216,7 @@ export class IoPageTableDomain implements PagingDomain {
     if (size === SZ_4K) {
       // One page (each IO page fault maps one): the EEXIST check and the map in one walk.
       const r = this.table.mapPage(iova, pa, prot);
-      if (r > 0) return OK;
+      if (r > 0) return ok();
       if (r === 0) return fail('EEXIST', `IOVA 0x${iova.toString(16)} is already mapped`);
       this.table.unmap(iova, size);
       return fail('ENOMEM', 'no memory for page tables');

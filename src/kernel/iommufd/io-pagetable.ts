@@ -25,8 +25,6 @@ const PAGE = BigInt(PAGE_SIZE);
 const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 /** Lengths (and start bytes) up to 2^52: sums of two stay exact as numbers. */
 const SMALL_LENGTH = 2n ** 52n;
-// One success result for the checks that pass (results are never mutated).
-const OK: Result = ok();
 /** HPAGE_SIZE (PMD size with THP): the largest alignment automatic allocation asks for. */
 export const MAX_AUTO_ALIGNMENT = 2n ** 21n;
 /** iommufd_access_notify_unmap() rounds tolerated: the one after the 100th gives up with EDEADLOCK. */
@@ -239,7 +237,7 @@ export class IoPagetable<P extends AreaPages = AreaPages> {
    */
   checkFixedIova(iova: bigint, length: bigint): Result {
     const r = this.checkFixed(iova, length);
-    return typeof r === 'bigint' ? OK : r;
+    return typeof r === 'bigint' ? ok() : r;
   }
 
   // checkFixedIova() returning the last byte (iova + length - 1) on success, for the map to reuse.

@@ -108,10 +108,9 @@ function checkMapArgs(flags: number, reserved: number, a: bigint, b: bigint, c?:
   if (b >= ULONG_MAX) return fail('EOVERFLOW', `${hex64(b)} is not below ULONG_MAX`);
   if (c !== undefined && c >= ULONG_MAX) return fail('EOVERFLOW', `${hex64(c)} is not below ULONG_MAX`);
   if ((flags & (IOMMU_IOAS_MAP_WRITEABLE | IOMMU_IOAS_MAP_READABLE)) === 0) return fail('EINVAL', 'a mapping needs READABLE or WRITEABLE');
-  return MAP_ARGS_OK;
+  return ok();
 }
 
-const MAP_ARGS_OK: Result = ok();
 
 const fixedIova = (flags: number, iova: bigint): bigint | undefined =>
   ((flags & IOMMU_IOAS_MAP_FIXED_IOVA) !== 0 ? iova : undefined);

@@ -39,8 +39,6 @@ export interface IoasAccess {
 
 /** The largest area last byte whose page ends are sure to be safe integers. */
 const SAFE_AREA_LAST = BigInt(Number.MAX_SAFE_INTEGER - PAGE_SIZE);
-// One success result for the paths that succeed (results are never mutated).
-const OK: Result = ok();
 
 function apertureLast(d: PagingDomain): bigint {
   const last = d.aperture.last;
@@ -179,7 +177,7 @@ export class Ioas implements IommufdObject {
         return r;
       }
     }
-    return OK;
+    return ok();
   }
 
   private unfillAll(area: IoptArea<IoptPages>, pages: IoptPages): void {
@@ -231,7 +229,7 @@ export class Ioas implements IommufdObject {
       }
     }
     // iopt_dmabuf_track_domain(): a revoke must find every domain that maps a dma-buf area.
-    const tracked = pages.dmabuf === null ? OK : pages.dmabuf.track(area, domain);
+    const tracked = pages.dmabuf === null ? ok() : pages.dmabuf.track(area, domain);
     if (!tracked.ok) {
       domain.unmap(iova0, len);
       pages.release(first, last);
@@ -239,7 +237,7 @@ export class Ioas implements IommufdObject {
     }
     // The storage domain (iopt_area->storage_domain): splitting it is refused while large pages may be used.
     if (area.storageDomain === null) area.storageDomain = domain;
-    return OK;
+    return ok();
   }
 
   private unfillOne(area: IoptArea<IoptPages>, pages: IoptPages, domain: PagingDomain): void {

@@ -17,8 +17,6 @@ export interface UserSpace {
 }
 
 const hex = (n: number): string => `0x${n.toString(16)}`;
-// One success result for every check that passes (results are never mutated).
-const OK: Result = ok();
 
 /** access_ok() plus the VMA checks for every page of [addr, addr + length), a VMA at a time. */
 export function checkRange(mm: UserSpace, addr: number, length: number, write: boolean): Result {
@@ -26,7 +24,7 @@ export function checkRange(mm: UserSpace, addr: number, length: number, write: b
   if (!Number.isSafeInteger(addr) || addr < 0 || addr + length > mm.taskSize) {
     return fail('EFAULT', `${hex(addr)}+${length} is outside user space`);
   }
-  if (length === 0) return OK;
+  if (length === 0) return ok();
   const end = addr + length;
   for (let at = Math.floor(addr / PAGE_SIZE) * PAGE_SIZE; at < end;) {
     const vma = mm.findVma(at);
@@ -45,7 +43,7 @@ export function checkRange(mm: UserSpace, addr: number, length: number, write: b
     }
     at = vma.end;
   }
-  return OK;
+  return ok();
 }
 
 /**
@@ -76,7 +74,7 @@ export function copyFromUser(mm: UserSpace, addr: number, dest: Uint8Array): Res
     }
     if (pfn === ZERO_PAGE) dest.fill(0);
     else mm.memory.read(pfn * PAGE_SIZE + (addr - vpn * 4096), dest);
-    return OK;
+    return ok();
   }
   return copyFromUserPages(mm, addr, dest);
 }
@@ -114,7 +112,7 @@ export function copyToUser(mm: UserSpace, addr: number, src: Uint8Array): Result
       pfn = page.value;
     }
     mm.memory.write(pfn * PAGE_SIZE + (addr - vpn * 4096), src);
-    return OK;
+    return ok();
   }
   return copyToUserPages(mm, addr, src);
 }
