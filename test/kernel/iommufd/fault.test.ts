@@ -339,6 +339,24 @@ describe('auto-response', () => {
     expect(s.engine.stats.spuriousResponses).toBe(0);
   });
 
+  it('read groups are answered in ascending cookie order, as xa_for_each walks the response xarray', () => {
+    const s = setup();
+    const first = [s.dma(0x40_0000), s.dma(0x50_0000), s.dma(0x60_0000)];
+    const a = s.readRecords(3 * REC).recs;
+    expect(a.map((r) => r.cookie)).toEqual([1, 2, 3]);
+    // Cookie 1 is answered and freed; the next group read gets it back (lowest free), after 2 and 3.
+    value(s.respond([[1, C.IOMMUFD_PAGE_RESP_INVALID]]));
+    expect(first[0]!.status).toBe('aborted');
+    s.dma(0x70_0000);
+    const b = s.readRecords(REC).recs;
+    expect(b.map((r) => r.cookie)).toEqual([1]);
+    const prgiOf = new Map([[1, b[0]!.grpid], [2, a[1]!.grpid], [3, a[2]!.grpid]]);
+    const before = s.engine.log.length;
+    expect(s.fault.detachHwpt(s.handle)).toBe(3);
+    const answered = s.engine.log.slice(before).map((l) => Number(/group (\d+) answered INVALID/.exec(l)?.[1]));
+    expect(answered).toEqual([prgiOf.get(1), prgiOf.get(2), prgiOf.get(3)]);
+  });
+
   it('core detach first, then detachHwpt: each group is answered exactly once', () => {
     const s = setup();
     const read = s.dma(0x40_0000);
