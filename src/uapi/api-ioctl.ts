@@ -1,7 +1,7 @@
 // The plumbing of the typed iommufd API (api.ts and its parts): the per-process scratch buffer the structs
 // are encoded into, and ioctl through the byte-level dispatch() with the struct read back afterwards.
 
-import { ok, type Result } from '../kernel/errno.ts';
+import { ok, type KernelError, type Result } from '../kernel/errno.ts';
 import { MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE } from '../kernel/mm/mman.ts';
 import type { Process } from '../kernel/process/process.ts';
 import { dispatch } from './dispatch.ts';
@@ -28,6 +28,31 @@ export function scratch(proc: Process, bytes: number): Result<number> {
   if (have !== null) proc.mm.munmap(have.addr, have.size);
   proc.apiScratch = { addr: addr.value, size };
   return ok(addr.value);
+}
+
+/** scratch() as the address itself, or the error: the calls on the fault path make no Result for it. */
+export function scratchAddr(proc: Process, bytes: number): number | KernelError {
+  const have = proc.apiScratch;
+  if (have !== null && have.size >= bytes) return have.addr;
+  const r = scratch(proc, bytes);
+  return r.ok ? r.value : r;
+}
+
+/** The least a reused API argument buffer holds (every iommufd struct and a few fault records fit). */
+const ARG_BUF = 256;
+
+/**
+ * Take the process's reused encoding buffer (Process.apiArgBuf), at least `bytes` long, instead of a new
+ * array per call; give it back with giveArgBuf(). Its contents are whatever the last call left.
+ */
+export function takeArgBuf(proc: Process, bytes: number): Uint8Array {
+  const b = proc.apiArgBuf;
+  proc.apiArgBuf = null;
+  return b !== null && b.length >= bytes ? b : new Uint8Array(Math.max(ARG_BUF, bytes));
+}
+
+export function giveArgBuf(proc: Process, b: Uint8Array): void {
+  proc.apiArgBuf = b;
 }
 
 /** Copy `data` to a user pointer (for payloads that follow the struct in the scratch buffer). */
@@ -59,20 +84,23 @@ export interface IoctlExtra<F extends FieldMap> {
 }
 
 /**
- * Encode { ...fields, ...fill(base), size: sizeof } and copy it to the start of the scratch buffer: the
- * scratch address (scratch()'s own result, passed on), ready for dispatch().
+ * Encode { ...fields, ...fill(base), size: sizeof } in the first sizeof bytes of `b` (zeroed first) and
+ * copy them to the start of the scratch buffer: the scratch address, ready for dispatch().
  */
-function putArg<F extends FieldMap>(proc: Process, struct: StructDef<F>, fields: Partial<StructValue<F>>, extra: IoctlExtra<F> | undefined): Result<number> {
-  const base = scratch(proc, struct.sizeof + (extra?.bytes ?? 0));
-  if (!base.ok) return base;
+function putArg<F extends FieldMap>(
+  proc: Process, struct: StructDef<F>, fields: Partial<StructValue<F>>, extra: IoctlExtra<F> | undefined, b: Uint8Array,
+): number | KernelError {
+  const base = scratchAddr(proc, struct.sizeof + (extra?.bytes ?? 0));
+  if (typeof base !== 'number') return base;
   // One buffer, each field group written over the one before.
-  const b = new Uint8Array(struct.sizeof);
+  const n = struct.sizeof;
+  for (let i = 0; i < n; i++) b[i] = 0;
   struct.encodeAt(fields, b, 0);
-  if (extra?.fill !== undefined) struct.encodeAt(extra.fill(base.value), b, 0);
+  if (extra?.fill !== undefined) struct.encodeAt(extra.fill(base), b, 0);
   const first = struct.fields[0];
-  if (first !== undefined && first.name === 'size' && first.type === u32 && first.offset === 0) putLe32(b, struct.sizeof);
-  else struct.encodeAt({ size: struct.sizeof } as Partial<StructValue<F>>, b, 0);
-  const w = put(proc, base.value, b);
+  if (first !== undefined && first.name === 'size' && first.type === u32 && first.offset === 0) putLe32(b, n);
+  else struct.encodeAt({ size: n } as Partial<StructValue<F>>, b, 0);
+  const w = proc.mm.writeFrom(base, b, n);
   return w.ok ? base : w;
 }
 
@@ -83,13 +111,18 @@ function putArg<F extends FieldMap>(proc: Process, struct: StructDef<F>, fields:
 export function ioctlRaw<F extends FieldMap>(
   proc: Process, fd: number, cmd: number, struct: StructDef<F>, fields: Partial<StructValue<F>>, extra?: IoctlExtra<F>,
 ): Result<Raw<F> & { base: number }> {
-  const base = putArg(proc, struct, fields, extra);
-  if (!base.ok) return base;
-  const r = dispatch(proc, fd, cmd, base.value);
-  const b = new Uint8Array(struct.sizeof);
-  const back = proc.mm.read(base.value, b);
-  if (!back.ok) return back;
-  return ok({ r, out: struct.decode(b), base: base.value });
+  const b = takeArgBuf(proc, struct.sizeof);
+  const base = putArg(proc, struct, fields, extra, b);
+  if (typeof base !== 'number') {
+    giveArgBuf(proc, b);
+    return base;
+  }
+  const r = dispatch(proc, fd, cmd, base);
+  const back = proc.mm.readTo(base, b, struct.sizeof);
+  const out = back.ok ? struct.decode(b) : null;
+  giveArgBuf(proc, b);
+  if (out === null) return back as KernelError;
+  return ok({ r, out, base });
 }
 
 /**
@@ -104,15 +137,21 @@ export function ioctlField<F extends FieldMap, K extends keyof F & string>(
     const raw = ioctl(proc, fd, cmd, struct, fields, extra);
     return raw.ok ? ok(raw.value.out[name]) : raw;
   }
-  const base = putArg(proc, struct, fields, extra);
-  if (!base.ok) return base;
-  const r = dispatch(proc, fd, cmd, base.value);
+  const b = takeArgBuf(proc, struct.sizeof);
+  const base = putArg(proc, struct, fields, extra, b);
+  if (typeof base !== 'number') {
+    giveArgBuf(proc, b);
+    return base;
+  }
+  const r = dispatch(proc, fd, cmd, base);
   const f = struct.field(name);
-  const fieldBytes = new Uint8Array(f.size);
-  const back = proc.mm.read(base.value + f.offset, fieldBytes);
+  const back = proc.mm.readTo(base + f.offset, b, f.size);
+  // decodeField reads the field's bytes from the start of the (longer) buffer.
+  const v = back.ok && r.ok ? struct.decodeField(name, b) : undefined;
+  giveArgBuf(proc, b);
   if (!back.ok) return back;
   if (!r.ok) return r;
-  return ok(struct.decodeField(name, fieldBytes));
+  return ok(v as FieldValue<F[K]>);
 }
 
 /** ioctlRaw, with the errno surfaced as the Result. */

@@ -18,7 +18,7 @@ import {
 import { IOMMU_OPTION_OP_GET, IOMMU_OPTION_OP_SET } from './iommufd-consts.ts';
 import * as S from './iommufd-structs.ts';
 import { openDevIommu } from './open.ts';
-import { big, get, ioctl, ioctlField, ioctlRaw, mapFlags, put, scratch, type FdArgs } from './api-ioctl.ts';
+import { big, get, giveArgBuf, ioctl, ioctlField, ioctlRaw, mapFlags, put, scratchAddr, takeArgBuf, type FdArgs } from './api-ioctl.ts';
 
 const PAGE = 4096;
 const pageAlign = (n: number): number => Math.ceil(n / PAGE) * PAGE;
@@ -207,42 +207,50 @@ export type PageFault = ReturnType<typeof S.iommu_hwpt_pgfault.decode>;
 const PGFAULT = S.iommu_hwpt_pgfault.sizeof;
 const RESPONSE = S.iommu_hwpt_page_response.sizeof;
 
-/** Why `faultFd` is not a fault fd (EBADF, EINVAL), or null when it is (no Result per call on the fault path). */
-function notFaultFile(proc: Process, faultFd: number): KernelError | null {
+/** The fault fd's file, or why `faultFd` is not one (EBADF, EINVAL): no Result per call on the fault path. */
+function faultFile(proc: Process, faultFd: number): FaultFile | KernelError {
   const open = proc.fds.lookup(faultFd);
   if (open === undefined) return proc.fds.badFd(faultFd);
-  return open.file instanceof FaultFile ? null : fail('EINVAL', `fd ${faultFd} is a ${open.file.kind}, not a fault fd`);
+  return open.file instanceof FaultFile ? open.file : fail('EINVAL', `fd ${faultFd} is a ${open.file.kind}, not a fault fd`);
 }
 
 /** read(2) of up to `max` page request records (default 64) from a fault fd; [] when none is queued. */
 export function faultRead(a: { readonly proc: Process; readonly faultFd: number; readonly max?: number }): Result<PageFault[]> {
-  const bad = notFaultFile(a.proc, a.faultFd);
-  if (bad !== null) return bad;
+  const file = faultFile(a.proc, a.faultFd);
+  if (!(file instanceof FaultFile)) return file;
   const count = (a.max ?? 64) * PGFAULT;
-  const buf = scratch(a.proc, count);
-  if (!buf.ok) return buf;
+  const base = scratchAddr(a.proc, count);
+  if (typeof base !== 'number') return base;
   // read(2) through the same entry a C program (or the shim) reaches.
-  const n = sysPread(a.proc, a.faultFd, buf.value, count, null);
+  const n = sysPread(a.proc, a.faultFd, base, count, null);
   if (!n.ok) return n;
-  const bytes = get(a.proc, buf.value, n.value);
-  if (!bytes.ok) return bytes;
-  const out: PageFault[] = [];
-  for (let at = 0; at < n.value; at += PGFAULT) out.push(S.iommu_hwpt_pgfault.decodeAt(bytes.value, at));
-  return ok(out);
+  // The records are copied back into the reused buffer and decoded from it; one record (the usual read)
+  // makes a one-element array.
+  const len = n.value;
+  const b = takeArgBuf(a.proc, len);
+  const back = a.proc.mm.readTo(base, b, len);
+  let out: PageFault[] | null = null;
+  if (back.ok) {
+    out = len === 0 ? [] : [S.iommu_hwpt_pgfault.decodeAt(b, 0)];
+    for (let at = PGFAULT; at < len; at += PGFAULT) out.push(S.iommu_hwpt_pgfault.decodeAt(b, at));
+  }
+  giveArgBuf(a.proc, b);
+  return out === null ? back as KernelError : ok(out);
 }
 
 /** write(2) of page responses to a fault fd: the number of responses the kernel took. */
 export function faultRespond(a: { readonly proc: Process; readonly faultFd: number; readonly responses: readonly { readonly cookie: number; readonly code: number }[] }): Result<number> {
-  const bad = notFaultFile(a.proc, a.faultFd);
-  if (bad !== null) return bad;
-  const bytes = new Uint8Array(a.responses.length * RESPONSE);
+  const file = faultFile(a.proc, a.faultFd);
+  if (!(file instanceof FaultFile)) return file;
+  const len = a.responses.length * RESPONSE;
+  const b = takeArgBuf(a.proc, len);
+  for (let i = 0; i < len; i++) b[i] = 0;
   // The struct's fields are cookie and code: encoding a response reads just those (no copy of it needed).
-  for (let i = 0; i < a.responses.length; i++) S.iommu_hwpt_page_response.encodeAt(a.responses[i] as { readonly cookie: number; readonly code: number }, bytes, i * RESPONSE);
-  const buf = scratch(a.proc, bytes.length);
-  if (!buf.ok) return buf;
-  const w = put(a.proc, buf.value, bytes);
+  for (let i = 0; i < a.responses.length; i++) S.iommu_hwpt_page_response.encodeAt(a.responses[i] as { readonly cookie: number; readonly code: number }, b, i * RESPONSE);
+  const base = scratchAddr(a.proc, len);
+  const w = typeof base === 'number' ? a.proc.mm.writeFrom(base, b, len) : base;
+  giveArgBuf(a.proc, b);
   if (!w.ok) return w;
-  const n = sysPwrite(a.proc, a.faultFd, buf.value, bytes.length, null);
+  const n = sysPwrite(a.proc, a.faultFd, base as number, len, null);
   return n.ok ? ok(n.value / RESPONSE) : n;
 }
-

@@ -8,6 +8,8 @@ import type { FieldMap, StructDef, StructValue } from './struct.ts';
 
 /** The part of Mm this needs: user memory access returning EFAULT results. */
 export type UserMemory = Pick<Mm, 'read' | 'write'>;
+/** User memory access into and from part of a longer (reused) buffer. */
+export type UserMemoryTo = Pick<Mm, 'readTo' | 'writeFrom'>;
 
 export interface CopiedStruct<F extends FieldMap> {
   readonly value: StructValue<F>;
@@ -90,14 +92,23 @@ const PAGE = 4096;
  * size read faults in first, so taking it and falling back changes nothing. The struct's first field
  * must be its u32 size (every iommufd argument struct's is).
  */
-export function copyExactStruct<F extends FieldMap>(mm: UserMemory, userPtr: number, struct: StructDef<F>): CopiedStruct<F> | null {
+export function copyExactStruct<F extends FieldMap>(mm: UserMemoryTo, userPtr: number, struct: StructDef<F>): CopiedStruct<F> | null {
+  const kbuf = new Uint8Array(struct.sizeof);
+  const value = copyExactStructTo(mm, userPtr, struct, kbuf);
+  return value === null ? null : { value, userSize: struct.sizeof, bytes: kbuf };
+}
+
+/**
+ * copyExactStruct() into the first sizeof bytes of `kbuf` (a reused buffer at least that long): the
+ * decoded value, the bytes left in kbuf, or null (kbuf's contents then undefined).
+ */
+export function copyExactStructTo<F extends FieldMap>(mm: UserMemoryTo, userPtr: number, struct: StructDef<F>, kbuf: Uint8Array): StructValue<F> | null {
   const ksize = struct.sizeof;
   if (!Number.isSafeInteger(userPtr) || userPtr < 0 || (userPtr % PAGE) + ksize > PAGE) return null;
-  const kbuf = new Uint8Array(ksize);
-  if (!mm.read(userPtr, kbuf).ok) return null;
+  if (!mm.readTo(userPtr, kbuf, ksize).ok) return null;
   const usize = ((kbuf[0] as number) | ((kbuf[1] as number) << 8) | ((kbuf[2] as number) << 16) | ((kbuf[3] as number) << 24)) >>> 0;
   if (usize !== ksize) return null;
-  return { value: struct.decode(kbuf), userSize: usize, bytes: kbuf };
+  return struct.decode(kbuf);
 }
 
 /** Write the struct back: min(userSize, sizeof) bytes (copy_to_user; EFAULT). */
@@ -110,6 +121,13 @@ export function copyStructToUser<F extends FieldMap>(
 /** copyStructToUser() of an already encoded struct. */
 export function writeStructBytes<F extends FieldMap>(mm: UserMemory, userPtr: number, struct: StructDef<F>, b: Uint8Array, userSize: number): Result {
   const r = mm.write(userPtr, userSize >= struct.sizeof ? b : b.subarray(0, userSize));
+  if (!r.ok) return fail('EFAULT', `cannot write struct ${struct.name} back to 0x${userPtr.toString(16)}`);
+  return r;
+}
+
+/** writeStructBytes() of the struct in the first sizeof bytes of `b` (a reused buffer at least that long). */
+export function writeStructFrom<F extends FieldMap>(mm: UserMemoryTo, userPtr: number, struct: StructDef<F>, b: Uint8Array, userSize: number): Result {
+  const r = mm.writeFrom(userPtr, b, Math.min(userSize, struct.sizeof));
   if (!r.ok) return fail('EFAULT', `cannot write struct ${struct.name} back to 0x${userPtr.toString(16)}`);
   return r;
 }

@@ -10,7 +10,7 @@ import { IommufdCtx } from '../kernel/iommufd/context.ts';
 import { IOMMUFD_HANDLERS, takeNewObjects, takeWriteBackUndos, type Decoded } from '../kernel/iommufd/handlers.ts';
 import type { Process } from '../kernel/process/process.ts';
 import { VfioContainer } from '../kernel/vfio/container.ts';
-import { copyExactStruct, copyStructFromUser, readUserSize, writeStructBytes, type CopiedStruct } from './copy-struct.ts';
+import { copyExactStructTo, copyStructFromUser, readUserSize, writeStructFrom } from './copy-struct.ts';
 import { IOMMU_TEST_CMD } from './ioctl.ts';
 import { dispatchTestCmd } from './iommufd-test-dispatch.ts';
 import { iommufdIoctlOp, lookupIoctl } from './ioctl-table.ts';
@@ -29,8 +29,8 @@ export function dispatch(proc: Process, fd: number, cmd: number, arg: number): R
   if (ctx instanceof IommufdCtx) {
     const op = iommufdIoctlOp(cmd);
     if (op !== undefined) {
-      const copied = copyExactStruct(proc.mm, arg, op.struct);
-      if (copied !== null) return run(ctx, proc, arg, op.struct, op.name, copied);
+      const r = runExact(ctx, proc, arg, op.struct, op.name);
+      if (r !== null) return r;
     }
   }
   // Each fd kind has its own file_operations: VFIO numbers collide across container, group and device fds.
@@ -49,18 +49,40 @@ export function dispatch(proc: Process, fd: number, cmd: number, arg: number): R
   if (cls.kind === 'unknown') return fail('ENOTTY', cls.reason);
   const copied = copyStructFromUser(proc.mm, arg, cls.op.struct, cls.op.minSize, size.value);
   if (!copied.ok) return copied;
-  return run(ctx, proc, arg, cls.op.struct, cls.op.name, copied.value);
+  const c = copied.value;
+  return run(ctx, proc, arg, cls.op.struct, cls.op.name, c.value as Decoded, c.bytes, c.userSize);
+}
+
+/** The most a reused kernel argument buffer holds (every iommufd struct is far smaller). */
+const ARG_BUF = 256;
+
+/**
+ * The common call (copyExactStruct's case: a struct in one page whose size is the kernel's) with the
+ * struct copied into the task's reused kernel buffer; null when it is not that case (nothing done: the
+ * general path decides). The buffer is taken for the call, so a nested call would allocate its own.
+ */
+function runExact<F extends FieldMap>(ctx: IommufdCtx, proc: Process, arg: number, struct: StructDef<F>, name: string): Result<number> | null {
+  let kbuf = proc.ioctlArgBuf;
+  if (kbuf === null || kbuf.length < struct.sizeof) kbuf = new Uint8Array(Math.max(ARG_BUF, struct.sizeof));
+  proc.ioctlArgBuf = null;
+  const cmd = copyExactStructTo(proc.mm, arg, struct, kbuf);
+  const r = cmd === null ? null : run(ctx, proc, arg, struct, name, cmd as Decoded, kbuf, struct.sizeof);
+  proc.ioctlArgBuf = kbuf;
+  return r;
 }
 
 // Results are never mutated: one success value serves every call.
 const OK0: Result<number> = ok(0);
 
+/**
+ * The handler on the copied command and the write-back. `bytes` holds the kernel-sized bytes `cmd` was
+ * decoded from in its first sizeof bytes (it may be longer); `userSize` is the user's size field.
+ */
 function run<F extends FieldMap>(
-  ctx: IommufdCtx, proc: Process, arg: number, struct: StructDef<F>, name: string, copied: CopiedStruct<F>,
+  ctx: IommufdCtx, proc: Process, arg: number, struct: StructDef<F>, name: string, cmd: Decoded, bytes: Uint8Array, userSize: number,
 ): Result<number> {
   const handler = IOMMUFD_HANDLERS[name];
   if (handler === undefined) return fail('ENOTTY', `${name} is not implemented in ioasis yet`);
-  const cmd = copied.value as Decoded;
   takeNewObjects(ctx); // nothing may be left from an earlier call
   takeWriteBackUndos(ctx);
   const r = handler(ctx, proc, cmd);
@@ -70,12 +92,12 @@ function run<F extends FieldMap>(
   if (!r.ok) {
     for (const o of created) ctx.objects.abort(o);
     if ('writeBack' in r) {
-      const wb = writeStructBytes(proc.mm, arg, struct, overlay(struct, cmd, r.writeBack as Decoded, copied.bytes), copied.userSize);
+      const wb = writeStructFrom(proc.mm, arg, struct, overlay(struct, cmd, r.writeBack as Decoded, bytes), userSize);
       if (!wb.ok) return wb;
     }
     return r;
   }
-  const wb = writeStructBytes(proc.mm, arg, struct, overlay(struct, cmd, r.value, copied.bytes), copied.userSize);
+  const wb = writeStructFrom(proc.mm, arg, struct, overlay(struct, cmd, r.value, bytes), userSize);
   if (!wb.ok) {
     for (const o of created) ctx.objects.abort(o);
     for (const u of undos) u();
@@ -86,10 +108,10 @@ function run<F extends FieldMap>(
 }
 
 /**
- * The encoding of { ...cmd, ...out } (encode leaves fields `out` does not name as `cmd` set them).
- * `bytes` are the kernel-sized bytes `cmd` was decoded from; handlers never write to `cmd` (they return
- * what changes), so for a struct without padding holes they are already cmd's encoding and `out` is
- * written over them in place (the buffer is this call's own copy).
+ * The encoding of { ...cmd, ...out } in the first sizeof bytes of the result (encode leaves fields `out`
+ * does not name as `cmd` set them). `bytes` start with the kernel-sized bytes `cmd` was decoded from;
+ * handlers never write to `cmd` (they return what changes), so for a struct without padding holes they
+ * are already cmd's encoding and `out` is written over them in place (the buffer is this call's own).
  */
 function overlay<F extends FieldMap>(struct: StructDef<F>, cmd: Decoded, out: Decoded | undefined, bytes: Uint8Array): Uint8Array {
   if (out === undefined) return struct.dense ? bytes : struct.encode(cmd as Partial<StructValue<F>>);

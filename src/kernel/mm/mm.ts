@@ -12,7 +12,7 @@ import {
   DEFAULT_MM_LAYOUT, MADV_HUGEPAGE, MADV_NOHUGEPAGE, MAP_ANONYMOUS, MAP_FIXED, MAP_KNOWN_FLAGS, MAP_POPULATE, MAP_PRIVATE, MAP_SHARED,
   MAP_SHARED_VALIDATE, MAP_TYPE, PROT_EXEC, PROT_READ, PROT_WRITE, type MmLayout,
 } from './mman.ts';
-import { copyFromUser, copyToUser } from './uaccess.ts';
+import { copyFromUser, copyFromUserTo, copyToUser, copyToUserFrom } from './uaccess.ts';
 import { getUnmappedArea } from './unmapped-area.ts';
 import { defaultThpSettings, type ThpSettings } from './thp.ts';
 import { entryPfn, firstEndingAfter, PTE_ANON, PTE_EXCLUSIVE, Vma } from './vma.ts';
@@ -242,6 +242,12 @@ export class Mm {
 
   /** copy_to_user(): EFAULT for an unmapped page, a mapping without PROT_WRITE, or a file page past EOF. */
   write(addr: number, src: Uint8Array): Result { return copyToUser(this, addr, src); }
+
+  /** read(addr, dest.subarray(0, len)) without the view (a reused buffer longer than the copy). */
+  readTo(addr: number, dest: Uint8Array, len: number): Result { return copyFromUserTo(this, addr, dest, len); }
+
+  /** write(addr, src.subarray(0, len)) without the view. */
+  writeFrom(addr: number, src: Uint8Array, len: number): Result { return copyToUserFrom(this, addr, src, len); }
 
   /** pin_user_pages(FOLL_LONGTERM [| FOLL_WRITE]); see gup.ts. */
   pinUserPages(addr: number, npages: number, write: boolean): Result<number[]> {

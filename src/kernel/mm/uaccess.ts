@@ -63,7 +63,15 @@ function onePageVma(mm: UserSpace, addr: number, length: number, write: boolean)
 
 /** copy_from_user(): fill `dest` from user address `addr`. */
 export function copyFromUser(mm: UserSpace, addr: number, dest: Uint8Array): Result {
-  const vma = onePageVma(mm, addr, dest.length, false);
+  return copyFromUserTo(mm, addr, dest, dest.length);
+}
+
+/**
+ * copy_from_user() of `len` bytes into dest[0, len): copyFromUser(mm, addr, dest.subarray(0, len))
+ * without the view, so a caller can keep one buffer for copies of any size up to its length.
+ */
+export function copyFromUserTo(mm: UserSpace, addr: number, dest: Uint8Array, len: number): Result {
+  const vma = onePageVma(mm, addr, len, false);
   if (vma !== undefined) {
     const vpn = Math.floor(addr / 4096);
     let pfn = presentPfn(vma, vpn, 'read');
@@ -72,11 +80,11 @@ export function copyFromUser(mm: UserSpace, addr: number, dest: Uint8Array): Res
       if (!page.ok) return page;
       pfn = page.value;
     }
-    if (pfn === ZERO_PAGE) dest.fill(0);
-    else mm.memory.read(pfn * PAGE_SIZE + (addr - vpn * 4096), dest);
+    if (pfn === ZERO_PAGE) dest.fill(0, 0, len);
+    else mm.memory.readInto(pfn * PAGE_SIZE + (addr - vpn * 4096), dest, 0, len);
     return ok();
   }
-  return copyFromUserPages(mm, addr, dest);
+  return copyFromUserPages(mm, addr, len === dest.length ? dest : dest.subarray(0, len));
 }
 
 /** copy_from_user() the general way: checkRange() over the whole range, then page by page. */
@@ -102,7 +110,12 @@ export function copyFromUserPages(mm: UserSpace, addr: number, dest: Uint8Array)
 
 /** copy_to_user(): write `src` at user address `addr` (breaking copy-on-write where needed). */
 export function copyToUser(mm: UserSpace, addr: number, src: Uint8Array): Result {
-  const vma = onePageVma(mm, addr, src.length, true);
+  return copyToUserFrom(mm, addr, src, src.length);
+}
+
+/** copy_to_user() of src[0, len): copyToUser(mm, addr, src.subarray(0, len)) without the view. */
+export function copyToUserFrom(mm: UserSpace, addr: number, src: Uint8Array, len: number): Result {
+  const vma = onePageVma(mm, addr, len, true);
   if (vma !== undefined) {
     const vpn = Math.floor(addr / 4096);
     let pfn = presentPfn(vma, vpn, 'write');
@@ -111,10 +124,10 @@ export function copyToUser(mm: UserSpace, addr: number, src: Uint8Array): Result
       if (!page.ok) return page;
       pfn = page.value;
     }
-    mm.memory.write(pfn * PAGE_SIZE + (addr - vpn * 4096), src);
+    mm.memory.writeFrom(pfn * PAGE_SIZE + (addr - vpn * 4096), src, 0, len);
     return ok();
   }
-  return copyToUserPages(mm, addr, src);
+  return copyToUserPages(mm, addr, len === src.length ? src : src.subarray(0, len));
 }
 
 /** copy_to_user() the general way: checkRange() over the whole range, then page by page. */

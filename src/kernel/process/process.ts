@@ -74,6 +74,14 @@ export class Process {
    * process's own, as a C library's stack buffer would be. Null until the first typed call.
    */
   apiScratch: { readonly addr: number; readonly size: number } | null = null;
+  /**
+   * Byte buffers this task's system calls reuse instead of allocating per call: `apiArgBuf` for the typed
+   * API's encoding of an argument (before it is copied to apiScratch), `ioctlArgBuf` for the kernel's
+   * copy of an ioctl argument (Linux's on-stack ucmd buffer). A call takes one (null meanwhile) and gives
+   * it back, so a nested call finds null and allocates its own; contents are not kept between calls.
+   */
+  apiArgBuf: Uint8Array | null = null;
+  ioctlArgBuf: Uint8Array | null = null;
   private exited = false;
 
   constructor(private readonly host: ProcessHost, init: ProcessInit) {
