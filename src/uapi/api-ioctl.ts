@@ -84,10 +84,10 @@ export interface IoctlExtra<F extends FieldMap> {
 }
 
 /**
- * Encode { ...fields, ...fill(base), size: sizeof } in the first sizeof bytes of `b` (zeroed first) and
- * copy them to the start of the scratch buffer: the scratch address, ready for dispatch().
+ * Encode { ...fields, ...fill(base), size: sizeof } in the first sizeof bytes of `b` (zeroed first): the
+ * scratch address the struct is for (scratch() comes first, as fill() needs it).
  */
-function putArg<F extends FieldMap>(
+function encodeArg<F extends FieldMap>(
   proc: Process, struct: StructDef<F>, fields: Partial<StructValue<F>>, extra: IoctlExtra<F> | undefined, b: Uint8Array,
 ): number | KernelError {
   const base = scratchAddr(proc, struct.sizeof + (extra?.bytes ?? 0));
@@ -100,8 +100,7 @@ function putArg<F extends FieldMap>(
   const first = struct.fields[0];
   if (first !== undefined && first.name === 'size' && first.type === u32 && first.offset === 0) putLe32(b, n);
   else struct.encodeAt({ size: n } as Partial<StructValue<F>>, b, 0);
-  const w = proc.mm.writeFrom(base, b, n);
-  return w.ok ? base : w;
+  return base;
 }
 
 /**
@@ -112,17 +111,18 @@ export function ioctlRaw<F extends FieldMap>(
   proc: Process, fd: number, cmd: number, struct: StructDef<F>, fields: Partial<StructValue<F>>, extra?: IoctlExtra<F>,
 ): Result<Raw<F> & { base: number }> {
   const b = takeArgBuf(proc, struct.sizeof);
-  const base = putArg(proc, struct, fields, extra, b);
-  if (typeof base !== 'number') {
+  const base = encodeArg(proc, struct, fields, extra, b);
+  const w = typeof base === 'number' ? proc.mm.writeFrom(base, b, struct.sizeof) : base;
+  if (!w.ok) {
     giveArgBuf(proc, b);
-    return base;
+    return w;
   }
-  const r = dispatch(proc, fd, cmd, base);
-  const back = proc.mm.readTo(base, b, struct.sizeof);
+  const r = dispatch(proc, fd, cmd, base as number);
+  const back = proc.mm.readTo(base as number, b, struct.sizeof);
   const out = back.ok ? struct.decode(b) : null;
   giveArgBuf(proc, b);
   if (out === null) return back as KernelError;
-  return ok({ r, out, base });
+  return ok({ r, out, base: base as number });
 }
 
 /**
@@ -138,10 +138,26 @@ export function ioctlField<F extends FieldMap, K extends keyof F & string>(
     return raw.ok ? ok(raw.value.out[name]) : raw;
   }
   const b = takeArgBuf(proc, struct.sizeof);
-  const base = putArg(proc, struct, fields, extra, b);
+  const base = encodeArg(proc, struct, fields, extra, b);
   if (typeof base !== 'number') {
     giveArgBuf(proc, b);
     return base;
+  }
+  return ioctlFieldEncoded(proc, fd, cmd, struct, name, b, base);
+}
+
+/**
+ * The rest of ioctlField() for a struct (at most a page) already encoded in the first sizeof bytes of `b`
+ * (taken with takeArgBuf(); given back here), for scratch address `base`: copy it there, ioctl, read back
+ * and decode field `name`.
+ */
+export function ioctlFieldEncoded<F extends FieldMap, K extends keyof F & string>(
+  proc: Process, fd: number, cmd: number, struct: StructDef<F>, name: K, b: Uint8Array, base: number,
+): Result<FieldValue<F[K]>> {
+  const w = proc.mm.writeFrom(base, b, struct.sizeof);
+  if (!w.ok) {
+    giveArgBuf(proc, b);
+    return w;
   }
   const r = dispatch(proc, fd, cmd, base);
   const f = struct.field(name);

@@ -17,6 +17,7 @@ import {
 } from './ioctl.ts';
 import { IOMMU_OPTION_OP_GET, IOMMU_OPTION_OP_SET } from './iommufd-consts.ts';
 import * as S from './iommufd-structs.ts';
+import { ioasMapPlain } from './ioas-map-arg.ts';
 import { openDevIommu } from './open.ts';
 import { big, get, giveArgBuf, ioctl, ioctlField, ioctlRaw, mapFlags, put, scratchAddr, takeArgBuf, type FdArgs } from './api-ioctl.ts';
 
@@ -61,22 +62,27 @@ export interface MapCommon extends FdArgs {
  */
 export function ioasMap(a: MapCommon & ({ readonly userVa: number | bigint; readonly length: number | bigint } | { readonly data: Uint8Array })):
   Result<{ iova: bigint; userVa: bigint; length: bigint }> {
-  let userVa: bigint;
-  let length: bigint;
+  // The struct is written from these (numbers when the caller gave numbers); userVa and length are the
+  // bigints the result reports.
+  let va: number | bigint;
+  let len: number | bigint;
   if ('data' in a) {
     if (a.data.length === 0) return fail('EINVAL', 'ioasMap: empty data');
-    const va = a.proc.mmap(0, pageAlign(a.data.length), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (!va.ok) return va;
-    const w = put(a.proc, va.value, a.data);
+    const mapped = a.proc.mmap(0, pageAlign(a.data.length), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (!mapped.ok) return mapped;
+    const w = put(a.proc, mapped.value, a.data);
     if (!w.ok) return w;
-    userVa = big(va.value);
-    length = big(a.data.length);
+    va = mapped.value;
+    len = a.data.length;
   } else {
-    userVa = big(a.userVa);
-    length = big(a.length);
+    va = a.userVa;
+    len = a.length;
   }
-  const iova = ioctlField(a.proc, a.fd, IOMMU_IOAS_MAP, S.iommu_ioas_map, {
-    flags: mapFlags(a), ioas_id: a.ioasId, user_va: userVa, length, iova: a.iova === undefined ? 0n : big(a.iova),
+  const userVa = big(va);
+  const length = big(len);
+  const flags = mapFlags(a);
+  const iova = ioasMapPlain(a.proc, a.fd, flags, a.ioasId, va, len, a.iova) ?? ioctlField(a.proc, a.fd, IOMMU_IOAS_MAP, S.iommu_ioas_map, {
+    flags, ioas_id: a.ioasId, user_va: userVa, length, iova: a.iova === undefined ? 0n : big(a.iova),
   }, 'iova');
   return iova.ok ? ok({ iova: iova.value, userVa, length }) : iova;
 }

@@ -70,3 +70,15 @@ export function storeU64(b: Uint8Array, o: number, v: unknown): boolean {
   putU32(b, o + 4, Number(v >> 32n));
   return true;
 }
+
+/**
+ * The u64 whose value is the number `n`, for a safe non-negative integer (what storeU64(BigInt(n)) stores,
+ * without making the bigint); false, nothing written, for any other number.
+ */
+export function storeU64Number(b: Uint8Array, o: number, n: number): boolean {
+  if (!Number.isSafeInteger(n) || n < 0) return false;
+  const hi = Math.floor(n / TWO_32);
+  putU32(b, o, n - hi * TWO_32);
+  putU32(b, o + 4, hi);
+  return true;
+}
