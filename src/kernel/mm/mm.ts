@@ -12,7 +12,7 @@ import {
   DEFAULT_MM_LAYOUT, MADV_HUGEPAGE, MADV_NOHUGEPAGE, MAP_ANONYMOUS, MAP_FIXED, MAP_KNOWN_FLAGS, MAP_POPULATE, MAP_PRIVATE, MAP_SHARED,
   MAP_SHARED_VALIDATE, MAP_TYPE, PROT_EXEC, PROT_READ, PROT_WRITE, type MmLayout,
 } from './mman.ts';
-import { copyFromUser, copyFromUserTo, copyToUser, copyToUserFrom } from './uaccess.ts';
+import { copyFromUser, copyFromUserTo, copyToUser, copyToUserFrom, UaccessTlb } from './uaccess.ts';
 import { getUnmappedArea } from './unmapped-area.ts';
 import { defaultThpSettings, type ThpSettings } from './thp.ts';
 import { entryPfn, firstEndingAfter, PTE_ANON, PTE_EXCLUSIVE, Vma } from './vma.ts';
@@ -37,7 +37,9 @@ export class Mm {
   readonly layout: MmLayout;
   private vmas: Vma[] = [];
   /** MM_ANONPAGES and MM_SHMEMPAGES, kept current by the VMAs. */
-  private readonly rss = { rssAnon: 0, rssShmem: 0 };
+  private readonly rss = { rssAnon: 0, rssShmem: 0, mapGen: 0 };
+  /** uaccess's last one-page translation (valid while mapGen has not moved). */
+  readonly tlb = new UaccessTlb();
   private pinned = 0;
   private locked = 0;
   /** mm_users: the process and any mmget() holder (a remote pinner). At 0 the mappings go. */
@@ -52,6 +54,8 @@ export class Mm {
   }
 
   get memory(): PhysicalMemory { return this.frames.memory; }
+  /** Moves on every change to the VMAs or their page-table entries (RssCounters.mapGen). */
+  get mapGen(): number { return this.rss.mapGen; }
   get taskSize(): number { return this.layout.taskSize; }
   /** False once the last mmput() tore the mappings down (the process exited). */
   get alive(): boolean { return this.users > 0; }
@@ -133,6 +137,7 @@ export class Mm {
     else if (shared) backing = new OpenFile(new MemFile(this.frames, 'dev/zero (deleted)', len));
     const vma = new Vma(this.frames, this.rss, this.thp, start, start + len, prot, shared, backing, anon ? 0 : offset / PAGE_SIZE);
     this.vmas.splice(firstEndingAfter(this.vmas, start), 0, vma);
+    this.rss.mapGen++;
     if (flags & MAP_POPULATE) this.populate(vma);
     return ok(start);
   }
@@ -147,6 +152,7 @@ export class Mm {
     const vma = new Vma(this.frames, this.rss, this.thp, start, start + len, prot, shared, null, 0);
     vma.pfnmap = { file: file.get(), map: map.value };
     this.vmas.splice(firstEndingAfter(this.vmas, start), 0, vma);
+    this.rss.mapGen++;
     return ok(start);
   }
 
@@ -181,6 +187,7 @@ export class Mm {
     let last = first;
     while (last < this.vmas.length && (this.vmas[last] as Vma).start < end) last++;
     for (const vma of this.vmas.splice(first, last - first)) vma.release();
+    this.rss.mapGen++;
     return ok();
   }
 
@@ -195,6 +202,7 @@ export class Mm {
     if (a !== undefined && a.start < start) this.vmas.splice(this.vmas.indexOf(a) + 1, 0, a.splitAt(start));
     const c = this.findVma(end - 1);
     if (c !== undefined && c.end > end) this.vmas.splice(this.vmas.indexOf(c) + 1, 0, c.splitAt(end));
+    this.rss.mapGen++;
     return ok();
   }
 
@@ -234,6 +242,7 @@ export class Mm {
     const split = this.splitEdges(addr, end);
     if (!split.ok) return split;
     for (let i = firstEndingAfter(this.vmas, addr); i < this.vmas.length && (this.vmas[i] as Vma).start < end; i++) change(this.vmas[i] as Vma);
+    this.rss.mapGen++;
     return ok();
   }
 
@@ -371,6 +380,7 @@ export class Mm {
     if (!this.alive) throw new Error('mmput on an exited mm');
     if (--this.users > 0) return;
     for (const vma of this.vmas.splice(0)) vma.release();
+    this.rss.mapGen++;
   }
 
   /**

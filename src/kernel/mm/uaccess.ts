@@ -8,11 +8,29 @@ import { fail, ok, type Result } from '../errno.ts';
 import { handleFault, presentPfn, ZERO_PAGE } from './fault.ts';
 import type { Vma } from './vma.ts';
 
+/**
+ * The last page a one-page user copy of an address space resolved, as a TLB holds it: the frames a read
+ * and a write of page `vpn` reach with no fault to take (presentPfn() of a VMA that allows the access), or
+ * -1. It holds while the address space's mapGen is still `gen`: every change to a VMA (the list, a range,
+ * a protection) or to a page-table entry moves mapGen, and an exit removes every VMA. So a hit is exactly
+ * what onePageVma() and presentPfn() would answer: the ioctl argument, fault record and response copies,
+ * which hit the same scratch page call after call, skip the VMA search and the page-table lookup.
+ */
+export class UaccessTlb {
+  vpn = -1;
+  gen = -1;
+  readPfn = -1;
+  writePfn = -1;
+}
+
 /** What uaccess needs of an address space. */
 export interface UserSpace {
   readonly taskSize: number;
   readonly alive: boolean;
   readonly memory: PhysicalMemory;
+  /** See UaccessTlb. */
+  readonly mapGen: number;
+  readonly tlb: UaccessTlb;
   findVma(addr: number): Vma | undefined;
 }
 
@@ -61,6 +79,29 @@ function onePageVma(mm: UserSpace, addr: number, length: number, write: boolean)
   return vma;
 }
 
+/**
+ * The frame the TLB holds for a `write` or read copy of [addr, addr + len) (inside one page, which the
+ * caller checks), or -1 (take the page-table path).
+ */
+function tlbPfn(mm: UserSpace, addr: number, write: boolean): number {
+  const tlb = mm.tlb;
+  if (tlb.gen !== mm.mapGen || Math.floor(addr / 4096) !== tlb.vpn || !Number.isSafeInteger(addr)) return -1;
+  return write ? tlb.writePfn : tlb.readPfn;
+}
+
+/** Remember page `vpn` of `vma` after a one-page copy (its faults taken: read mapGen only now). */
+function tlbFill(mm: UserSpace, vma: Vma, vpn: number): void {
+  const tlb = mm.tlb;
+  tlb.vpn = vpn;
+  tlb.gen = mm.mapGen;
+  tlb.readPfn = vma.readable ? presentPfn(vma, vpn, 'read') : -1;
+  tlb.writePfn = vma.writable ? presentPfn(vma, vpn, 'write') : -1;
+}
+
+/** Whether [addr, addr + len) is a non-empty range inside one page below the task size. */
+const inOnePage = (mm: UserSpace, addr: number, len: number): boolean =>
+  len > 0 && addr + len <= mm.taskSize && Math.floor(addr / 4096) === Math.floor((addr + len - 1) / 4096);
+
 /** copy_from_user(): fill `dest` from user address `addr`. */
 export function copyFromUser(mm: UserSpace, addr: number, dest: Uint8Array): Result {
   return copyFromUserTo(mm, addr, dest, dest.length);
@@ -71,6 +112,13 @@ export function copyFromUser(mm: UserSpace, addr: number, dest: Uint8Array): Res
  * without the view, so a caller can keep one buffer for copies of any size up to its length.
  */
 export function copyFromUserTo(mm: UserSpace, addr: number, dest: Uint8Array, len: number): Result {
+  if (inOnePage(mm, addr, len)) {
+    const hit = tlbPfn(mm, addr, false);
+    if (hit >= 0) {
+      mm.memory.readInto(hit * PAGE_SIZE + (addr % 4096), dest, 0, len);
+      return ok();
+    }
+  }
   const vma = onePageVma(mm, addr, len, false);
   if (vma !== undefined) {
     const vpn = Math.floor(addr / 4096);
@@ -82,6 +130,7 @@ export function copyFromUserTo(mm: UserSpace, addr: number, dest: Uint8Array, le
     }
     if (pfn === ZERO_PAGE) dest.fill(0, 0, len);
     else mm.memory.readInto(pfn * PAGE_SIZE + (addr - vpn * 4096), dest, 0, len);
+    tlbFill(mm, vma, vpn);
     return ok();
   }
   return copyFromUserPages(mm, addr, len === dest.length ? dest : dest.subarray(0, len));
@@ -115,6 +164,13 @@ export function copyToUser(mm: UserSpace, addr: number, src: Uint8Array): Result
 
 /** copy_to_user() of src[0, len): copyToUser(mm, addr, src.subarray(0, len)) without the view. */
 export function copyToUserFrom(mm: UserSpace, addr: number, src: Uint8Array, len: number): Result {
+  if (inOnePage(mm, addr, len)) {
+    const hit = tlbPfn(mm, addr, true);
+    if (hit >= 0) {
+      mm.memory.writeFrom(hit * PAGE_SIZE + (addr % 4096), src, 0, len);
+      return ok();
+    }
+  }
   const vma = onePageVma(mm, addr, len, true);
   if (vma !== undefined) {
     const vpn = Math.floor(addr / 4096);
@@ -125,6 +181,7 @@ export function copyToUserFrom(mm: UserSpace, addr: number, src: Uint8Array, len
       pfn = page.value;
     }
     mm.memory.writeFrom(pfn * PAGE_SIZE + (addr - vpn * 4096), src, 0, len);
+    tlbFill(mm, vma, vpn);
     return ok();
   }
   return copyToUserPages(mm, addr, len === src.length ? src : src.subarray(0, len));

@@ -39,10 +39,15 @@ export function rangeFree(vmas: readonly Vma[], start: number, end: number): boo
   return v === undefined || v.start >= end;
 }
 
-/** The RSS counters a VMA keeps current (MM_ANONPAGES, MM_SHMEMPAGES; memfd pages are shmem). */
+/** The per-mm counters a VMA keeps current: RSS (MM_ANONPAGES, MM_SHMEMPAGES; memfd pages are shmem) and mapGen. */
 export interface RssCounters {
   rssAnon: number;
   rssShmem: number;
+  /**
+   * Bumped by every change to a page-table entry of the mm's VMAs (here) and to its VMA list or a VMA's
+   * range or protection (mm.ts): uaccess's UaccessTlb holds while it stays the same.
+   */
+  mapGen: number;
 }
 
 /** A VM_PFNMAP mapping: the file f_op->mmap ran on (a reference this VMA owns) and what it mapped. */
@@ -121,6 +126,7 @@ export class Vma implements FileMapping, ThpVma {
 
   /** Install a PMD entry for the folio at `head` (do_huge_pmd_anonymous_page()); the reference is passed in. */
   setHuge(pmd: number, head: number, flags: number): void {
+    this.rss.mapGen++;
     if (this.huge.has(pmd) || this.ptes.has(pmd)) throw new Error(`PMD ${pmd} is not empty`);
     this.huge.set(pmd, head * FLAG_BITS + flags);
     if (flags & PTE_ANON) this.rss.rssAnon += PMD_PAGES;
@@ -129,6 +135,7 @@ export class Vma implements FileMapping, ThpVma {
 
   /** Change a PMD entry's PTE_* bits. */
   updateHugeFlags(pmd: number, flags: number): void {
+    this.rss.mapGen++;
     const old = this.huge.get(pmd);
     if (old === undefined) throw new Error(`no PMD entry at ${pmd}`);
     this.huge.set(pmd, entryPfn(old) * FLAG_BITS + flags);
@@ -139,6 +146,7 @@ export class Vma implements FileMapping, ThpVma {
    * reference (the PMD's one is reused by the first); RSS does not change.
    */
   splitPmd(pmd: number): void {
+    this.rss.mapGen++;
     const e = this.huge.get(pmd);
     if (e === undefined) return;
     this.huge.delete(pmd);
@@ -151,6 +159,7 @@ export class Vma implements FileMapping, ThpVma {
 
   /** Install an entry; the frame reference it stands for is the caller's, passed to the VMA. */
   setEntry(vpn: number, pfn: number, flags: number): void {
+    this.rss.mapGen++;
     if (this.huge.size > 0 && this.huge.has(pmdIndex(vpn))) throw new Error(`page ${vpn} is under a PMD entry`);
     const old = this.pages.get(vpn);
     if (old !== undefined) this.dropEntry(vpn, old);
@@ -169,6 +178,7 @@ export class Vma implements FileMapping, ThpVma {
 
   /** Change an entry's PTE_* bits (same frame, same reference). */
   updateFlags(vpn: number, flags: number): void {
+    this.rss.mapGen++;
     const old = this.pages.get(vpn);
     if (old === undefined) throw new Error(`no entry at page ${vpn}`);
     this.pages.set(vpn, entryPfn(old) * FLAG_BITS + flags);
@@ -182,6 +192,7 @@ export class Vma implements FileMapping, ThpVma {
   }
 
   private dropEntry(vpn: number, entry: number): void {
+    this.rss.mapGen++;
     this.pages.delete(vpn);
     this.countPte(vpn, -1);
     if (entry & PTE_ANON) this.rss.rssAnon--;
@@ -199,6 +210,7 @@ export class Vma implements FileMapping, ThpVma {
    * one, with its own file reference, takes [addr, end) and the entries there.
    */
   splitAt(addr: number): Vma {
+    this.rss.mapGen++;
     if (addr <= this.start || addr >= this.end || addr % PAGE_SIZE !== 0) throw new Error(`bad split at ${addr}`);
     const upper = new Vma(this.frames, this.rss, this.thp, addr, this.end, this.prot, this.shared, this.file?.get() ?? null,
       this.pgoff + (addr - this.start) / PAGE_SIZE);
@@ -248,6 +260,7 @@ export class Vma implements FileMapping, ThpVma {
 
   /** remove_vma(): drop every page and the file reference. */
   release(): void {
+    this.rss.mapGen++;
     for (const [pmd, entry] of [...this.huge]) {
       this.huge.delete(pmd);
       if (entry & PTE_ANON) this.rss.rssAnon -= PMD_PAGES;
