@@ -44,14 +44,19 @@ export class ObjectTable {
     else obj.destroy();
   }
 
-  /** Look up a live object, optionally of one of `types`. */
-  get<T extends IommufdObject = IommufdObject>(id: number, ...types: IommufdObjectType[]): Result<T> {
+  /**
+   * Look up a live object, optionally of type `type` or `alt`. The types are plain parameters, not a rest
+   * array: lookups run on every ioctl and page fault, and a rest parameter is an array per call.
+   */
+  get<T extends IommufdObject = IommufdObject>(id: number, type?: IommufdObjectType, alt?: IommufdObjectType): Result<T> {
     const slot = this.slots.get(id);
     if (slot === undefined) return fail('ENOENT', `no object with ID ${id}`);
     if (slot.state === 'tombstone') return fail('ENOENT', `object ${id} was a vDEVICE destroyed when its device was unbound`);
     if (slot.state !== 'live') return fail('ENOENT', `object ${id} is ${slot.state === 'reserved' ? 'still being created' : 'being destroyed'}`);
-    if (types.length > 0 && !types.includes(slot.obj.type)) {
-      return fail('ENOENT', `object ${id} is ${article(slot.obj.type)}, not ${types.map(article).join(' or ')}`);
+    const t = slot.obj.type;
+    if (type !== undefined && t !== type && t !== alt) {
+      const wanted = alt === undefined ? [type] : [type, alt];
+      return fail('ENOENT', `object ${id} is ${article(t)}, not ${wanted.map(article).join(' or ')}`);
     }
     return ok(slot.obj as T);
   }
