@@ -6,6 +6,7 @@ import { MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE } from '../kernel/mm/
 import type { Process } from '../kernel/process/process.ts';
 import { dispatch } from './dispatch.ts';
 import { IOMMU_IOAS_MAP_FIXED_IOVA, IOMMU_IOAS_MAP_READABLE, IOMMU_IOAS_MAP_WRITEABLE } from './iommufd-consts.ts';
+import { u64Big } from './le-scalars.ts';
 import { u32, type FieldMap, type FieldValue, type StructDef, type StructValue } from './struct.ts';
 
 const PAGE = 4096;
@@ -180,7 +181,8 @@ export function ioctl<F extends FieldMap>(
   return raw;
 }
 
-export const big = (n: number | bigint): bigint => BigInt(n);
+/** BigInt(n) (a bigint as it is; a number through u64Big's memo). */
+export const big = (n: number | bigint): bigint => typeof n === 'bigint' ? n : u64Big(n);
 
 export function mapFlags(o: { readonly iova?: number | bigint; readonly readable?: boolean; readonly writeable?: boolean }): number {
   return (o.iova === undefined ? 0 : IOMMU_IOAS_MAP_FIXED_IOVA) |

@@ -11,11 +11,37 @@ const U64_MAX = (1n << 64n) - 1n;
 export const getU32 = (b: Uint8Array, o: number): number =>
   ((b[o] as number) | ((b[o + 1] as number) << 8) | ((b[o + 2] as number) << 16) | ((b[o + 3] as number) << 24)) >>> 0;
 
+// A small direct-mapped memo of u64 values as bigints. The same values cross the uAPI several times per
+// call (the IOVA of a fault record goes into IOAS_MAP, is decoded by the kernel and read back; a user VA
+// is converted by the API and decoded by the kernel; a length is the same every call), and each BigInt()
+// is a heap object. A bigint is immutable and has no identity, so handing back the one made earlier for
+// the same value is unobservable.
+const MEMO_SIZE = 256;
+const memoKeys = new Float64Array(MEMO_SIZE).fill(-1);
+const memoVals: bigint[] = new Array<bigint>(MEMO_SIZE).fill(0n);
+
+/** BigInt(n) for a safe non-negative integer n whose 32-bit halves are lo and hi. */
+function memoBig(n: number, lo: number, hi: number): bigint {
+  const i = (lo ^ (lo >>> 12) ^ (lo >>> 20) ^ hi) & (MEMO_SIZE - 1);
+  if (memoKeys[i] === n) return memoVals[i] as bigint;
+  const v = BigInt(n);
+  memoKeys[i] = n;
+  memoVals[i] = v;
+  return v;
+}
+
+/** BigInt(n), through the memo for a safe non-negative integer (BigInt() itself, and its RangeError, else). */
+export function u64Big(n: number): bigint {
+  if (!Number.isSafeInteger(n) || n < 0) return BigInt(n);
+  const hi = Math.floor(n / TWO_32);
+  return memoBig(n, n - hi * TWO_32, hi);
+}
+
 /** The u64 at `o` as a bigint (through a number when it is a safe integer: one allocation, not three). */
 export function getU64(b: Uint8Array, o: number): bigint {
   const lo = getU32(b, o);
   const hi = getU32(b, o + 4);
-  return hi < SAFE_HI ? BigInt(hi * TWO_32 + lo) : (BigInt(hi) << 32n) | BigInt(lo);
+  return hi < SAFE_HI ? memoBig(hi * TWO_32 + lo, lo, hi) : (BigInt(hi) << 32n) | BigInt(lo);
 }
 
 export function putU32(b: Uint8Array, o: number, v: number): void {
