@@ -3,6 +3,7 @@
 
 import { ok, type KernelError, type Result } from '../kernel/errno.ts';
 import { MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE } from '../kernel/mm/mman.ts';
+import { CopyBuffer } from '../kernel/mm/uaccess.ts';
 import type { Process } from '../kernel/process/process.ts';
 import { dispatch } from './dispatch.ts';
 import { IOMMU_IOAS_MAP_FIXED_IOVA, IOMMU_IOAS_MAP_READABLE, IOMMU_IOAS_MAP_WRITEABLE } from './iommufd-consts.ts';
@@ -46,13 +47,13 @@ const ARG_BUF = 256;
  * Take the process's reused encoding buffer (Process.apiArgBuf), at least `bytes` long, instead of a new
  * array per call; give it back with giveArgBuf(). Its contents are whatever the last call left.
  */
-export function takeArgBuf(proc: Process, bytes: number): Uint8Array {
+export function takeArgBuf(proc: Process, bytes: number): CopyBuffer {
   const b = proc.apiArgBuf;
   proc.apiArgBuf = null;
-  return b !== null && b.length >= bytes ? b : new Uint8Array(Math.max(ARG_BUF, bytes));
+  return b !== null && b.bytes.length >= bytes ? b : new CopyBuffer(Math.max(ARG_BUF, bytes));
 }
 
-export function giveArgBuf(proc: Process, b: Uint8Array): void {
+export function giveArgBuf(proc: Process, b: CopyBuffer): void {
   proc.apiArgBuf = b;
 }
 
@@ -89,8 +90,9 @@ export interface IoctlExtra<F extends FieldMap> {
  * scratch address the struct is for (scratch() comes first, as fill() needs it).
  */
 function encodeArg<F extends FieldMap>(
-  proc: Process, struct: StructDef<F>, fields: Partial<StructValue<F>>, extra: IoctlExtra<F> | undefined, b: Uint8Array,
+  proc: Process, struct: StructDef<F>, fields: Partial<StructValue<F>>, extra: IoctlExtra<F> | undefined, buf: CopyBuffer,
 ): number | KernelError {
+  const b = buf.bytes;
   const base = scratchAddr(proc, struct.sizeof + (extra?.bytes ?? 0));
   if (typeof base !== 'number') return base;
   // One buffer, each field group written over the one before.
@@ -113,14 +115,14 @@ export function ioctlRaw<F extends FieldMap>(
 ): Result<Raw<F> & { base: number }> {
   const b = takeArgBuf(proc, struct.sizeof);
   const base = encodeArg(proc, struct, fields, extra, b);
-  const w = typeof base === 'number' ? proc.mm.writeFrom(base, b, struct.sizeof) : base;
+  const w = typeof base === 'number' ? proc.mm.writeFrom(base, b.bytes, struct.sizeof, b.words) : base;
   if (!w.ok) {
     giveArgBuf(proc, b);
     return w;
   }
   const r = dispatch(proc, fd, cmd, base as number);
-  const back = proc.mm.readTo(base as number, b, struct.sizeof);
-  const out = back.ok ? struct.decode(b) : null;
+  const back = proc.mm.readTo(base as number, b.bytes, struct.sizeof, b.words);
+  const out = back.ok ? struct.decode(b.bytes) : null;
   giveArgBuf(proc, b);
   if (out === null) return back as KernelError;
   return ok({ r, out, base: base as number });
@@ -153,18 +155,18 @@ export function ioctlField<F extends FieldMap, K extends keyof F & string>(
  * and decode field `name`.
  */
 export function ioctlFieldEncoded<F extends FieldMap, K extends keyof F & string>(
-  proc: Process, fd: number, cmd: number, struct: StructDef<F>, name: K, b: Uint8Array, base: number,
+  proc: Process, fd: number, cmd: number, struct: StructDef<F>, name: K, b: CopyBuffer, base: number,
 ): Result<FieldValue<F[K]>> {
-  const w = proc.mm.writeFrom(base, b, struct.sizeof);
+  const w = proc.mm.writeFrom(base, b.bytes, struct.sizeof, b.words);
   if (!w.ok) {
     giveArgBuf(proc, b);
     return w;
   }
   const r = dispatch(proc, fd, cmd, base);
   const f = struct.field(name);
-  const back = proc.mm.readTo(base + f.offset, b, f.size);
+  const back = proc.mm.readTo(base + f.offset, b.bytes, f.size, b.words);
   // decodeField reads the field's bytes from the start of the (longer) buffer.
-  const v = back.ok && r.ok ? struct.decodeField(name, b) : undefined;
+  const v = back.ok && r.ok ? struct.decodeField(name, b.bytes) : undefined;
   giveArgBuf(proc, b);
   if (!back.ok) return back;
   if (!r.ok) return r;

@@ -233,14 +233,15 @@ export function faultRead(a: { readonly proc: Process; readonly faultFd: number;
   // The records are copied back into the reused buffer and decoded from it; one record (the usual read)
   // makes a one-element array.
   const len = n.value;
-  const b = takeArgBuf(a.proc, len);
-  const back = a.proc.mm.readTo(base, b, len);
+  const buf = takeArgBuf(a.proc, len);
+  const b = buf.bytes;
+  const back = a.proc.mm.readTo(base, b, len, buf.words);
   let out: PageFault[] | null = null;
   if (back.ok) {
     out = len === 0 ? [] : [S.iommu_hwpt_pgfault.decodeAt(b, 0)];
     for (let at = PGFAULT; at < len; at += PGFAULT) out.push(S.iommu_hwpt_pgfault.decodeAt(b, at));
   }
-  giveArgBuf(a.proc, b);
+  giveArgBuf(a.proc, buf);
   return out === null ? back as KernelError : ok(out);
 }
 
@@ -249,13 +250,14 @@ export function faultRespond(a: { readonly proc: Process; readonly faultFd: numb
   const file = faultFile(a.proc, a.faultFd);
   if (!(file instanceof FaultFile)) return file;
   const len = a.responses.length * RESPONSE;
-  const b = takeArgBuf(a.proc, len);
+  const buf = takeArgBuf(a.proc, len);
+  const b = buf.bytes;
   for (let i = 0; i < len; i++) b[i] = 0;
   // The struct's fields are cookie and code: encoding a response reads just those (no copy of it needed).
   for (let i = 0; i < a.responses.length; i++) S.iommu_hwpt_page_response.encodeAt(a.responses[i] as { readonly cookie: number; readonly code: number }, b, i * RESPONSE);
   const base = scratchAddr(a.proc, len);
-  const w = typeof base === 'number' ? a.proc.mm.writeFrom(base, b, len) : base;
-  giveArgBuf(a.proc, b);
+  const w = typeof base === 'number' ? a.proc.mm.writeFrom(base, b, len, buf.words) : base;
+  giveArgBuf(a.proc, buf);
   if (!w.ok) return w;
   const n = sysPwrite(a.proc, a.faultFd, base as number, len, null);
   if (!n.ok) return n;

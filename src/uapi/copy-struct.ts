@@ -99,13 +99,16 @@ export function copyExactStruct<F extends FieldMap>(mm: UserMemoryTo, userPtr: n
 }
 
 /**
- * copyExactStruct() into the first sizeof bytes of `kbuf` (a reused buffer at least that long): the
- * decoded value, the bytes left in kbuf, or null (kbuf's contents then undefined).
+ * copyExactStruct() into the first sizeof bytes of `kbuf` (a reused buffer at least that long; `kwords`
+ * its 32-bit view, see CopyBuffer): the decoded value, the bytes left in kbuf, or null (kbuf's contents
+ * then undefined).
  */
-export function copyExactStructTo<F extends FieldMap>(mm: UserMemoryTo, userPtr: number, struct: StructDef<F>, kbuf: Uint8Array): StructValue<F> | null {
+export function copyExactStructTo<F extends FieldMap>(
+  mm: UserMemoryTo, userPtr: number, struct: StructDef<F>, kbuf: Uint8Array, kwords?: Uint32Array,
+): StructValue<F> | null {
   const ksize = struct.sizeof;
   if (!Number.isSafeInteger(userPtr) || userPtr < 0 || (userPtr % PAGE) + ksize > PAGE) return null;
-  if (!mm.readTo(userPtr, kbuf, ksize).ok) return null;
+  if (!mm.readTo(userPtr, kbuf, ksize, kwords).ok) return null;
   const usize = ((kbuf[0] as number) | ((kbuf[1] as number) << 8) | ((kbuf[2] as number) << 16) | ((kbuf[3] as number) << 24)) >>> 0;
   if (usize !== ksize) return null;
   return struct.decode(kbuf);
@@ -125,9 +128,11 @@ export function writeStructBytes<F extends FieldMap>(mm: UserMemory, userPtr: nu
   return r;
 }
 
-/** writeStructBytes() of the struct in the first sizeof bytes of `b` (a reused buffer at least that long). */
-export function writeStructFrom<F extends FieldMap>(mm: UserMemoryTo, userPtr: number, struct: StructDef<F>, b: Uint8Array, userSize: number): Result {
-  const r = mm.writeFrom(userPtr, b, Math.min(userSize, struct.sizeof));
+/** writeStructBytes() of the struct in the first sizeof bytes of `b` (a reused buffer at least that long; `words` its 32-bit view). */
+export function writeStructFrom<F extends FieldMap>(
+  mm: UserMemoryTo, userPtr: number, struct: StructDef<F>, b: Uint8Array, userSize: number, words?: Uint32Array,
+): Result {
+  const r = mm.writeFrom(userPtr, b, Math.min(userSize, struct.sizeof), words);
   if (!r.ok) return fail('EFAULT', `cannot write struct ${struct.name} back to 0x${userPtr.toString(16)}`);
   return r;
 }

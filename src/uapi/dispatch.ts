@@ -8,6 +8,7 @@
 import { fail, ok, type Result } from '../kernel/errno.ts';
 import { IommufdCtx } from '../kernel/iommufd/context.ts';
 import { IOMMUFD_HANDLERS, takeNewObjects, takeWriteBackUndos, type Decoded } from '../kernel/iommufd/handlers.ts';
+import { CopyBuffer } from '../kernel/mm/uaccess.ts';
 import type { Process } from '../kernel/process/process.ts';
 import { VfioContainer } from '../kernel/vfio/container.ts';
 import { copyExactStructTo, copyStructFromUser, readUserSize, writeStructFrom } from './copy-struct.ts';
@@ -63,10 +64,10 @@ const ARG_BUF = 256;
  */
 function runExact<F extends FieldMap>(ctx: IommufdCtx, proc: Process, arg: number, struct: StructDef<F>, name: string): Result<number> | null {
   let kbuf = proc.ioctlArgBuf;
-  if (kbuf === null || kbuf.length < struct.sizeof) kbuf = new Uint8Array(Math.max(ARG_BUF, struct.sizeof));
+  if (kbuf === null || kbuf.bytes.length < struct.sizeof) kbuf = new CopyBuffer(Math.max(ARG_BUF, struct.sizeof));
   proc.ioctlArgBuf = null;
-  const cmd = copyExactStructTo(proc.mm, arg, struct, kbuf);
-  const r = cmd === null ? null : run(ctx, proc, arg, struct, name, cmd as Decoded, kbuf, struct.sizeof);
+  const cmd = copyExactStructTo(proc.mm, arg, struct, kbuf.bytes, kbuf.words);
+  const r = cmd === null ? null : run(ctx, proc, arg, struct, name, cmd as Decoded, kbuf.bytes, struct.sizeof, kbuf.words);
   proc.ioctlArgBuf = kbuf;
   return r;
 }
@@ -76,10 +77,12 @@ const OK0: Result<number> = ok(0);
 
 /**
  * The handler on the copied command and the write-back. `bytes` holds the kernel-sized bytes `cmd` was
- * decoded from in its first sizeof bytes (it may be longer); `userSize` is the user's size field.
+ * decoded from in its first sizeof bytes (it may be longer; `words`, when given, is its 32-bit view);
+ * `userSize` is the user's size field.
  */
 function run<F extends FieldMap>(
   ctx: IommufdCtx, proc: Process, arg: number, struct: StructDef<F>, name: string, cmd: Decoded, bytes: Uint8Array, userSize: number,
+  words?: Uint32Array,
 ): Result<number> {
   const handler = IOMMUFD_HANDLERS[name];
   if (handler === undefined) return fail('ENOTTY', `${name} is not implemented in ioasis yet`);
@@ -92,12 +95,14 @@ function run<F extends FieldMap>(
   if (!r.ok) {
     for (const o of created) ctx.objects.abort(o);
     if ('writeBack' in r) {
-      const wb = writeStructFrom(proc.mm, arg, struct, overlay(struct, cmd, r.writeBack as Decoded, bytes), userSize);
+      const back = overlay(struct, cmd, r.writeBack as Decoded, bytes);
+      const wb = writeStructFrom(proc.mm, arg, struct, back, userSize, back === bytes ? words : undefined);
       if (!wb.ok) return wb;
     }
     return r;
   }
-  const wb = writeStructFrom(proc.mm, arg, struct, overlay(struct, cmd, r.value, bytes), userSize);
+  const back = overlay(struct, cmd, r.value, bytes);
+  const wb = writeStructFrom(proc.mm, arg, struct, back, userSize, back === bytes ? words : undefined);
   if (!wb.ok) {
     for (const o of created) ctx.objects.abort(o);
     for (const u of undos) u();

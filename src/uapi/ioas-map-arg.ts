@@ -45,7 +45,7 @@ export function ioasMapPlain(
   proc: Process, fd: number, flags: number, ioasId: number, userVa: number | bigint, length: number | bigint, iova: number | bigint | undefined,
 ): Result<bigint> | null {
   const b = takeArgBuf(proc, MAP.sizeof);
-  if (!writeMapArg(b, flags, ioasId, userVa, length, iova)) {
+  if (!writeMapArg(b.bytes, flags, ioasId, userVa, length, iova)) {
     giveArgBuf(proc, b);
     return null;
   }

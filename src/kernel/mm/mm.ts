@@ -252,11 +252,11 @@ export class Mm {
   /** copy_to_user(): EFAULT for an unmapped page, a mapping without PROT_WRITE, or a file page past EOF. */
   write(addr: number, src: Uint8Array): Result { return copyToUser(this, addr, src); }
 
-  /** read(addr, dest.subarray(0, len)) without the view (a reused buffer longer than the copy). */
-  readTo(addr: number, dest: Uint8Array, len: number): Result { return copyFromUserTo(this, addr, dest, len); }
+  /** read(addr, dest.subarray(0, len)) without the view (a reused buffer longer than the copy; `words`: its 32-bit view, see CopyBuffer). */
+  readTo(addr: number, dest: Uint8Array, len: number, words?: Uint32Array): Result { return copyFromUserTo(this, addr, dest, len, words); }
 
   /** write(addr, src.subarray(0, len)) without the view. */
-  writeFrom(addr: number, src: Uint8Array, len: number): Result { return copyToUserFrom(this, addr, src, len); }
+  writeFrom(addr: number, src: Uint8Array, len: number, words?: Uint32Array): Result { return copyToUserFrom(this, addr, src, len, words); }
 
   /** pin_user_pages(FOLL_LONGTERM [| FOLL_WRITE]); see gup.ts. */
   pinUserPages(addr: number, npages: number, write: boolean): Result<number[]> {

@@ -23,6 +23,21 @@ export class UaccessTlb {
   writePfn = -1;
 }
 
+/**
+ * A buffer reused for user copies (an ioctl argument, fault records), with a 32-bit view of the same
+ * bytes: a copy of whole words at a word-aligned address (every struct copy) then moves a word at a time.
+ */
+export class CopyBuffer {
+  readonly bytes: Uint8Array;
+  readonly words: Uint32Array;
+
+  constructor(size: number) {
+    const storage = new ArrayBuffer(Math.ceil(size / 4) * 4);
+    this.bytes = new Uint8Array(storage);
+    this.words = new Uint32Array(storage);
+  }
+}
+
 /** What uaccess needs of an address space. */
 export interface UserSpace {
   readonly taskSize: number;
@@ -98,6 +113,21 @@ function tlbFill(mm: UserSpace, vma: Vma, vpn: number): void {
   tlb.writePfn = vma.writable ? presentPfn(vma, vpn, 'write') : -1;
 }
 
+/**
+ * Copy the `len` bytes at `pa` (inside one frame) into dest[0, len): a word at a time when `words` views
+ * dest's bytes and the copy is of whole aligned words, else a byte at a time.
+ */
+function readFrame(memory: PhysicalMemory, pa: number, dest: Uint8Array, len: number, words: Uint32Array | undefined): void {
+  if (words !== undefined && ((pa | len) & 3) === 0) memory.readWords(pa, words, 0, len >>> 2);
+  else memory.readInto(pa, dest, 0, len);
+}
+
+/** Copy src[0, len) to `pa` (inside one frame), as readFrame() does. */
+function writeFrame(memory: PhysicalMemory, pa: number, src: Uint8Array, len: number, words: Uint32Array | undefined): void {
+  if (words !== undefined && ((pa | len) & 3) === 0) memory.writeWords(pa, words, 0, len >>> 2);
+  else memory.writeFrom(pa, src, 0, len);
+}
+
 /** Whether [addr, addr + len) is a non-empty range inside one page below the task size. */
 const inOnePage = (mm: UserSpace, addr: number, len: number): boolean =>
   len > 0 && addr + len <= mm.taskSize && Math.floor(addr / 4096) === Math.floor((addr + len - 1) / 4096);
@@ -109,13 +139,14 @@ export function copyFromUser(mm: UserSpace, addr: number, dest: Uint8Array): Res
 
 /**
  * copy_from_user() of `len` bytes into dest[0, len): copyFromUser(mm, addr, dest.subarray(0, len))
- * without the view, so a caller can keep one buffer for copies of any size up to its length.
+ * without the view, so a caller can keep one buffer for copies of any size up to its length. `words`,
+ * when given, is a 32-bit view of dest's bytes from its first (a CopyBuffer's).
  */
-export function copyFromUserTo(mm: UserSpace, addr: number, dest: Uint8Array, len: number): Result {
+export function copyFromUserTo(mm: UserSpace, addr: number, dest: Uint8Array, len: number, words?: Uint32Array): Result {
   if (inOnePage(mm, addr, len)) {
     const hit = tlbPfn(mm, addr, false);
     if (hit >= 0) {
-      mm.memory.readInto(hit * PAGE_SIZE + (addr % 4096), dest, 0, len);
+      readFrame(mm.memory, hit * PAGE_SIZE + (addr % 4096), dest, len, words);
       return ok();
     }
   }
@@ -129,7 +160,7 @@ export function copyFromUserTo(mm: UserSpace, addr: number, dest: Uint8Array, le
       pfn = page.value;
     }
     if (pfn === ZERO_PAGE) dest.fill(0, 0, len);
-    else mm.memory.readInto(pfn * PAGE_SIZE + (addr - vpn * 4096), dest, 0, len);
+    else readFrame(mm.memory, pfn * PAGE_SIZE + (addr - vpn * 4096), dest, len, words);
     tlbFill(mm, vma, vpn);
     return ok();
   }
@@ -162,12 +193,12 @@ export function copyToUser(mm: UserSpace, addr: number, src: Uint8Array): Result
   return copyToUserFrom(mm, addr, src, src.length);
 }
 
-/** copy_to_user() of src[0, len): copyToUser(mm, addr, src.subarray(0, len)) without the view. */
-export function copyToUserFrom(mm: UserSpace, addr: number, src: Uint8Array, len: number): Result {
+/** copy_to_user() of src[0, len): copyToUser(mm, addr, src.subarray(0, len)) without the view (`words` as for copyFromUserTo). */
+export function copyToUserFrom(mm: UserSpace, addr: number, src: Uint8Array, len: number, words?: Uint32Array): Result {
   if (inOnePage(mm, addr, len)) {
     const hit = tlbPfn(mm, addr, true);
     if (hit >= 0) {
-      mm.memory.writeFrom(hit * PAGE_SIZE + (addr % 4096), src, 0, len);
+      writeFrame(mm.memory, hit * PAGE_SIZE + (addr % 4096), src, len, words);
       return ok();
     }
   }
@@ -180,7 +211,7 @@ export function copyToUserFrom(mm: UserSpace, addr: number, src: Uint8Array, len
       if (!page.ok) return page;
       pfn = page.value;
     }
-    mm.memory.writeFrom(pfn * PAGE_SIZE + (addr - vpn * 4096), src, 0, len);
+    writeFrame(mm.memory, pfn * PAGE_SIZE + (addr - vpn * 4096), src, len, words);
     tlbFill(mm, vma, vpn);
     return ok();
   }

@@ -6,6 +6,7 @@ import type { FrameAllocator } from '../mm/frame-allocator.ts';
 import { MemFile } from '../mm/memfile.ts';
 import type { Mm, MmStatus } from '../mm/mm.ts';
 import { MAP_ANONYMOUS } from '../mm/mman.ts';
+import type { CopyBuffer } from '../mm/uaccess.ts';
 import { checkNewRlimit, type Capability, type Rlimit, type RlimitResource } from './cred.ts';
 import { FdTable } from './fd-table.ts';
 import type { OpenFile } from './file.ts';
@@ -80,8 +81,8 @@ export class Process {
    * copy of an ioctl argument (Linux's on-stack ucmd buffer). A call takes one (null meanwhile) and gives
    * it back, so a nested call finds null and allocates its own; contents are not kept between calls.
    */
-  apiArgBuf: Uint8Array | null = null;
-  ioctlArgBuf: Uint8Array | null = null;
+  apiArgBuf: CopyBuffer | null = null;
+  ioctlArgBuf: CopyBuffer | null = null;
   private exited = false;
 
   constructor(private readonly host: ProcessHost, init: ProcessInit) {
