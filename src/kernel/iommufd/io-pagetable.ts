@@ -22,6 +22,7 @@ export const IOMMU_WRITE = 1 << 1;
 export const IOMMU_CACHE = 1 << 2;
 
 const PAGE = BigInt(PAGE_SIZE);
+const PAGE_MINUS_ONE = PAGE - 1n;
 const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 /** Lengths (and start bytes) up to 2^52: sums of two stay exact as numbers. */
 const SMALL_LENGTH = 2n ** 52n;
@@ -245,7 +246,8 @@ export class IoPagetable<P extends AreaPages = AreaPages> {
     assertU64(iova, 'iova');
     assertU64(length, 'length');
     if (!this.aligned(iova)) return fail('EINVAL', `IOVA ${hex64(iova)} is not aligned to ${hex64(this.alignment)}`);
-    const last = iova + length - 1n;
+    // One bigint allocation rather than two for a page (the IO page fault path maps one at a time).
+    const last = iova + (length === PAGE ? PAGE_MINUS_ONE : length - 1n);
     if (last > ULONG_MAX || length === 0n) return fail('EOVERFLOW', `${hex64(iova)}+${hex64(length)} wraps`);
     const r = this.reserved.anyIntersecting(iova, last);
     if (r !== undefined) return fail('EINVAL', `${hex64(iova)}..${hex64(last)} hits the reserved range ${hex64(r.start)}..${hex64(r.last)} (${r.owner.kind})`);
@@ -278,7 +280,7 @@ export class IoPagetable<P extends AreaPages = AreaPages> {
     if (((startByte % PAGE_SIZE) & this.alignMaskPage) !== 0) {
       return fail('EINVAL', `page offset ${startByte % PAGE_SIZE} is not aligned to ${hex64(this.alignment)}`);
     }
-    const last = knownLast ?? iova + length - 1n;
+    const last = knownLast ?? iova + (length === PAGE ? PAGE_MINUS_ONE : length - 1n);
     if (length === 0n || last > ULONG_MAX) return fail('EOVERFLOW', `${hex64(iova)}+${hex64(length)} wraps`);
     // The last storage page, in numbers while they are exact (both terms below 2^52), else in bigints.
     const small = length <= SMALL_LENGTH && startByte <= Number(SMALL_LENGTH);
@@ -333,19 +335,8 @@ export class IoPagetable<P extends AreaPages = AreaPages> {
     }
     if (slices.length === 1) {
       // One slice (every IOAS_MAP): the loops below with a single area, and no list of areas.
-      const area = this.insertOne(first.pages, iova, first.startByte, first.length, last, prot);
-      if (!(area instanceof IoptArea)) return area;
-      if (hooks.fill !== undefined) {
-        const filled = hooks.fill(area);
-        if (!filled.ok) {
-          this.removeArea(area);
-          return filled;
-        }
-      }
-      area.storage.get();
-      area.pages = area.storage;
-      out?.push(area);
-      return ok(iova);
+      const mapped = this.placeOne(first.pages, iova, first.startByte, first.length, last, prot, hooks, out);
+      return typeof mapped === 'bigint' ? ok(mapped) : mapped;
     }
     const areas: IoptArea<P>[] = [];
     let at = iova;
@@ -374,6 +365,45 @@ export class IoPagetable<P extends AreaPages = AreaPages> {
     }
     out?.push(...areas);
     return ok(iova);
+  }
+
+  /**
+   * mapAt() of one slice, bytes [startByte, startByte + length) of `pages` (each IOAS_MAP, so each IO page
+   * fault's map): the same checks in the same order, errors and effects, without a slice list or a Result
+   * on success. Returns the IOVA.
+   */
+  mapOne(pages: P, startByte: number, length: bigint, prot: number, fixedIova: bigint | undefined, hooks: MapHooks<P>): bigint | KernelError {
+    if (length > ULONG_MAX) return fail('EOVERFLOW', 'total length wraps');
+    if (length === 0n || !this.aligned(length)) {
+      return fail('EINVAL', `length ${hex64(length)} is 0 or not a multiple of ${hex64(this.alignment)}`);
+    }
+    if (fixedIova === undefined) {
+      const got = this.allocIova(length, BigInt(pages.base + startByte));
+      if (!got.ok) return got;
+      return this.placeOne(pages, got.value, startByte, length, undefined, prot, hooks, null);
+    }
+    const last = this.checkFixed(fixedIova, length);
+    if (typeof last !== 'bigint') return last;
+    return this.placeOne(pages, fixedIova, startByte, length, last, prot, hooks, null);
+  }
+
+  // The one-area tail of mapAt(): insert at the checked `iova`, fill, publish.
+  private placeOne(
+    pages: P, iova: bigint, startByte: number, length: bigint, last: bigint | undefined, prot: number, hooks: MapHooks<P>, out: IoptArea<P>[] | null,
+  ): bigint | KernelError {
+    const area = this.insertOne(pages, iova, startByte, length, last, prot);
+    if (!(area instanceof IoptArea)) return area;
+    if (hooks.fill !== undefined) {
+      const filled = hooks.fill(area);
+      if (!filled.ok) {
+        this.removeArea(area);
+        return filled;
+      }
+    }
+    area.storage.get();
+    area.pages = area.storage;
+    out?.push(area);
+    return iova;
   }
 
   /**

@@ -209,19 +209,32 @@ export const iommufdIoasMap = handler<IoasMapCmd>((ctx, proc, cmd) => {
   if (!checked.ok) return checked;
   const ioas = getIoas(ctx, cmd.ioas_id);
   if (!ioas.ok) return ioas;
+  // A user VA and length both below 2^53 (every map that can succeed; else end > MAX_SAFE_BIG below):
+  // the checks in numbers, in the same order, without bigint sums. Only the length-0 and EFAULT checks
+  // can fail then, and the number sum rounds only above MAX_SAFE_INTEGER, where it stays above.
+  if (cmd.user_va > MAX_SAFE_BIG || cmd.length > MAX_SAFE_BIG) return badUserRange(cmd);
+  const uva = Number(cmd.user_va);
+  const length = Number(cmd.length);
+  if (length === 0) return fail('EINVAL', `length ${hex64(cmd.length)}`);
+  if (uva + length > Number.MAX_SAFE_INTEGER) return beyondUserSpace(cmd);
+  const pages = IoptPages.user(proc, uva, length, (cmd.flags & IOMMU_IOAS_MAP_WRITEABLE) !== 0, ctx.accountMode);
+  if (!(pages instanceof IoptPages)) return pages;
+  return mapNewPages(ioas.value, pages, uva, cmd);
+});
+
+// The user-range checks of IOAS_MAP when user_va or length is not below 2^53, in the kernel's order;
+// such a range is always refused (at the latest as beyond the user address space).
+function badUserRange(cmd: Readonly<IoasMapCmd>): KernelError {
   // iopt_alloc_user_pages(): check_add_overflow(uptr, length) first, then the length.
-  const end = cmd.user_va + cmd.length;
-  if (end > U64_MAX) return fail('EOVERFLOW', `user VA ${hex64(cmd.user_va)} + ${hex64(cmd.length)} wraps`);
+  if (cmd.user_va + cmd.length > U64_MAX) return fail('EOVERFLOW', `user VA ${hex64(cmd.user_va)} + ${hex64(cmd.length)} wraps`);
   if (cmd.length === 0n || cmd.length > MAX_MAP_LENGTH) return fail('EINVAL', `length ${hex64(cmd.length)}`);
   // iopt_alloc_iova() refuses such lengths before any page is looked at.
   if ((cmd.flags & IOMMU_IOAS_MAP_FIXED_IOVA) === 0 && cmd.length >= HALF_ULONG) return fail('EOVERFLOW', `cannot allocate ${hex64(cmd.length)} bytes of IOVA`);
-  if (end > MAX_SAFE_BIG) {
-    return fail('EFAULT', `${hex64(cmd.user_va)}+${hex64(cmd.length)} is beyond the user address space`);
-  }
-  const uva = Number(cmd.user_va);
-  const pages = IoptPages.fromUser(proc, uva, Number(cmd.length), (cmd.flags & IOMMU_IOAS_MAP_WRITEABLE) !== 0, { contextMode: ctx.accountMode });
-  return mapNewPages(ioas.value, pages, uva, cmd);
-});
+  return beyondUserSpace(cmd);
+}
+
+const beyondUserSpace = (cmd: Readonly<IoasMapCmd>): KernelError =>
+  fail('EFAULT', `${hex64(cmd.user_va)}+${hex64(cmd.length)} is beyond the user address space`);
 
 // ---- IOMMU_IOAS_MAP_FILE ----------------------------------------------------------------------------
 
@@ -243,7 +256,7 @@ export const iommufdIoasMapFile = handler<IoasMapFileCmd>((ctx, proc, cmd) => {
     }
     const start = Number(cmd.start);
     const pages = IoptPages.fromDmabuf(proc, f.value as OpenFile<DmaBuf>, start, Number(cmd.length), (cmd.flags & IOMMU_IOAS_MAP_WRITEABLE) !== 0);
-    return mapNewPages(ioas.value, pages, start, cmd);
+    return pages.ok ? mapNewPages(ioas.value, pages.value, start, cmd) : pages;
   }
   const file = proc.memFile(cmd.fd);
   if (!file.ok) return fail('EINVAL', file.reason);
@@ -252,15 +265,20 @@ export const iommufdIoasMapFile = handler<IoasMapFileCmd>((ctx, proc, cmd) => {
   }
   const start = Number(cmd.start);
   const pages = IoptPages.fromFile(proc, file.value, start, Number(cmd.length), (cmd.flags & IOMMU_IOAS_MAP_WRITEABLE) !== 0, { contextMode: ctx.accountMode });
-  return mapNewPages(ioas.value, pages, start, cmd);
+  return pages.ok ? mapNewPages(ioas.value, pages.value, start, cmd) : pages;
 });
 
-/** MAP and MAP_FILE: insert freshly made pages as one area; the area keeps its own reference. */
-function mapNewPages(ioas: Ioas, pages: Result<IoptPages>, start: number, cmd: { flags: number; length: bigint; iova: bigint }): Result<{ iova: bigint }> {
-  if (!pages.ok) return pages;
-  const mapped = ioas.map([{ pages: pages.value, startByte: start - pages.value.base, length: cmd.length }], convProt(cmd.flags), fixedIova(cmd.flags, cmd.iova));
-  pages.value.put();
-  return mapped.ok ? ok({ iova: mapped.value }) : mapped;
+/**
+ * MAP and MAP_FILE: insert freshly made pages as one area; the area keeps its own reference. A fixed IOVA
+ * goes back as the user passed it, so nothing is returned to overlay (the dispatcher still writes the
+ * whole struct back, the same bytes): no write-back object per IO page fault's map.
+ */
+function mapNewPages(ioas: Ioas, pages: IoptPages, start: number, cmd: { flags: number; length: bigint; iova: bigint }): Result<{ iova: bigint } | undefined> {
+  const fixed = (cmd.flags & IOMMU_IOAS_MAP_FIXED_IOVA) !== 0;
+  const mapped = ioas.mapOne(pages, start - pages.base, cmd.length, convProt(cmd.flags), fixed ? cmd.iova : undefined);
+  pages.put();
+  if (typeof mapped !== 'bigint') return mapped;
+  return fixed ? ok(undefined) : ok({ iova: mapped });
 }
 
 // ---- IOMMU_IOAS_COPY --------------------------------------------------------------------------------

@@ -6,7 +6,7 @@
 
 import { PAGE_SIZE } from '../../hw/memory/physical-memory.ts';
 import type { MapProt, PagingDomain } from '../iommu/domain.ts';
-import { fail, ok, type Result } from '../errno.ts';
+import { fail, ok, type KernelError, type Result } from '../errno.ts';
 import {
   IOMMU_READ, IOMMU_WRITE, IoPagetable, type IoptArea, type MapHooks, type PagesSlice, type ReservedOwner,
 } from './io-pagetable.ts';
@@ -150,6 +150,14 @@ export class Ioas implements IommufdObject {
   /** iopt_map_pages() with every attached domain filled; see IoPagetable.map(). */
   map(slices: readonly PagesSlice<IoptPages>[], prot: number, iova?: bigint): Result<bigint> {
     return this.iopt.mapAt(slices, prot, iova, this.mapHooks, null);
+  }
+
+  /**
+   * map() of one slice, bytes [startByte, startByte + length) of `pages` (IOMMU_IOAS_MAP): the IOVA, or
+   * the error; no slice list or Result object per call.
+   */
+  mapOne(pages: IoptPages, startByte: number, length: bigint, prot: number, iova?: bigint): bigint | KernelError {
+    return this.iopt.mapOne(pages, startByte, length, prot, iova, this.mapHooks);
   }
 
   /** IOMMU_IOAS_UNMAP semantics (IoPagetable.unmap); domains are unfilled through the hook. */

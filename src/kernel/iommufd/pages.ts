@@ -71,7 +71,7 @@ export class IoptPages implements AreaPages {
 
   private constructor(
     kind: PagesKind, src: Process, base: number, npages: number, writable: boolean,
-    fileRef: OpenFile<MemFile> | null, opts: PagesOptions, dmabuf: IoptDmabuf | null = null,
+    fileRef: OpenFile<MemFile> | null, contextMode: 'user' | 'mm' | undefined, dmabuf: IoptDmabuf | null = null,
   ) {
     this.kind = kind;
     this.src = src;
@@ -83,7 +83,7 @@ export class IoptPages implements AreaPages {
     this.fileRef = fileRef;
     this.dmabuf = dmabuf;
     const mode: PagesAccountMode = dmabuf !== null || src.capable('CAP_IPC_LOCK') ? 'none' : 'user';
-    this.accountMode = mode === 'user' && opts.contextMode === 'mm' ? 'mm' : mode;
+    this.accountMode = mode === 'user' && contextMode === 'mm' ? 'mm' : mode;
     this.users = new RangeUsers(npages);
   }
 
@@ -92,13 +92,19 @@ export class IoptPages implements AreaPages {
    * EINVAL for length 0 (or beyond what the mm can address), EOVERFLOW when uptr + length wraps.
    */
   static fromUser(proc: Process, uptr: number, length: number, writable: boolean, opts: PagesOptions = {}): Result<IoptPages> {
+    const r = IoptPages.user(proc, uptr, length, writable, opts.contextMode);
+    return r instanceof IoptPages ? ok(r) : r;
+  }
+
+  /** fromUser() returning the storage itself (IOAS_MAP: no Result or options object per call). */
+  static user(proc: Process, uptr: number, length: number, writable: boolean, contextMode?: 'user' | 'mm'): IoptPages | KernelError {
     if (!Number.isSafeInteger(length) || length <= 0) return fail('EINVAL', `length ${length}`);
     if (!Number.isSafeInteger(uptr) || uptr < 0 || !Number.isSafeInteger(uptr + length)) {
       return fail('EOVERFLOW', `user address ${uptr} + ${length} wraps`);
     }
     const base = uptr - (uptr % PAGE_SIZE);
     const npages = Math.ceil((length + uptr - base) / PAGE_SIZE);
-    return ok(new IoptPages('user', proc, base, npages, writable, null, opts));
+    return new IoptPages('user', proc, base, npages, writable, null, contextMode);
   }
 
   /**
@@ -111,7 +117,7 @@ export class IoptPages implements AreaPages {
     if (start + length > file.file.size) return fail('EINVAL', `${start}+${length} is past the end of ${file.file.name} (${file.file.size} bytes)`);
     const base = start - (start % PAGE_SIZE);
     const npages = Math.ceil((length + start - base) / PAGE_SIZE);
-    return ok(new IoptPages('file', proc, base, npages, writable, file.get(), opts));
+    return ok(new IoptPages('file', proc, base, npages, writable, file.get(), opts.contextMode));
   }
 
   /**
@@ -126,7 +132,7 @@ export class IoptPages implements AreaPages {
     const npages = Math.ceil((length + start - base) / PAGE_SIZE);
     const d = IoptDmabuf.attach(file, base / PAGE_SIZE);
     if (!d.ok) return d;
-    return ok(new IoptPages('dmabuf', proc, base, npages, writable, null, {}, d.value));
+    return ok(new IoptPages('dmabuf', proc, base, npages, writable, null, undefined, d.value));
   }
 
   /** The process charged (source_task / source_mm / source_user). */
