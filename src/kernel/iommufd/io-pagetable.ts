@@ -88,8 +88,10 @@ export class IoptArea<P extends AreaPages = AreaPages> {
     byteLength?: number,
   ) {
     this.byteLength = byteLength ?? Number(last - iova) + 1;
-    this.pageOffset = startByte % PAGE_SIZE;
+    // From the page index rather than `%`: on a double (start bytes and IOVAs are above 2^31) V8's
+    // modulo is a C call, the floor of a division by a power of two is exact and inline.
     this.firstIndex = Math.floor(startByte / PAGE_SIZE);
+    this.pageOffset = startByte - this.firstIndex * PAGE_SIZE;
     this.lastIndex = Math.floor((startByte + this.byteLength - 1) / PAGE_SIZE);
   }
 
@@ -259,7 +261,10 @@ export class IoPagetable<P extends AreaPages = AreaPages> {
   // (v & (iova_alignment - 1)) === 0, in numbers when v is a safe integer (exact: the alignment is a
   // power of two), so the common check allocates no bigint.
   private aligned(v: bigint): boolean {
-    return v <= MAX_SAFE ? Number(v) % this.alignNum === 0 : (v & this.alignMask) === 0n;
+    if (v > MAX_SAFE) return (v & this.alignMask) === 0n;
+    // Math.floor() rather than `%` (a C call on doubles); exact for a power-of-two alignment.
+    const n = Number(v);
+    return Math.floor(n / this.alignNum) * this.alignNum === n;
   }
 
   /**
@@ -277,8 +282,9 @@ export class IoPagetable<P extends AreaPages = AreaPages> {
   private insertOne(pages: P, iova: bigint, startByte: number, length: bigint, knownLast: bigint | undefined, prot: number): IoptArea<P> | KernelError {
     if ((prot & IOMMU_WRITE) !== 0 && !pages.writable) return fail('EPERM', 'a writeable mapping of read-only pages');
     if (!Number.isSafeInteger(startByte) || startByte < 0) throw new RangeError(`bad start byte ${startByte}`);
-    if (((startByte % PAGE_SIZE) & this.alignMaskPage) !== 0) {
-      return fail('EINVAL', `page offset ${startByte % PAGE_SIZE} is not aligned to ${hex64(this.alignment)}`);
+    const pageOffset = startByte - Math.floor(startByte / PAGE_SIZE) * PAGE_SIZE; // startByte % PAGE_SIZE, without the C call
+    if ((pageOffset & this.alignMaskPage) !== 0) {
+      return fail('EINVAL', `page offset ${pageOffset} is not aligned to ${hex64(this.alignment)}`);
     }
     const last = knownLast ?? iova + (length === PAGE ? PAGE_MINUS_ONE : length - 1n);
     if (length === 0n || last > ULONG_MAX) return fail('EOVERFLOW', `${hex64(iova)}+${hex64(length)} wraps`);

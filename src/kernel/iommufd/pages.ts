@@ -102,7 +102,8 @@ export class IoptPages implements AreaPages {
     if (!Number.isSafeInteger(uptr) || uptr < 0 || !Number.isSafeInteger(uptr + length)) {
       return fail('EOVERFLOW', `user address ${uptr} + ${length} wraps`);
     }
-    const base = uptr - (uptr % PAGE_SIZE);
+    // uptr % PAGE_SIZE without `%`, a C call on a double (user VAs are above 2^31).
+    const base = Math.floor(uptr / PAGE_SIZE) * PAGE_SIZE;
     const npages = Math.ceil((length + uptr - base) / PAGE_SIZE);
     return new IoptPages('user', proc, base, npages, writable, null, contextMode);
   }

@@ -49,6 +49,12 @@ const SIZE_2M = 0x20_0000;
 const SIZE_1G = 0x4000_0000;
 const TWO_32 = 2 ** 32;
 
+/**
+ * v % 4 KiB for a non-negative integer (and zero exactly when v % 4 KiB is, for any v): `%` on a double
+ * (IOVAs are above 2^31) is a C call in V8, the floor of a division by a power of two is exact and inline.
+ */
+const off4K = (v: number): number => v - Math.floor(v / 4096) * 4096;
+
 /** The frame number of the table or page an entry points to (entryAddress() / 4 KiB). */
 const entryPfn = (lo: number, hi: number): number => (hi & 0xfffff) * 0x10_0000 + (lo >>> PAGE_SHIFT);
 
@@ -129,7 +135,7 @@ export class IoPageTable {
    * checked alignment and range (a RangeError otherwise).
    */
   mapPage(iova: number, pa: number, perms: MapPerms): number {
-    if (iova < 0 || iova % SIZE_4K !== 0 || pa % SIZE_4K !== 0 || iova + SIZE_4K > this.limit) throw new RangeError(`bad page map ${iova} -> ${pa}`);
+    if (iova < 0 || off4K(iova) !== 0 || off4K(pa) !== 0 || iova + SIZE_4K > this.limit) throw new RangeError(`bad page map ${iova} -> ${pa}`);
     // The walk goes by frame numbers (small integers) rather than table addresses (doubles, which V8
     // boxes at every step of a loop).
     let pfn = this.root / SIZE_4K;
@@ -156,7 +162,8 @@ export class IoPageTable {
     const i = levelIndex(iova, 1);
     this.readEntryOf(pfn, i);
     if (this.present(this.e[0] as number)) return 0;
-    this.mem.write64(pfn * SIZE_4K + i * 8, ((pa % TWO_32) | this.leafLo(perms, 1)) >>> 0, ((Math.floor(pa / TWO_32) & 0xfffff) | this.leafHi(perms)) >>> 0);
+    // `pa | bits` is `(pa % TWO_32) | bits` for an integer pa (ToInt32 keeps the low 32 bits either way).
+    this.mem.write64(pfn * SIZE_4K + i * 8, (pa | this.leafLo(perms, 1)) >>> 0, ((Math.floor(pa / TWO_32) & 0xfffff) | this.leafHi(perms)) >>> 0);
     return 1;
   }
 
@@ -252,7 +259,7 @@ export class IoPageTable {
    * pruneRange() frees them. False, with nothing changed, in every other case (unmap() does those).
    */
   private unmapPage(iova: number): boolean {
-    if (!(iova >= 0 && iova < this.limit) || iova % SIZE_4K !== 0) return false;
+    if (!(iova >= 0 && iova < this.limit) || off4K(iova) !== 0) return false;
     // By frame numbers, as mapPage() walks.
     const path = this.path;
     let pfn = this.root / SIZE_4K;
