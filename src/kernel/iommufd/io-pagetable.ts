@@ -14,7 +14,7 @@ import { PAGE_SIZE } from '../../hw/memory/physical-memory.ts';
 import { fail, ok, type ErrnoName, type KernelError, type Result } from '../errno.ts';
 import {
   alignUp, assertU64, hex64, holes, IntervalList, IntervalMap, lowestSetBit, roundupPowOfTwo, ULONG_MAX, U64_MAX,
-  type IovaRange, type OwnedRange,
+  u64ToNumber, type IovaRange, type OwnedRange,
 } from './iova-intervals.ts';
 
 export const IOMMU_READ = 1 << 0;
@@ -26,6 +26,7 @@ const PAGE_MINUS_ONE = PAGE - 1n;
 const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 /** Lengths (and start bytes) up to 2^52: sums of two stay exact as numbers. */
 const SMALL_LENGTH = 2n ** 52n;
+const SMALL_LENGTH_NUMBER = 2 ** 52;
 /** HPAGE_SIZE (PMD size with THP): the largest alignment automatic allocation asks for. */
 export const MAX_AUTO_ALIGNMENT = 2n ** 21n;
 /** iommufd_access_notify_unmap() rounds tolerated: the one after the 100th gives up with EDEADLOCK. */
@@ -87,7 +88,7 @@ export class IoptArea<P extends AreaPages = AreaPages> {
     /** last - iova + 1 when the caller has it as a number already. */
     byteLength?: number,
   ) {
-    this.byteLength = byteLength ?? Number(last - iova) + 1;
+    this.byteLength = byteLength ?? u64ToNumber(last - iova) + 1;
     // From the page index rather than `%`: on a double (start bytes and IOVAs are above 2^31) V8's
     // modulo is a C call, the floor of a division by a power of two is exact and inline.
     this.firstIndex = Math.floor(startByte / PAGE_SIZE);
@@ -263,7 +264,7 @@ export class IoPagetable<P extends AreaPages = AreaPages> {
   private aligned(v: bigint): boolean {
     if (v > MAX_SAFE) return (v & this.alignMask) === 0n;
     // Math.floor() rather than `%` (a C call on doubles); exact for a power-of-two alignment.
-    const n = Number(v);
+    const n = u64ToNumber(v);
     return Math.floor(n / this.alignNum) * this.alignNum === n;
   }
 
@@ -289,10 +290,11 @@ export class IoPagetable<P extends AreaPages = AreaPages> {
     const last = knownLast ?? iova + (length === PAGE ? PAGE_MINUS_ONE : length - 1n);
     if (length === 0n || last > ULONG_MAX) return fail('EOVERFLOW', `${hex64(iova)}+${hex64(length)} wraps`);
     // The last storage page, in numbers while they are exact (both terms below 2^52), else in bigints.
-    const small = length <= SMALL_LENGTH && startByte <= Number(SMALL_LENGTH);
-    const lastPage = small ? Math.floor((startByte + Number(length) - 1) / PAGE_SIZE) : (BigInt(startByte) + length - 1n) / PAGE;
+    const small = length <= SMALL_LENGTH && startByte <= SMALL_LENGTH_NUMBER;
+    const lengthNumber = small ? u64ToNumber(length) : 0;
+    const lastPage = small ? Math.floor((startByte + lengthNumber - 1) / PAGE_SIZE) : (BigInt(startByte) + length - 1n) / PAGE;
     if (lastPage >= pages.npages) throw new Error(`area runs past its ${pages.npages} pages`);
-    const area = new IoptArea(iova, last, pages, startByte, prot, small ? Number(length) : undefined);
+    const area = new IoptArea(iova, last, pages, startByte, prot, small ? lengthNumber : undefined);
     this.areas.insert(iova, last, area);
     return area;
   }

@@ -11,7 +11,7 @@ import type { Process } from '../process/process.ts';
 import type { IommufdCtx } from './context.ts';
 import { IOMMU_CACHE, IOMMU_READ, IOMMU_WRITE } from './io-pagetable.ts';
 import { Ioas } from './ioas.ts';
-import { hex64, ULONG_MAX, U64_MAX, type IovaRange } from './iova-intervals.ts';
+import { hex64, u64ToNumber, ULONG_MAX, U64_MAX, type IovaRange } from './iova-intervals.ts';
 import type { IommufdObject } from './object.ts';
 import { IoptPages } from './pages.ts';
 
@@ -213,8 +213,8 @@ export const iommufdIoasMap = handler<IoasMapCmd>((ctx, proc, cmd) => {
   // the checks in numbers, in the same order, without bigint sums. Only the length-0 and EFAULT checks
   // can fail then, and the number sum rounds only above MAX_SAFE_INTEGER, where it stays above.
   if (cmd.user_va > MAX_SAFE_BIG || cmd.length > MAX_SAFE_BIG) return badUserRange(cmd);
-  const uva = Number(cmd.user_va);
-  const length = Number(cmd.length);
+  const uva = u64ToNumber(cmd.user_va);
+  const length = u64ToNumber(cmd.length);
   if (length === 0) return fail('EINVAL', `length ${hex64(cmd.length)}`);
   if (uva + length > Number.MAX_SAFE_INTEGER) return beyondUserSpace(cmd);
   const pages = IoptPages.user(proc, uva, length, (cmd.flags & IOMMU_IOAS_MAP_WRITEABLE) !== 0, ctx.accountMode);

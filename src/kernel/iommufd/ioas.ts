@@ -10,7 +10,7 @@ import { fail, ok, type KernelError, type Result } from '../errno.ts';
 import {
   IOMMU_READ, IOMMU_WRITE, IoPagetable, type IoptArea, type MapHooks, type PagesSlice, type ReservedOwner,
 } from './io-pagetable.ts';
-import { hex64, ULONG_MAX, type IovaRange } from './iova-intervals.ts';
+import { hex64, u64ToNumber, ULONG_MAX, type IovaRange } from './iova-intervals.ts';
 import type { IommufdObject } from './object.ts';
 import type { IoptPages, PagesRun } from './pages.ts';
 
@@ -222,7 +222,7 @@ export class Ioas implements IommufdObject {
     // selftest mock's 2 KiB) maps a partial first or last host page; for 4 KiB domains this is whole pages.
     const off = area.pageOffset;
     const len = area.byteLength;
-    const iova0 = Number(area.iova);
+    const iova0 = u64ToNumber(area.iova);
     const nruns = runs === null ? 1 : runs.length;
     for (let k = 0; k < nruns; k++) {
       const run = runs === null ? null : runs[k] as PagesRun;
@@ -252,7 +252,7 @@ export class Ioas implements IommufdObject {
     const first = area.firstIndex;
     const last = area.lastIndex;
     // A revoked dma-buf area was already unmapped by the revoke (iopt_dmabuf_revoked()).
-    if (pages.dmabuf?.revoked !== true) domain.unmap(Number(area.iova), area.byteLength);
+    if (pages.dmabuf?.revoked !== true) domain.unmap(u64ToNumber(area.iova), area.byteLength);
     if (first === last && pages.dmabuf === null) pages.releaseOne(first);
     else pages.release(first, last);
     pages.dmabuf?.untrack(area, domain);

@@ -31,6 +31,20 @@ export function assertU64(v: bigint, what: string): void {
 
 export const hex64 = (v: bigint): string => `0x${v.toString(16)}`;
 
+// Scratch for u64ToNumber(): written and read back within one call, so it holds no state between calls.
+const U64_SCRATCH = new BigUint64Array(1);
+const U64_HALVES = new Uint32Array(U64_SCRATCH.buffer);
+
+/**
+ * Number(v) for a u64 (0 <= v <= U64_MAX), through a typed array: V8 makes Number(bigint) a runtime call
+ * (~20 ns, more than the rest of a bigint check), while a BigUint64Array store and two word loads are
+ * inline. Exact: hi * 2^32 is exact and the one addition rounds as Number(v) does.
+ */
+export function u64ToNumber(v: bigint): number {
+  U64_SCRATCH[0] = v;
+  return (U64_HALVES[0] as number) + (U64_HALVES[1] as number) * 4294967296;
+}
+
 export function intersects(a: IovaRange, start: bigint, last: bigint): boolean {
   return a.start <= last && a.last >= start;
 }
