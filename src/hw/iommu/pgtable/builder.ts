@@ -75,6 +75,13 @@ export class IoPageTable {
   private readonly e = new Uint32Array(2);
   /** What the last successful findLeaf() found. */
   private readonly found = { entry: 0, level: 0, base: 0 };
+  /**
+   * The 2 MiB slot (iova / 2 MiB) whose leaf table mapPage() last walked to, and that table's frame; -1:
+   * none. Reset whenever a table is freed (the only way a walk's path can change: table pointers are
+   * written by this object alone).
+   */
+  private walkSlot = -1;
+  private walkPfn = 0;
   /** unmapPage()'s walk: the table's frame at each level. */
   private readonly path = new Float64Array(6);
   /** 2^addressBits: the first IOVA the table cannot map. */
@@ -136,34 +143,58 @@ export class IoPageTable {
    */
   mapPage(iova: number, pa: number, perms: MapPerms): number {
     if (iova < 0 || off4K(iova) !== 0 || off4K(pa) !== 0 || iova + SIZE_4K > this.limit) throw new RangeError(`bad page map ${iova} -> ${pa}`);
+    const slot = Math.floor(iova / SIZE_2M);
     // The walk goes by frame numbers (small integers) rather than table addresses (doubles, which V8
     // boxes at every step of a loop).
-    let pfn = this.root / SIZE_4K;
-    for (let level = this.opts.levels; level > 1; level--) {
-      const i = levelIndex(iova, level);
-      this.readEntryOf(pfn, i);
-      const lo = this.e[0] as number;
-      if (this.present(lo)) {
-        if (this.isLeafEntry(lo, level)) return 0;
-        pfn = entryPfn(lo, this.e[1] as number);
-        continue;
+    let pfn: number;
+    if (slot === this.walkSlot) {
+      // The leaf table the last one-page walk reached for this 2 MiB slot (consecutive faults mostly
+      // map into one): the walk down would find the same entries, as only this object edits table
+      // pointers and it forgets the walk whenever it frees a table. Only over physical memory (direct
+      // frames): a guest's view of its RAM could change under the tables.
+      pfn = this.walkPfn;
+    } else {
+      pfn = this.root / SIZE_4K;
+      for (let level = this.opts.levels; level > 1; level--) {
+        const i = levelIndex(iova, level);
+        this.readEntryOf(pfn, i);
+        const lo = this.e[0] as number;
+        if (this.present(lo)) {
+          if (this.isLeafEntry(lo, level)) return 0;
+          pfn = entryPfn(lo, this.e[1] as number);
+          continue;
+        }
+        // Nothing is mapped below a missing entry: allocate the rest of the path (tableFor()).
+        const next = this.alloc.alloc();
+        if (next < 0) {
+          this.strayTables = true;
+          return -1;
+        }
+        this.tables++;
+        const [alo, ahi] = addressHalves(next);
+        this.mem.write64(pfn * SIZE_4K + i * 8, (alo | this.tableBits()) >>> 0, ahi);
+        pfn = next / SIZE_4K;
       }
-      // Nothing is mapped below a missing entry: allocate the rest of the path (tableFor()).
-      const next = this.alloc.alloc();
-      if (next < 0) {
-        this.strayTables = true;
-        return -1;
+      if (this.directFrames > 0) {
+        this.walkSlot = slot;
+        this.walkPfn = pfn;
       }
-      this.tables++;
-      const [alo, ahi] = addressHalves(next);
-      this.mem.write64(pfn * SIZE_4K + i * 8, (alo | this.tableBits()) >>> 0, ahi);
-      pfn = next / SIZE_4K;
     }
     const i = levelIndex(iova, 1);
+    // `pa | bits` is `(pa % TWO_32) | bits` for an integer pa (ToInt32 keeps the low 32 bits either way).
+    const lo = (pa | this.leafLo(perms, 1)) >>> 0;
+    const hi = ((Math.floor(pa / TWO_32) & 0xfffff) | this.leafHi(perms)) >>> 0;
+    const w = pfn < this.directFrames ? (this.mem.frameWords as (pfn: number) => Uint32Array | undefined).call(this.mem, pfn) : undefined;
+    if (w !== undefined) {
+      // The table's frame holds data: write64() would store these two words into it.
+      if (this.present(w[2 * i] as number)) return 0;
+      w[2 * i] = lo;
+      w[2 * i + 1] = hi;
+      return 1;
+    }
     this.readEntryOf(pfn, i);
     if (this.present(this.e[0] as number)) return 0;
-    // `pa | bits` is `(pa % TWO_32) | bits` for an integer pa (ToInt32 keeps the low 32 bits either way).
-    this.mem.write64(pfn * SIZE_4K + i * 8, (pa | this.leafLo(perms, 1)) >>> 0, ((Math.floor(pa / TWO_32) & 0xfffff) | this.leafHi(perms)) >>> 0);
+    this.mem.write64(pfn * SIZE_4K + i * 8, lo, hi);
     return 1;
   }
 
@@ -282,6 +313,7 @@ export class IoPageTable {
       this.mem.write64(parent * SIZE_4K + levelIndex(iova, level + 1) * 8, 0, 0);
       this.alloc.free(pfn * SIZE_4K);
       this.tables--;
+      this.walkSlot = -1;
       pfn = parent;
     }
     return true;
@@ -471,6 +503,7 @@ export class IoPageTable {
           this.mem.write64(at, 0, 0);
           this.alloc.free(child);
           this.tables--;
+          this.walkSlot = -1;
           continue;
         }
       }
@@ -502,6 +535,7 @@ export class IoPageTable {
           this.mem.write64(at, 0, 0);
           this.alloc.free(child);
           this.tables--;
+          this.walkSlot = -1;
           continue;
         }
       }
@@ -556,6 +590,7 @@ export class IoPageTable {
       if (this.present(lo) && !this.isLeafEntry(lo, level)) this.freeTable(entryAddress(lo, this.e[1] as number), level - 1);
     }
     this.alloc.free(table);
+    this.walkSlot = -1;
   }
 
   private present(lo: number): boolean {
