@@ -287,8 +287,15 @@ export class IoPagetable<P extends AreaPages = AreaPages> {
     if ((pageOffset & this.alignMaskPage) !== 0) {
       return fail('EINVAL', `page offset ${pageOffset} is not aligned to ${hex64(this.alignment)}`);
     }
-    const last = knownLast ?? iova + (length === PAGE ? PAGE_MINUS_ONE : length - 1n);
-    if (length === 0n || last > ULONG_MAX) return fail('EOVERFLOW', `${hex64(iova)}+${hex64(length)} wraps`);
+    // A known last byte comes from checkFixed(), which refused length 0 and a wrap already (and each bigint
+    // comparison is a builtin call).
+    let last: bigint;
+    if (knownLast !== undefined) {
+      last = knownLast;
+    } else {
+      last = iova + (length === PAGE ? PAGE_MINUS_ONE : length - 1n);
+      if (length === 0n || last > ULONG_MAX) return fail('EOVERFLOW', `${hex64(iova)}+${hex64(length)} wraps`);
+    }
     // The last storage page, in numbers while they are exact (both terms below 2^52), else in bigints.
     const small = length <= SMALL_LENGTH && startByte <= SMALL_LENGTH_NUMBER;
     const lengthNumber = small ? u64ToNumber(length) : 0;

@@ -11,7 +11,7 @@ import type { Process } from '../process/process.ts';
 import type { IommufdCtx } from './context.ts';
 import { IOMMU_CACHE, IOMMU_READ, IOMMU_WRITE } from './io-pagetable.ts';
 import { Ioas } from './ioas.ts';
-import { hex64, u64ToNumber, ULONG_MAX, U64_MAX, type IovaRange } from './iova-intervals.ts';
+import { hex64, isU64Max, u64ToSafeNumber, ULONG_MAX, U64_MAX, type IovaRange } from './iova-intervals.ts';
 import type { IommufdObject } from './object.ts';
 import { IoptPages } from './pages.ts';
 
@@ -83,7 +83,6 @@ const RANGE_BYTES = 16;
 // Bounds the MAP checks compare with (bigint arithmetic made once, not per ioctl).
 const MAX_MAP_LENGTH = ULONG_MAX - BigInt(PAGE_SIZE);
 const HALF_ULONG = ULONG_MAX / 2n;
-const MAX_SAFE_BIG = BigInt(Number.MAX_SAFE_INTEGER);
 
 export function getIoas(ctx: IommufdCtx, id: number): Result<Ioas> {
   return ctx.objects.get<Ioas>(id, 'ioas');
@@ -100,13 +99,14 @@ function convProt(flags: number): number {
 /**
  * The flag, overflow and protection checks MAP, MAP_FILE and COPY share, in the kernel's order: the u64
  * fields a, b (and c) each below ULONG_MAX, in that order. Separate arguments rather than an array, and
- * one shared success result: every IOAS_MAP of the IO page fault path comes through here.
+ * one shared success result: every IOAS_MAP of the IO page fault path comes through here. The fields are
+ * decoded u64s, so `>= ULONG_MAX` is isU64Max() (no bigint comparison).
  */
 function checkMapArgs(flags: number, reserved: number, a: bigint, b: bigint, c?: bigint): Result {
   if ((flags & ~MAP_FLAGS) !== 0 || reserved !== 0) return fail('EOPNOTSUPP', `unknown map flags 0x${(flags & ~MAP_FLAGS).toString(16)} or __reserved set`);
-  if (a >= ULONG_MAX) return fail('EOVERFLOW', `${hex64(a)} is not below ULONG_MAX`);
-  if (b >= ULONG_MAX) return fail('EOVERFLOW', `${hex64(b)} is not below ULONG_MAX`);
-  if (c !== undefined && c >= ULONG_MAX) return fail('EOVERFLOW', `${hex64(c)} is not below ULONG_MAX`);
+  if (isU64Max(a)) return fail('EOVERFLOW', `${hex64(a)} is not below ULONG_MAX`);
+  if (isU64Max(b)) return fail('EOVERFLOW', `${hex64(b)} is not below ULONG_MAX`);
+  if (c !== undefined && isU64Max(c)) return fail('EOVERFLOW', `${hex64(c)} is not below ULONG_MAX`);
   if ((flags & (IOMMU_IOAS_MAP_WRITEABLE | IOMMU_IOAS_MAP_READABLE)) === 0) return fail('EINVAL', 'a mapping needs READABLE or WRITEABLE');
   return ok();
 }
@@ -209,12 +209,13 @@ export const iommufdIoasMap = handler<IoasMapCmd>((ctx, proc, cmd) => {
   if (!checked.ok) return checked;
   const ioas = getIoas(ctx, cmd.ioas_id);
   if (!ioas.ok) return ioas;
-  // A user VA and length both below 2^53 (every map that can succeed; else end > MAX_SAFE_BIG below):
-  // the checks in numbers, in the same order, without bigint sums. Only the length-0 and EFAULT checks
-  // can fail then, and the number sum rounds only above MAX_SAFE_INTEGER, where it stays above.
-  if (cmd.user_va > MAX_SAFE_BIG || cmd.length > MAX_SAFE_BIG) return badUserRange(cmd);
-  const uva = u64ToNumber(cmd.user_va);
-  const length = u64ToNumber(cmd.length);
+  // A user VA and length both below 2^53 (every map that can succeed: otherwise their sum is beyond the
+  // user address space): the checks in numbers, in the same order, without bigint sums. Only the
+  // length-0 and EFAULT checks can fail then, and the number sum rounds only above MAX_SAFE_INTEGER,
+  // where it stays above.
+  const uva = u64ToSafeNumber(cmd.user_va);
+  const length = u64ToSafeNumber(cmd.length);
+  if (uva < 0 || length < 0) return badUserRange(cmd);
   if (length === 0) return fail('EINVAL', `length ${hex64(cmd.length)}`);
   if (uva + length > Number.MAX_SAFE_INTEGER) return beyondUserSpace(cmd);
   const pages = IoptPages.user(proc, uva, length, (cmd.flags & IOMMU_IOAS_MAP_WRITEABLE) !== 0, ctx.accountMode);

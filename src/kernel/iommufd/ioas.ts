@@ -211,8 +211,10 @@ export class Ioas implements IommufdObject {
       runs = r.value;
     }
     // The area's pages end at most PAGE_SIZE - 1 bytes past its last byte: the bigint sum is only
-    // needed near the end of the safe integers.
-    if (area.last > SAFE_AREA_LAST && area.iova - BigInt(area.pageOffset) + BigInt((last - first + 1) * PAGE_SIZE) - 1n > Number.MAX_SAFE_INTEGER) {
+    // needed near the end of the safe integers. The number sum (iova rounded only at or above 2^53) tells
+    // the areas far below that without a bigint comparison.
+    const iova0 = u64ToNumber(area.iova);
+    if (iova0 + area.byteLength > 2 ** 52 && area.last > SAFE_AREA_LAST && area.iova - BigInt(area.pageOffset) + BigInt((last - first + 1) * PAGE_SIZE) - 1n > Number.MAX_SAFE_INTEGER) {
       pages.release(first, last);
       return fail('EINVAL', `area ${hex64(area.iova)} is beyond what the domain can address`);
     }
@@ -222,7 +224,6 @@ export class Ioas implements IommufdObject {
     // selftest mock's 2 KiB) maps a partial first or last host page; for 4 KiB domains this is whole pages.
     const off = area.pageOffset;
     const len = area.byteLength;
-    const iova0 = u64ToNumber(area.iova);
     const nruns = runs === null ? 1 : runs.length;
     for (let k = 0; k < nruns; k++) {
       const run = runs === null ? null : runs[k] as PagesRun;

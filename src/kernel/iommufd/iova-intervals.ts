@@ -45,6 +45,22 @@ export function u64ToNumber(v: bigint): number {
   return (U64_HALVES[0] as number) + (U64_HALVES[1] as number) * 4294967296;
 }
 
+/**
+ * A u64 as a number when it is at most Number.MAX_SAFE_INTEGER (its high word below 2^21), else -1: the
+ * check and the conversion without a bigint comparison (each one a builtin call in V8).
+ */
+export function u64ToSafeNumber(v: bigint): number {
+  U64_SCRATCH[0] = v;
+  const hi = U64_HALVES[1] as number;
+  return hi < 0x20_0000 ? (U64_HALVES[0] as number) + hi * 4294967296 : -1;
+}
+
+/** v === U64_MAX for a u64 (so v >= ULONG_MAX), from its two words rather than a bigint comparison. */
+export function isU64Max(v: bigint): boolean {
+  U64_SCRATCH[0] = v;
+  return U64_HALVES[0] === 0xffff_ffff && U64_HALVES[1] === 0xffff_ffff;
+}
+
 export function intersects(a: IovaRange, start: bigint, last: bigint): boolean {
   return a.start <= last && a.last >= start;
 }
