@@ -14,7 +14,7 @@ import { PAGE_SIZE } from '../../hw/memory/physical-memory.ts';
 import { fail, ok, type ErrnoName, type KernelError, type Result } from '../errno.ts';
 import {
   alignUp, assertU64, hex64, holes, IntervalList, IntervalMap, lowestSetBit, roundupPowOfTwo, ULONG_MAX, U64_MAX,
-  u64ToNumber, type IovaRange, type OwnedRange,
+  safeNumberToU64, u64ToNumber, type IovaRange, type OwnedRange,
 } from './iova-intervals.ts';
 
 export const IOMMU_READ = 1 << 0;
@@ -544,8 +544,9 @@ export class IoPagetable<P extends AreaPages = AreaPages> {
       }
       unmappedNum += area.byteLength;
     }
-    const unmapped = unmappedBig + BigInt(unmappedNum);
-    return unmapped === 0n ? fail('ENOENT', `nothing is mapped in ${hex64(start)}..${hex64(last)}`) : ok(unmapped);
+    if (unmappedNum === 0 && unmappedBig === 0n) return fail('ENOENT', `nothing is mapped in ${hex64(start)}..${hex64(last)}`);
+    // safeNumberToU64() rather than BigInt(), a runtime call (unmappedNum is a safe integer).
+    return ok(unmappedBig === 0n ? safeNumberToU64(unmappedNum) : unmappedBig + safeNumberToU64(unmappedNum));
   }
 
   // ---- reserved and allowed ranges --------------------------------------------------------------

@@ -309,7 +309,10 @@ export const iommufdIoasUnmap = handler<IoasUnmapCmd>((ctx, _proc, cmd) => {
   const ioas = getIoas(ctx, cmd.ioas_id);
   if (!ioas.ok) return ioas;
   const r = ioas.value.unmap(cmd.iova, cmd.length);
-  return r.ok ? ok({ length: r.value }) : r;
+  if (!r.ok) return r;
+  // The whole range unmapped (every exact unmap): the length goes back as the user passed it, so there is
+  // nothing to overlay (the dispatcher still writes the whole struct back, the same bytes).
+  return r.value === cmd.length ? ok(undefined) : ok({ length: r.value });
 });
 
 // ---- IOMMU_VFIO_IOAS --------------------------------------------------------------------------------

@@ -76,13 +76,13 @@ export class IoPageTable {
   /** What the last successful findLeaf() found. */
   private readonly found = { entry: 0, level: 0, base: 0 };
   /**
-   * The 2 MiB slot (iova / 2 MiB) whose leaf table mapPage() last walked to, and that table's frame; -1:
+   * The 2 MiB slot (iova / 2 MiB) whose leaf table the last complete one-page walk (mapPage(),
+   * unmapPage()) reached, that table's frame, and in `path` the table's frame at each level above; -1:
    * none. Reset whenever a table is freed (the only way a walk's path can change: table pointers are
-   * written by this object alone).
+   * written by this object alone) and while a walk is under way.
    */
   private walkSlot = -1;
   private walkPfn = 0;
-  /** unmapPage()'s walk: the table's frame at each level. */
   private readonly path = new Float64Array(6);
   /** 2^addressBits: the first IOVA the table cannot map. */
   private readonly limit: number;
@@ -154,8 +154,10 @@ export class IoPageTable {
       // frames): a guest's view of its RAM could change under the tables.
       pfn = this.walkPfn;
     } else {
+      this.walkSlot = -1;
       pfn = this.root / SIZE_4K;
       for (let level = this.opts.levels; level > 1; level--) {
+        this.path[level] = pfn;
         const i = levelIndex(iova, level);
         this.readEntryOf(pfn, i);
         const lo = this.e[0] as number;
@@ -291,15 +293,26 @@ export class IoPageTable {
    */
   private unmapPage(iova: number): boolean {
     if (!(iova >= 0 && iova < this.limit) || off4K(iova) !== 0) return false;
-    // By frame numbers, as mapPage() walks.
+    // By frame numbers, as mapPage() walks, and from its last walk when that went to the same slot.
     const path = this.path;
-    let pfn = this.root / SIZE_4K;
-    for (let level = this.opts.levels; level > 1; level--) {
-      path[level] = pfn;
-      this.readEntryOf(pfn, levelIndex(iova, level));
-      const lo = this.e[0] as number;
-      if (!this.present(lo) || this.isLeafEntry(lo, level)) return false;
-      pfn = entryPfn(lo, this.e[1] as number);
+    const slot = Math.floor(iova / SIZE_2M);
+    let pfn: number;
+    if (slot === this.walkSlot) {
+      pfn = this.walkPfn;
+    } else {
+      this.walkSlot = -1;
+      pfn = this.root / SIZE_4K;
+      for (let level = this.opts.levels; level > 1; level--) {
+        path[level] = pfn;
+        this.readEntryOf(pfn, levelIndex(iova, level));
+        const lo = this.e[0] as number;
+        if (!this.present(lo) || this.isLeafEntry(lo, level)) return false;
+        pfn = entryPfn(lo, this.e[1] as number);
+      }
+      if (this.directFrames > 0) {
+        this.walkSlot = slot;
+        this.walkPfn = pfn;
+      }
     }
     this.readEntryOf(pfn, levelIndex(iova, 1));
     if (!this.present(this.e[0] as number)) return false;
