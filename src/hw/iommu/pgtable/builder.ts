@@ -73,6 +73,8 @@ export class IoPageTable {
    */
   private strayTables = false;
   private readonly e = new Uint32Array(2);
+  /** The level of the absent entry that made the last findLeaf() fail (1 outside the table's range). */
+  private missLevel = 1;
   /** What the last successful findLeaf() found. */
   private readonly found = { entry: 0, level: 0, base: 0 };
   /**
@@ -264,7 +266,9 @@ export class IoPageTable {
     const end = iova + size;
     while (at < end) {
       if (!this.findLeaf(at)) {
-        at = Math.floor(at / SIZE_4K) * SIZE_4K + SIZE_4K;
+        // Nothing is mapped up to the end of the absent entry's span (4 KiB outside the table's range).
+        const span = levelSize(this.missLevel);
+        at = Math.floor(at / span) * span + span;
         continue;
       }
       const { entry, level, base } = this.found;
@@ -453,13 +457,17 @@ export class IoPageTable {
    * `found` (fields rather than a new object: every unmap and lookup walks).
    */
   private findLeaf(iova: number): boolean {
+    this.missLevel = 1;
     if (iova < 0 || iova >= this.limit) return false;
     let table = this.root;
     for (let level = this.opts.levels; level >= 1; level--) {
       const at = table + levelIndex(iova, level) * 8;
       this.mem.read64(at, this.e);
       const lo = this.e[0] as number;
-      if (!this.present(lo)) return false;
+      if (!this.present(lo)) {
+        this.missLevel = level;
+        return false;
+      }
       if (this.isLeafEntry(lo, level)) {
         const size = levelSize(level);
         const f = this.found;
