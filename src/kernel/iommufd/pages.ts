@@ -5,8 +5,9 @@
 //
 // Storage is per range, not per page: the pinned PFNs as sorted runs of contiguous frames (pfn-runs.ts)
 // and the user counts as a step function over the page indexes (range-users.ts; a user is one holder of a
-// pfnsFor() range: a domain fill, an access pin). Both start empty. Pinning goes through GUP's runs in
-// batches, so a range backed by 2 MiB folios costs per folio and per run, never per 4 KiB page.
+// pfnsFor() range: a domain fill, an access pin). Both start empty (a one-page storage of user memory
+// keeps its one frame and count inline until a general path needs them). Pinning goes through GUP's runs
+// in batches, so a range backed by 2 MiB folios costs per folio and per run, never per 4 KiB page.
 //
 // Accounting (iopt_pages_update_pinned()): mode NONE when the creator had CAP_IPC_LOCK, else USER
 // (user->locked_vm of the source process's user, against its RLIMIT_MEMLOCK: ENOMEM), upgraded to MM
