@@ -19,8 +19,19 @@ describe('IoPageTable.mapPage', () => {
     pages: fc.integer({ min: 1, max: 8 }),
   });
 
-  it.each(['second', 'first'] as const)('%s stage: same as lookup + map of 4 KiB', (format) => {
-    fc.assert(fc.property(fc.array(op, { maxLength: 30 }), fc.integer({ min: 2, max: 30 }), (ops, frames) => {
+  // Within a few 2 MiB slots, consecutive single-page maps reuse the last walk (mapPage()'s walk cache),
+  // and unmaps and out-of-memory failures free the tables under it.
+  const near = fc.record({
+    kind: fc.constantFrom('page', 'page', 'page', 'map', 'unmap'),
+    unit: fc.constantFrom(PAGE, PAGE, 2 * MiB),
+    at: fc.nat({ max: 8 * MiB / PAGE - 1 }),
+    pages: fc.integer({ min: 1, max: 8 }),
+  });
+
+  it.each([
+    ['second', 'anywhere', op], ['first', 'anywhere', op], ['second', 'in a few 2 MiB slots', near], ['first', 'in a few 2 MiB slots', near],
+  ] as const)('%s stage, %s: same as lookup + map of 4 KiB', (format, _where, opArb) => {
+    fc.assert(fc.property(fc.array(opArb, { maxLength: 30 }), fc.integer({ min: 2, max: 30 }), (ops, frames) => {
       const make = (base: number): IoPageTable => {
         const mem = newMemory(8 * GiB);
         return new IoPageTable(mem, tableAllocator(mem, base, frames * PAGE), { format, levels: 4, pageSize2M: true, pageSize1G: true });

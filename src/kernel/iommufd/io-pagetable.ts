@@ -14,7 +14,7 @@ import { PAGE_SIZE } from '../../hw/memory/physical-memory.ts';
 import { fail, ok, type ErrnoName, type KernelError, type Result } from '../errno.ts';
 import {
   alignUp, assertU64, hex64, holes, IntervalList, IntervalMap, lowestSetBit, roundupPowOfTwo, ULONG_MAX, U64_MAX,
-  type IovaRange, type OwnedRange,
+  safeNumberToU64, u64ToNumber, type IovaRange, type OwnedRange,
 } from './iova-intervals.ts';
 
 export const IOMMU_READ = 1 << 0;
@@ -22,9 +22,11 @@ export const IOMMU_WRITE = 1 << 1;
 export const IOMMU_CACHE = 1 << 2;
 
 const PAGE = BigInt(PAGE_SIZE);
+const PAGE_MINUS_ONE = PAGE - 1n;
 const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 /** Lengths (and start bytes) up to 2^52: sums of two stay exact as numbers. */
 const SMALL_LENGTH = 2n ** 52n;
+const SMALL_LENGTH_NUMBER = 2 ** 52;
 /** HPAGE_SIZE (PMD size with THP): the largest alignment automatic allocation asks for. */
 export const MAX_AUTO_ALIGNMENT = 2n ** 21n;
 /** iommufd_access_notify_unmap() rounds tolerated: the one after the 100th gives up with EDEADLOCK. */
@@ -86,9 +88,11 @@ export class IoptArea<P extends AreaPages = AreaPages> {
     /** last - iova + 1 when the caller has it as a number already. */
     byteLength?: number,
   ) {
-    this.byteLength = byteLength ?? Number(last - iova) + 1;
-    this.pageOffset = startByte % PAGE_SIZE;
+    this.byteLength = byteLength ?? u64ToNumber(last - iova) + 1;
+    // From the page index rather than `%`: on a double (start bytes and IOVAs are above 2^31) V8's
+    // modulo is a C call, the floor of a division by a power of two is exact and inline.
     this.firstIndex = Math.floor(startByte / PAGE_SIZE);
+    this.pageOffset = startByte - this.firstIndex * PAGE_SIZE;
     this.lastIndex = Math.floor((startByte + this.byteLength - 1) / PAGE_SIZE);
   }
 
@@ -245,7 +249,8 @@ export class IoPagetable<P extends AreaPages = AreaPages> {
     assertU64(iova, 'iova');
     assertU64(length, 'length');
     if (!this.aligned(iova)) return fail('EINVAL', `IOVA ${hex64(iova)} is not aligned to ${hex64(this.alignment)}`);
-    const last = iova + length - 1n;
+    // One bigint allocation rather than two for a page (the IO page fault path maps one at a time).
+    const last = iova + (length === PAGE ? PAGE_MINUS_ONE : length - 1n);
     if (last > ULONG_MAX || length === 0n) return fail('EOVERFLOW', `${hex64(iova)}+${hex64(length)} wraps`);
     const r = this.reserved.anyIntersecting(iova, last);
     if (r !== undefined) return fail('EINVAL', `${hex64(iova)}..${hex64(last)} hits the reserved range ${hex64(r.start)}..${hex64(r.last)} (${r.owner.kind})`);
@@ -257,7 +262,10 @@ export class IoPagetable<P extends AreaPages = AreaPages> {
   // (v & (iova_alignment - 1)) === 0, in numbers when v is a safe integer (exact: the alignment is a
   // power of two), so the common check allocates no bigint.
   private aligned(v: bigint): boolean {
-    return v <= MAX_SAFE ? Number(v) % this.alignNum === 0 : (v & this.alignMask) === 0n;
+    if (v > MAX_SAFE) return (v & this.alignMask) === 0n;
+    // Math.floor() rather than `%` (a C call on doubles); exact for a power-of-two alignment.
+    const n = u64ToNumber(v);
+    return Math.floor(n / this.alignNum) * this.alignNum === n;
   }
 
   /**
@@ -275,16 +283,25 @@ export class IoPagetable<P extends AreaPages = AreaPages> {
   private insertOne(pages: P, iova: bigint, startByte: number, length: bigint, knownLast: bigint | undefined, prot: number): IoptArea<P> | KernelError {
     if ((prot & IOMMU_WRITE) !== 0 && !pages.writable) return fail('EPERM', 'a writeable mapping of read-only pages');
     if (!Number.isSafeInteger(startByte) || startByte < 0) throw new RangeError(`bad start byte ${startByte}`);
-    if (((startByte % PAGE_SIZE) & this.alignMaskPage) !== 0) {
-      return fail('EINVAL', `page offset ${startByte % PAGE_SIZE} is not aligned to ${hex64(this.alignment)}`);
+    const pageOffset = startByte - Math.floor(startByte / PAGE_SIZE) * PAGE_SIZE; // startByte % PAGE_SIZE, without the C call
+    if ((pageOffset & this.alignMaskPage) !== 0) {
+      return fail('EINVAL', `page offset ${pageOffset} is not aligned to ${hex64(this.alignment)}`);
     }
-    const last = knownLast ?? iova + length - 1n;
-    if (length === 0n || last > ULONG_MAX) return fail('EOVERFLOW', `${hex64(iova)}+${hex64(length)} wraps`);
+    // A known last byte comes from checkFixed(), which refused length 0 and a wrap already (and each bigint
+    // comparison is a builtin call).
+    let last: bigint;
+    if (knownLast !== undefined) {
+      last = knownLast;
+    } else {
+      last = iova + (length === PAGE ? PAGE_MINUS_ONE : length - 1n);
+      if (length === 0n || last > ULONG_MAX) return fail('EOVERFLOW', `${hex64(iova)}+${hex64(length)} wraps`);
+    }
     // The last storage page, in numbers while they are exact (both terms below 2^52), else in bigints.
-    const small = length <= SMALL_LENGTH && startByte <= Number(SMALL_LENGTH);
-    const lastPage = small ? Math.floor((startByte + Number(length) - 1) / PAGE_SIZE) : (BigInt(startByte) + length - 1n) / PAGE;
+    const small = length <= SMALL_LENGTH && startByte <= SMALL_LENGTH_NUMBER;
+    const lengthNumber = small ? u64ToNumber(length) : 0;
+    const lastPage = small ? Math.floor((startByte + lengthNumber - 1) / PAGE_SIZE) : (BigInt(startByte) + length - 1n) / PAGE;
     if (lastPage >= pages.npages) throw new Error(`area runs past its ${pages.npages} pages`);
-    const area = new IoptArea(iova, last, pages, startByte, prot, small ? Number(length) : undefined);
+    const area = new IoptArea(iova, last, pages, startByte, prot, small ? lengthNumber : undefined);
     this.areas.insert(iova, last, area);
     return area;
   }
@@ -333,19 +350,8 @@ export class IoPagetable<P extends AreaPages = AreaPages> {
     }
     if (slices.length === 1) {
       // One slice (every IOAS_MAP): the loops below with a single area, and no list of areas.
-      const area = this.insertOne(first.pages, iova, first.startByte, first.length, last, prot);
-      if (!(area instanceof IoptArea)) return area;
-      if (hooks.fill !== undefined) {
-        const filled = hooks.fill(area);
-        if (!filled.ok) {
-          this.removeArea(area);
-          return filled;
-        }
-      }
-      area.storage.get();
-      area.pages = area.storage;
-      out?.push(area);
-      return ok(iova);
+      const mapped = this.placeOne(first.pages, iova, first.startByte, first.length, last, prot, hooks, out);
+      return typeof mapped === 'bigint' ? ok(mapped) : mapped;
     }
     const areas: IoptArea<P>[] = [];
     let at = iova;
@@ -374,6 +380,45 @@ export class IoPagetable<P extends AreaPages = AreaPages> {
     }
     out?.push(...areas);
     return ok(iova);
+  }
+
+  /**
+   * mapAt() of one slice, bytes [startByte, startByte + length) of `pages` (each IOAS_MAP, so each IO page
+   * fault's map): the same checks in the same order, errors and effects, without a slice list or a Result
+   * on success. Returns the IOVA.
+   */
+  mapOne(pages: P, startByte: number, length: bigint, prot: number, fixedIova: bigint | undefined, hooks: MapHooks<P>): bigint | KernelError {
+    if (length > ULONG_MAX) return fail('EOVERFLOW', 'total length wraps');
+    if (length === 0n || !this.aligned(length)) {
+      return fail('EINVAL', `length ${hex64(length)} is 0 or not a multiple of ${hex64(this.alignment)}`);
+    }
+    if (fixedIova === undefined) {
+      const got = this.allocIova(length, BigInt(pages.base + startByte));
+      if (!got.ok) return got;
+      return this.placeOne(pages, got.value, startByte, length, undefined, prot, hooks, null);
+    }
+    const last = this.checkFixed(fixedIova, length);
+    if (typeof last !== 'bigint') return last;
+    return this.placeOne(pages, fixedIova, startByte, length, last, prot, hooks, null);
+  }
+
+  // The one-area tail of mapAt(): insert at the checked `iova`, fill, publish.
+  private placeOne(
+    pages: P, iova: bigint, startByte: number, length: bigint, last: bigint | undefined, prot: number, hooks: MapHooks<P>, out: IoptArea<P>[] | null,
+  ): bigint | KernelError {
+    const area = this.insertOne(pages, iova, startByte, length, last, prot);
+    if (!(area instanceof IoptArea)) return area;
+    if (hooks.fill !== undefined) {
+      const filled = hooks.fill(area);
+      if (!filled.ok) {
+        this.removeArea(area);
+        return filled;
+      }
+    }
+    area.storage.get();
+    area.pages = area.storage;
+    out?.push(area);
+    return iova;
   }
 
   /**
@@ -499,8 +544,9 @@ export class IoPagetable<P extends AreaPages = AreaPages> {
       }
       unmappedNum += area.byteLength;
     }
-    const unmapped = unmappedBig + BigInt(unmappedNum);
-    return unmapped === 0n ? fail('ENOENT', `nothing is mapped in ${hex64(start)}..${hex64(last)}`) : ok(unmapped);
+    if (unmappedNum === 0 && unmappedBig === 0n) return fail('ENOENT', `nothing is mapped in ${hex64(start)}..${hex64(last)}`);
+    // safeNumberToU64() rather than BigInt(), a runtime call (unmappedNum is a safe integer).
+    return ok(unmappedBig === 0n ? safeNumberToU64(unmappedNum) : unmappedBig + safeNumberToU64(unmappedNum));
   }
 
   // ---- reserved and allowed ranges --------------------------------------------------------------

@@ -11,7 +11,7 @@ import type { Process } from '../process/process.ts';
 import type { IommufdCtx } from './context.ts';
 import { IOMMU_CACHE, IOMMU_READ, IOMMU_WRITE } from './io-pagetable.ts';
 import { Ioas } from './ioas.ts';
-import { hex64, ULONG_MAX, U64_MAX, type IovaRange } from './iova-intervals.ts';
+import { hex64, isU64Max, u64ToSafeNumber, ULONG_MAX, U64_MAX, type IovaRange } from './iova-intervals.ts';
 import type { IommufdObject } from './object.ts';
 import { IoptPages } from './pages.ts';
 
@@ -83,7 +83,6 @@ const RANGE_BYTES = 16;
 // Bounds the MAP checks compare with (bigint arithmetic made once, not per ioctl).
 const MAX_MAP_LENGTH = ULONG_MAX - BigInt(PAGE_SIZE);
 const HALF_ULONG = ULONG_MAX / 2n;
-const MAX_SAFE_BIG = BigInt(Number.MAX_SAFE_INTEGER);
 
 export function getIoas(ctx: IommufdCtx, id: number): Result<Ioas> {
   return ctx.objects.get<Ioas>(id, 'ioas');
@@ -100,13 +99,14 @@ function convProt(flags: number): number {
 /**
  * The flag, overflow and protection checks MAP, MAP_FILE and COPY share, in the kernel's order: the u64
  * fields a, b (and c) each below ULONG_MAX, in that order. Separate arguments rather than an array, and
- * one shared success result: every IOAS_MAP of the IO page fault path comes through here.
+ * one shared success result: every IOAS_MAP of the IO page fault path comes through here. The fields are
+ * decoded u64s, so `>= ULONG_MAX` is isU64Max() (no bigint comparison).
  */
 function checkMapArgs(flags: number, reserved: number, a: bigint, b: bigint, c?: bigint): Result {
   if ((flags & ~MAP_FLAGS) !== 0 || reserved !== 0) return fail('EOPNOTSUPP', `unknown map flags 0x${(flags & ~MAP_FLAGS).toString(16)} or __reserved set`);
-  if (a >= ULONG_MAX) return fail('EOVERFLOW', `${hex64(a)} is not below ULONG_MAX`);
-  if (b >= ULONG_MAX) return fail('EOVERFLOW', `${hex64(b)} is not below ULONG_MAX`);
-  if (c !== undefined && c >= ULONG_MAX) return fail('EOVERFLOW', `${hex64(c)} is not below ULONG_MAX`);
+  if (isU64Max(a)) return fail('EOVERFLOW', `${hex64(a)} is not below ULONG_MAX`);
+  if (isU64Max(b)) return fail('EOVERFLOW', `${hex64(b)} is not below ULONG_MAX`);
+  if (c !== undefined && isU64Max(c)) return fail('EOVERFLOW', `${hex64(c)} is not below ULONG_MAX`);
   if ((flags & (IOMMU_IOAS_MAP_WRITEABLE | IOMMU_IOAS_MAP_READABLE)) === 0) return fail('EINVAL', 'a mapping needs READABLE or WRITEABLE');
   return ok();
 }
@@ -209,19 +209,33 @@ export const iommufdIoasMap = handler<IoasMapCmd>((ctx, proc, cmd) => {
   if (!checked.ok) return checked;
   const ioas = getIoas(ctx, cmd.ioas_id);
   if (!ioas.ok) return ioas;
+  // A user VA and length both below 2^53 (every map that can succeed: otherwise their sum is beyond the
+  // user address space): the checks in numbers, in the same order, without bigint sums. Only the
+  // length-0 and EFAULT checks can fail then, and the number sum rounds only above MAX_SAFE_INTEGER,
+  // where it stays above.
+  const uva = u64ToSafeNumber(cmd.user_va);
+  const length = u64ToSafeNumber(cmd.length);
+  if (uva < 0 || length < 0) return badUserRange(cmd);
+  if (length === 0) return fail('EINVAL', `length ${hex64(cmd.length)}`);
+  if (uva + length > Number.MAX_SAFE_INTEGER) return beyondUserSpace(cmd);
+  const pages = IoptPages.user(proc, uva, length, (cmd.flags & IOMMU_IOAS_MAP_WRITEABLE) !== 0, ctx.accountMode);
+  if (!(pages instanceof IoptPages)) return pages;
+  return mapNewPages(ioas.value, pages, uva, cmd);
+});
+
+// The user-range checks of IOAS_MAP when user_va or length is not below 2^53, in the kernel's order;
+// such a range is always refused (at the latest as beyond the user address space).
+function badUserRange(cmd: Readonly<IoasMapCmd>): KernelError {
   // iopt_alloc_user_pages(): check_add_overflow(uptr, length) first, then the length.
-  const end = cmd.user_va + cmd.length;
-  if (end > U64_MAX) return fail('EOVERFLOW', `user VA ${hex64(cmd.user_va)} + ${hex64(cmd.length)} wraps`);
+  if (cmd.user_va + cmd.length > U64_MAX) return fail('EOVERFLOW', `user VA ${hex64(cmd.user_va)} + ${hex64(cmd.length)} wraps`);
   if (cmd.length === 0n || cmd.length > MAX_MAP_LENGTH) return fail('EINVAL', `length ${hex64(cmd.length)}`);
   // iopt_alloc_iova() refuses such lengths before any page is looked at.
   if ((cmd.flags & IOMMU_IOAS_MAP_FIXED_IOVA) === 0 && cmd.length >= HALF_ULONG) return fail('EOVERFLOW', `cannot allocate ${hex64(cmd.length)} bytes of IOVA`);
-  if (end > MAX_SAFE_BIG) {
-    return fail('EFAULT', `${hex64(cmd.user_va)}+${hex64(cmd.length)} is beyond the user address space`);
-  }
-  const uva = Number(cmd.user_va);
-  const pages = IoptPages.fromUser(proc, uva, Number(cmd.length), (cmd.flags & IOMMU_IOAS_MAP_WRITEABLE) !== 0, { contextMode: ctx.accountMode });
-  return mapNewPages(ioas.value, pages, uva, cmd);
-});
+  return beyondUserSpace(cmd);
+}
+
+const beyondUserSpace = (cmd: Readonly<IoasMapCmd>): KernelError =>
+  fail('EFAULT', `${hex64(cmd.user_va)}+${hex64(cmd.length)} is beyond the user address space`);
 
 // ---- IOMMU_IOAS_MAP_FILE ----------------------------------------------------------------------------
 
@@ -243,7 +257,7 @@ export const iommufdIoasMapFile = handler<IoasMapFileCmd>((ctx, proc, cmd) => {
     }
     const start = Number(cmd.start);
     const pages = IoptPages.fromDmabuf(proc, f.value as OpenFile<DmaBuf>, start, Number(cmd.length), (cmd.flags & IOMMU_IOAS_MAP_WRITEABLE) !== 0);
-    return mapNewPages(ioas.value, pages, start, cmd);
+    return pages.ok ? mapNewPages(ioas.value, pages.value, start, cmd) : pages;
   }
   const file = proc.memFile(cmd.fd);
   if (!file.ok) return fail('EINVAL', file.reason);
@@ -252,15 +266,20 @@ export const iommufdIoasMapFile = handler<IoasMapFileCmd>((ctx, proc, cmd) => {
   }
   const start = Number(cmd.start);
   const pages = IoptPages.fromFile(proc, file.value, start, Number(cmd.length), (cmd.flags & IOMMU_IOAS_MAP_WRITEABLE) !== 0, { contextMode: ctx.accountMode });
-  return mapNewPages(ioas.value, pages, start, cmd);
+  return pages.ok ? mapNewPages(ioas.value, pages.value, start, cmd) : pages;
 });
 
-/** MAP and MAP_FILE: insert freshly made pages as one area; the area keeps its own reference. */
-function mapNewPages(ioas: Ioas, pages: Result<IoptPages>, start: number, cmd: { flags: number; length: bigint; iova: bigint }): Result<{ iova: bigint }> {
-  if (!pages.ok) return pages;
-  const mapped = ioas.map([{ pages: pages.value, startByte: start - pages.value.base, length: cmd.length }], convProt(cmd.flags), fixedIova(cmd.flags, cmd.iova));
-  pages.value.put();
-  return mapped.ok ? ok({ iova: mapped.value }) : mapped;
+/**
+ * MAP and MAP_FILE: insert freshly made pages as one area; the area keeps its own reference. A fixed IOVA
+ * goes back as the user passed it, so nothing is returned to overlay (the dispatcher still writes the
+ * whole struct back, the same bytes): no write-back object per IO page fault's map.
+ */
+function mapNewPages(ioas: Ioas, pages: IoptPages, start: number, cmd: { flags: number; length: bigint; iova: bigint }): Result<{ iova: bigint } | undefined> {
+  const fixed = (cmd.flags & IOMMU_IOAS_MAP_FIXED_IOVA) !== 0;
+  const mapped = ioas.mapOne(pages, start - pages.base, cmd.length, convProt(cmd.flags), fixed ? cmd.iova : undefined);
+  pages.put();
+  if (typeof mapped !== 'bigint') return mapped;
+  return fixed ? ok(undefined) : ok({ iova: mapped });
 }
 
 // ---- IOMMU_IOAS_COPY --------------------------------------------------------------------------------
@@ -290,7 +309,10 @@ export const iommufdIoasUnmap = handler<IoasUnmapCmd>((ctx, _proc, cmd) => {
   const ioas = getIoas(ctx, cmd.ioas_id);
   if (!ioas.ok) return ioas;
   const r = ioas.value.unmap(cmd.iova, cmd.length);
-  return r.ok ? ok({ length: r.value }) : r;
+  if (!r.ok) return r;
+  // The whole range unmapped (every exact unmap): the length goes back as the user passed it, so there is
+  // nothing to overlay (the dispatcher still writes the whole struct back, the same bytes).
+  return r.value === cmd.length ? ok(undefined) : ok({ length: r.value });
 });
 
 // ---- IOMMU_VFIO_IOAS --------------------------------------------------------------------------------

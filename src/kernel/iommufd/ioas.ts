@@ -6,11 +6,11 @@
 
 import { PAGE_SIZE } from '../../hw/memory/physical-memory.ts';
 import type { MapProt, PagingDomain } from '../iommu/domain.ts';
-import { fail, ok, type Result } from '../errno.ts';
+import { fail, ok, type KernelError, type Result } from '../errno.ts';
 import {
   IOMMU_READ, IOMMU_WRITE, IoPagetable, type IoptArea, type MapHooks, type PagesSlice, type ReservedOwner,
 } from './io-pagetable.ts';
-import { hex64, ULONG_MAX, type IovaRange } from './iova-intervals.ts';
+import { hex64, u64ToNumber, ULONG_MAX, type IovaRange } from './iova-intervals.ts';
 import type { IommufdObject } from './object.ts';
 import type { IoptPages, PagesRun } from './pages.ts';
 
@@ -152,6 +152,14 @@ export class Ioas implements IommufdObject {
     return this.iopt.mapAt(slices, prot, iova, this.mapHooks, null);
   }
 
+  /**
+   * map() of one slice, bytes [startByte, startByte + length) of `pages` (IOMMU_IOAS_MAP): the IOVA, or
+   * the error; no slice list or Result object per call.
+   */
+  mapOne(pages: IoptPages, startByte: number, length: bigint, prot: number, iova?: bigint): bigint | KernelError {
+    return this.iopt.mapOne(pages, startByte, length, prot, iova, this.mapHooks);
+  }
+
   /** IOMMU_IOAS_UNMAP semantics (IoPagetable.unmap); domains are unfilled through the hook. */
   unmap(iova: bigint, length: bigint): Result<bigint> {
     const r = this.iopt.unmap(iova, length);
@@ -203,8 +211,10 @@ export class Ioas implements IommufdObject {
       runs = r.value;
     }
     // The area's pages end at most PAGE_SIZE - 1 bytes past its last byte: the bigint sum is only
-    // needed near the end of the safe integers.
-    if (area.last > SAFE_AREA_LAST && area.iova - BigInt(area.pageOffset) + BigInt((last - first + 1) * PAGE_SIZE) - 1n > Number.MAX_SAFE_INTEGER) {
+    // needed near the end of the safe integers. The number sum (iova rounded only at or above 2^53) tells
+    // the areas far below that without a bigint comparison.
+    const iova0 = u64ToNumber(area.iova);
+    if (iova0 + area.byteLength > 2 ** 52 && area.last > SAFE_AREA_LAST && area.iova - BigInt(area.pageOffset) + BigInt((last - first + 1) * PAGE_SIZE) - 1n > Number.MAX_SAFE_INTEGER) {
       pages.release(first, last);
       return fail('EINVAL', `area ${hex64(area.iova)} is beyond what the domain can address`);
     }
@@ -214,7 +224,6 @@ export class Ioas implements IommufdObject {
     // selftest mock's 2 KiB) maps a partial first or last host page; for 4 KiB domains this is whole pages.
     const off = area.pageOffset;
     const len = area.byteLength;
-    const iova0 = Number(area.iova);
     const nruns = runs === null ? 1 : runs.length;
     for (let k = 0; k < nruns; k++) {
       const run = runs === null ? null : runs[k] as PagesRun;
@@ -244,7 +253,7 @@ export class Ioas implements IommufdObject {
     const first = area.firstIndex;
     const last = area.lastIndex;
     // A revoked dma-buf area was already unmapped by the revoke (iopt_dmabuf_revoked()).
-    if (pages.dmabuf?.revoked !== true) domain.unmap(Number(area.iova), area.byteLength);
+    if (pages.dmabuf?.revoked !== true) domain.unmap(u64ToNumber(area.iova), area.byteLength);
     if (first === last && pages.dmabuf === null) pages.releaseOne(first);
     else pages.release(first, last);
     pages.dmabuf?.untrack(area, domain);

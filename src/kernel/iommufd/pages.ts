@@ -5,8 +5,9 @@
 //
 // Storage is per range, not per page: the pinned PFNs as sorted runs of contiguous frames (pfn-runs.ts)
 // and the user counts as a step function over the page indexes (range-users.ts; a user is one holder of a
-// pfnsFor() range: a domain fill, an access pin). Both start empty. Pinning goes through GUP's runs in
-// batches, so a range backed by 2 MiB folios costs per folio and per run, never per 4 KiB page.
+// pfnsFor() range: a domain fill, an access pin). Both start empty (a one-page storage of user memory
+// keeps its one frame and count inline until a general path needs them). Pinning goes through GUP's runs
+// in batches, so a range backed by 2 MiB folios costs per folio and per run, never per 4 KiB page.
 //
 // Accounting (iopt_pages_update_pinned()): mode NONE when the creator had CAP_IPC_LOCK, else USER
 // (user->locked_vm of the source process's user, against its RLIMIT_MEMLOCK: ENOMEM), upgraded to MM
@@ -64,14 +65,20 @@ export class IoptPages implements AreaPages {
   private src: Process;
   private srcUser: UserStruct;
   private readonly frames: FrameAllocator;
-  private readonly runs = new PinnedRuns();
-  private readonly users: RangeUsers;
+  // A one-page storage of user memory (each IO page fault maps one) keeps its frame (NO_PFN: not pinned)
+  // and its user count in onePfn/oneUsers and has no run or user structure (two objects fewer per map)
+  // until a general path needs them: ranges() then builds them from those two fields, exactly as the
+  // one-page operations would have left them.
+  private runs: PinnedRuns | null = null;
+  private users: RangeUsers | null = null;
+  private onePfn = NO_PFN;
+  private oneUsers = 0;
   private pinned = 0;
   private refs = 1;
 
   private constructor(
     kind: PagesKind, src: Process, base: number, npages: number, writable: boolean,
-    fileRef: OpenFile<MemFile> | null, opts: PagesOptions, dmabuf: IoptDmabuf | null = null,
+    fileRef: OpenFile<MemFile> | null, contextMode: 'user' | 'mm' | undefined, dmabuf: IoptDmabuf | null = null,
   ) {
     this.kind = kind;
     this.src = src;
@@ -83,8 +90,27 @@ export class IoptPages implements AreaPages {
     this.fileRef = fileRef;
     this.dmabuf = dmabuf;
     const mode: PagesAccountMode = dmabuf !== null || src.capable('CAP_IPC_LOCK') ? 'none' : 'user';
-    this.accountMode = mode === 'user' && opts.contextMode === 'mm' ? 'mm' : mode;
-    this.users = new RangeUsers(npages);
+    this.accountMode = mode === 'user' && contextMode === 'mm' ? 'mm' : mode;
+    if (kind !== 'user' || npages !== 1) this.ranges();
+  }
+
+  // The run and user structures, made on first need (always, unless one page of user memory).
+  private ranges(): void {
+    if (this.runs !== null) return;
+    this.runs = new PinnedRuns();
+    this.users = new RangeUsers(this.npages);
+    if (this.onePfn !== NO_PFN) this.runs.insert(0, this.onePfn, 1);
+    if (this.oneUsers !== 0) this.users.addOne(0, this.oneUsers);
+  }
+
+  private get runList(): PinnedRuns {
+    this.ranges();
+    return this.runs as PinnedRuns;
+  }
+
+  private get userList(): RangeUsers {
+    this.ranges();
+    return this.users as RangeUsers;
   }
 
   /**
@@ -92,13 +118,20 @@ export class IoptPages implements AreaPages {
    * EINVAL for length 0 (or beyond what the mm can address), EOVERFLOW when uptr + length wraps.
    */
   static fromUser(proc: Process, uptr: number, length: number, writable: boolean, opts: PagesOptions = {}): Result<IoptPages> {
+    const r = IoptPages.user(proc, uptr, length, writable, opts.contextMode);
+    return r instanceof IoptPages ? ok(r) : r;
+  }
+
+  /** fromUser() returning the storage itself (IOAS_MAP: no Result or options object per call). */
+  static user(proc: Process, uptr: number, length: number, writable: boolean, contextMode?: 'user' | 'mm'): IoptPages | KernelError {
     if (!Number.isSafeInteger(length) || length <= 0) return fail('EINVAL', `length ${length}`);
     if (!Number.isSafeInteger(uptr) || uptr < 0 || !Number.isSafeInteger(uptr + length)) {
       return fail('EOVERFLOW', `user address ${uptr} + ${length} wraps`);
     }
-    const base = uptr - (uptr % PAGE_SIZE);
+    // uptr % PAGE_SIZE without `%`, a C call on a double (user VAs are above 2^31).
+    const base = Math.floor(uptr / PAGE_SIZE) * PAGE_SIZE;
     const npages = Math.ceil((length + uptr - base) / PAGE_SIZE);
-    return ok(new IoptPages('user', proc, base, npages, writable, null, opts));
+    return new IoptPages('user', proc, base, npages, writable, null, contextMode);
   }
 
   /**
@@ -111,7 +144,7 @@ export class IoptPages implements AreaPages {
     if (start + length > file.file.size) return fail('EINVAL', `${start}+${length} is past the end of ${file.file.name} (${file.file.size} bytes)`);
     const base = start - (start % PAGE_SIZE);
     const npages = Math.ceil((length + start - base) / PAGE_SIZE);
-    return ok(new IoptPages('file', proc, base, npages, writable, file.get(), opts));
+    return ok(new IoptPages('file', proc, base, npages, writable, file.get(), opts.contextMode));
   }
 
   /**
@@ -126,7 +159,7 @@ export class IoptPages implements AreaPages {
     const npages = Math.ceil((length + start - base) / PAGE_SIZE);
     const d = IoptDmabuf.attach(file, base / PAGE_SIZE);
     if (!d.ok) return d;
-    return ok(new IoptPages('dmabuf', proc, base, npages, writable, null, {}, d.value));
+    return ok(new IoptPages('dmabuf', proc, base, npages, writable, null, undefined, d.value));
   }
 
   /** The process charged (source_task / source_mm / source_user). */
@@ -135,12 +168,18 @@ export class IoptPages implements AreaPages {
   get pinnedPages(): number { return this.pinned; }
   get refCount(): number { return this.refs; }
   /** Bytes of the PFN runs and user-count segments as allocated. */
-  get metadataBytes(): number { return this.runs.byteLength + this.users.byteLength; }
+  get metadataBytes(): number { return this.runs === null ? 0 : this.runs.byteLength + (this.users as RangeUsers).byteLength; }
   /** Runs of pinned PFNs held. */
-  get runCount(): number { return this.runs.runCount; }
+  get runCount(): number { return this.runs === null ? (this.onePfn === NO_PFN ? 0 : 1) : this.runs.runCount; }
 
-  pfnAt(index: number): number { return this.runs.pfnAt(index); }
-  userCount(index: number): number { return this.users.count(index); }
+  /** The frame of page `index`, or NO_PFN. */
+  pfnAt(index: number): number {
+    if (this.runs !== null) return this.runs.pfnAt(index);
+    // PinnedRuns.pfnAt() of a single run [0, 1).
+    return this.onePfn !== NO_PFN && index >= 0 && index < 1 ? this.onePfn + index : NO_PFN;
+  }
+
+  userCount(index: number): number { return this.users === null ? this.oneUsers : this.users.count(index); }
 
   get(): void {
     if (this.refs === 0) throw new Error('iopt_pages used after release');
@@ -171,12 +210,13 @@ export class IoptPages implements AreaPages {
    */
   pfnsFor(first: number, last: number): Result<PagesRun[]> {
     this.checkRange(first, last);
+    const users = this.userList;
     if (this.dmabuf !== null) {
-      this.users.add(first, last, 1);
+      users.add(first, last, 1);
       return ok(this.dmabuf.runs(first, last));
     }
     const done: [number, number][] = [];
-    for (const [s, e] of this.users.unused(first, last)) {
+    for (const [s, e] of users.unused(first, last)) {
       for (let i = s; i < e; i += BATCH_PAGES) {
         const n = Math.min(BATCH_PAGES, e - i);
         const r = this.pinBatch(i, n);
@@ -187,8 +227,8 @@ export class IoptPages implements AreaPages {
         done.push([i, n]);
       }
     }
-    this.users.add(first, last, 1);
-    return ok(this.runs.slice(first, last));
+    users.add(first, last, 1);
+    return ok(this.runList.slice(first, last));
   }
 
   /**
@@ -198,28 +238,39 @@ export class IoptPages implements AreaPages {
   pfnFor(index: number): number | KernelError {
     this.checkRange(index, index);
     if (this.dmabuf !== null) throw new Error('pfnFor() on dma-buf storage');
+    if (this.users === null) {
+      // One page of user memory, inline.
+      if (this.oneUsers === 0) {
+        const r = this.pinUserOne(index);
+        if (!r.ok) return r;
+      }
+      this.oneUsers += 1;
+      return this.onePfn;
+    }
     if (this.users.count(index) === 0) {
       const r = this.fileRef === null ? this.pinUserOne(index) : this.pinBatch(index, 1);
       if (!r.ok) return r;
     }
     this.users.addOne(index, 1);
-    return this.runs.pfnAt(index);
+    return this.runList.pfnAt(index);
   }
 
   /** release(index, index) without range lists (the one-page unmap path): the same checks and effects. */
   releaseOne(index: number): void {
     this.checkRange(index, index);
-    const c = this.users.count(index);
+    const c = this.userCount(index);
     if (c === 0) throw new Error(`pages ${index}..${index} released without a user`);
-    this.users.addOne(index, -1);
+    if (this.users === null) this.oneUsers = c - 1;
+    else this.users.addOne(index, -1);
     if (c === 1 && this.dmabuf === null) this.unpinOne(index);
   }
 
   /** Drop one user of each page in [first, last]; ranges left without users are unpinned and uncharged. */
   release(first: number, last: number): void {
     this.checkRange(first, last);
-    if (this.users.minUsers(first, last) === 0) throw new Error(`pages ${first}..${last} released without a user`);
-    const unused = this.users.add(first, last, -1);
+    const users = this.userList;
+    if (users.minUsers(first, last) === 0) throw new Error(`pages ${first}..${last} released without a user`);
+    const unused = users.add(first, last, -1);
     if (this.dmabuf !== null) return;
     for (const [s, e] of unused) this.unpinBatch(s, e - s);
   }
@@ -236,7 +287,9 @@ export class IoptPages implements AreaPages {
       this.frames.unpinRange(pfn, 1);
       return charged;
     }
-    this.runs.insert(index, pfn, 1);
+    if (this.runs !== null) this.runs.insert(index, pfn, 1);
+    else if (this.onePfn !== NO_PFN) throw new Error(`page ${index} is already pinned`);
+    else this.onePfn = pfn;
     this.pinned += 1;
     return charged;
   }
@@ -263,9 +316,10 @@ export class IoptPages implements AreaPages {
       return charged;
     }
     let at = index;
+    const runs = this.runList;
     for (let k = 0; k < got.length; k++) {
       const c = got.counts[k] as number;
-      this.runs.insert(at, got.pfns[k] as number, c);
+      runs.insert(at, got.pfns[k] as number, c);
       at += c;
     }
     this.pinned += n;
@@ -274,7 +328,9 @@ export class IoptPages implements AreaPages {
 
   // unpinBatch(index, 1) without the run list.
   private unpinOne(index: number): void {
-    const pfn = this.runs.removeOne(index);
+    // PinnedRuns.removeOne() of the inline page: index is 0 (checked by the caller).
+    const pfn = this.runs !== null ? this.runs.removeOne(index) : this.onePfn;
+    this.onePfn = NO_PFN;
     if (pfn === NO_PFN) throw new Error(`pages ${index}+1 unpinned but only 0 were pinned`);
     // unpinRange(pfn, 1) is unpin(pfn, 1): one page never crosses a folio.
     this.frames.unpin(pfn, 1);
@@ -285,7 +341,7 @@ export class IoptPages implements AreaPages {
 
   private unpinBatch(index: number, n: number): void {
     let seen = 0;
-    for (const run of this.runs.remove(index, n)) {
+    for (const run of this.runList.remove(index, n)) {
       this.frames.unpinRange(run.pfn, run.count);
       seen += run.count;
     }

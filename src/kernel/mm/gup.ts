@@ -119,7 +119,7 @@ function resolveForPin(vma: Vma, vpn: number, write: boolean): number | KernelEr
     e = vma.huge.size > 0 ? vma.huge.get(pmd) : undefined;
     if (e === undefined) return page.value;
   }
-  return entryPfn(e) + (vpn % PMD_PAGES);
+  return entryPfn(e) + (vpn - pmd * PMD_PAGES); // vpn % PMD_PAGES (pmd is floor(vpn / PMD_PAGES))
 }
 
 /**
@@ -128,14 +128,16 @@ function resolveForPin(vma: Vma, vpn: number, write: boolean): number | KernelEr
  */
 export function pinUserPage(mm: GupSpace, addr: number, write: boolean): number | KernelError {
   if (!Number.isSafeInteger(addr) || addr < 0) return fail('EFAULT', `bad user address ${addr}`);
-  const start = addr - (addr % PAGE_SIZE);
+  // addr - addr % PAGE_SIZE without `%`, a C call on a double (user VAs are above 2^31).
+  const vpn = Math.floor(addr / PAGE_SIZE);
+  const start = vpn * PAGE_SIZE;
   const checked = checkRange(mm, start, PAGE_SIZE, write);
   if (!checked.ok) return checked;
   // checkRange() found a VMA holding the page.
   const vma = mm.findVma(start) as Vma;
   if (!write && (vma.prot & PROT_READ) === 0) return fail('EFAULT', `0x${start.toString(16)} is mapped ${vma.perms}: a read pin needs PROT_READ`);
   if (vma.pfnmap !== null) return fail('EFAULT', `0x${start.toString(16)} is a device mapping (VM_PFNMAP): it cannot be pinned`);
-  const pfn = resolveForPin(vma, start / PAGE_SIZE, write);
+  const pfn = resolveForPin(vma, vpn, write);
   if (typeof pfn === 'number') mm.frames.pinRange(pfn, 1);
   return pfn;
 }

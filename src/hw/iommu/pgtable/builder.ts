@@ -49,6 +49,12 @@ const SIZE_2M = 0x20_0000;
 const SIZE_1G = 0x4000_0000;
 const TWO_32 = 2 ** 32;
 
+/**
+ * v % 4 KiB for a non-negative integer (and zero exactly when v % 4 KiB is, for any v): `%` on a double
+ * (IOVAs are above 2^31) is a C call in V8, the floor of a division by a power of two is exact and inline.
+ */
+const off4K = (v: number): number => v - Math.floor(v / 4096) * 4096;
+
 /** The frame number of the table or page an entry points to (entryAddress() / 4 KiB). */
 const entryPfn = (lo: number, hi: number): number => (hi & 0xfffff) * 0x10_0000 + (lo >>> PAGE_SHIFT);
 
@@ -67,9 +73,18 @@ export class IoPageTable {
    */
   private strayTables = false;
   private readonly e = new Uint32Array(2);
+  /** The level of the absent entry that made the last findLeaf() fail (1 outside the table's range). */
+  private missLevel = 1;
   /** What the last successful findLeaf() found. */
   private readonly found = { entry: 0, level: 0, base: 0 };
-  /** unmapPage()'s walk: the table's frame at each level. */
+  /**
+   * The 2 MiB slot (iova / 2 MiB) whose leaf table the last complete one-page walk (mapPage(),
+   * unmapPage()) reached, that table's frame, and in `path` the table's frame at each level above; -1:
+   * none. Reset whenever a table is freed (the only way a walk's path can change: table pointers are
+   * written by this object alone) and while a walk is under way.
+   */
+  private walkSlot = -1;
+  private walkPfn = 0;
   private readonly path = new Float64Array(6);
   /** 2^addressBits: the first IOVA the table cannot map. */
   private readonly limit: number;
@@ -129,34 +144,61 @@ export class IoPageTable {
    * checked alignment and range (a RangeError otherwise).
    */
   mapPage(iova: number, pa: number, perms: MapPerms): number {
-    if (iova < 0 || iova % SIZE_4K !== 0 || pa % SIZE_4K !== 0 || iova + SIZE_4K > this.limit) throw new RangeError(`bad page map ${iova} -> ${pa}`);
+    if (iova < 0 || off4K(iova) !== 0 || off4K(pa) !== 0 || iova + SIZE_4K > this.limit) throw new RangeError(`bad page map ${iova} -> ${pa}`);
+    const slot = Math.floor(iova / SIZE_2M);
     // The walk goes by frame numbers (small integers) rather than table addresses (doubles, which V8
     // boxes at every step of a loop).
-    let pfn = this.root / SIZE_4K;
-    for (let level = this.opts.levels; level > 1; level--) {
-      const i = levelIndex(iova, level);
-      this.readEntryOf(pfn, i);
-      const lo = this.e[0] as number;
-      if (this.present(lo)) {
-        if (this.isLeafEntry(lo, level)) return 0;
-        pfn = entryPfn(lo, this.e[1] as number);
-        continue;
+    let pfn: number;
+    if (slot === this.walkSlot) {
+      // The leaf table the last one-page walk reached for this 2 MiB slot (consecutive faults mostly
+      // map into one): the walk down would find the same entries, as only this object edits table
+      // pointers and it forgets the walk whenever it frees a table. Only over physical memory (direct
+      // frames): a guest's view of its RAM could change under the tables.
+      pfn = this.walkPfn;
+    } else {
+      this.walkSlot = -1;
+      pfn = this.root / SIZE_4K;
+      for (let level = this.opts.levels; level > 1; level--) {
+        this.path[level] = pfn;
+        const i = levelIndex(iova, level);
+        this.readEntryOf(pfn, i);
+        const lo = this.e[0] as number;
+        if (this.present(lo)) {
+          if (this.isLeafEntry(lo, level)) return 0;
+          pfn = entryPfn(lo, this.e[1] as number);
+          continue;
+        }
+        // Nothing is mapped below a missing entry: allocate the rest of the path (tableFor()).
+        const next = this.alloc.alloc();
+        if (next < 0) {
+          this.strayTables = true;
+          return -1;
+        }
+        this.tables++;
+        const [alo, ahi] = addressHalves(next);
+        this.mem.write64(pfn * SIZE_4K + i * 8, (alo | this.tableBits()) >>> 0, ahi);
+        pfn = next / SIZE_4K;
       }
-      // Nothing is mapped below a missing entry: allocate the rest of the path (tableFor()).
-      const next = this.alloc.alloc();
-      if (next < 0) {
-        this.strayTables = true;
-        return -1;
+      if (this.directFrames > 0) {
+        this.walkSlot = slot;
+        this.walkPfn = pfn;
       }
-      this.tables++;
-      const [alo, ahi] = addressHalves(next);
-      this.mem.write64(pfn * SIZE_4K + i * 8, (alo | this.tableBits()) >>> 0, ahi);
-      pfn = next / SIZE_4K;
     }
     const i = levelIndex(iova, 1);
+    // `pa | bits` is `(pa % TWO_32) | bits` for an integer pa (ToInt32 keeps the low 32 bits either way).
+    const lo = (pa | this.leafLo(perms, 1)) >>> 0;
+    const hi = ((Math.floor(pa / TWO_32) & 0xfffff) | this.leafHi(perms)) >>> 0;
+    const w = pfn < this.directFrames ? (this.mem.frameWords as (pfn: number) => Uint32Array | undefined).call(this.mem, pfn) : undefined;
+    if (w !== undefined) {
+      // The table's frame holds data: write64() would store these two words into it.
+      if (this.present(w[2 * i] as number)) return 0;
+      w[2 * i] = lo;
+      w[2 * i + 1] = hi;
+      return 1;
+    }
     this.readEntryOf(pfn, i);
     if (this.present(this.e[0] as number)) return 0;
-    this.mem.write64(pfn * SIZE_4K + i * 8, ((pa % TWO_32) | this.leafLo(perms, 1)) >>> 0, ((Math.floor(pa / TWO_32) & 0xfffff) | this.leafHi(perms)) >>> 0);
+    this.mem.write64(pfn * SIZE_4K + i * 8, lo, hi);
     return 1;
   }
 
@@ -224,7 +266,9 @@ export class IoPageTable {
     const end = iova + size;
     while (at < end) {
       if (!this.findLeaf(at)) {
-        at = Math.floor(at / SIZE_4K) * SIZE_4K + SIZE_4K;
+        // Nothing is mapped up to the end of the absent entry's span (4 KiB outside the table's range).
+        const span = levelSize(this.missLevel);
+        at = Math.floor(at / span) * span + span;
         continue;
       }
       const { entry, level, base } = this.found;
@@ -252,16 +296,27 @@ export class IoPageTable {
    * pruneRange() frees them. False, with nothing changed, in every other case (unmap() does those).
    */
   private unmapPage(iova: number): boolean {
-    if (!(iova >= 0 && iova < this.limit) || iova % SIZE_4K !== 0) return false;
-    // By frame numbers, as mapPage() walks.
+    if (!(iova >= 0 && iova < this.limit) || off4K(iova) !== 0) return false;
+    // By frame numbers, as mapPage() walks, and from its last walk when that went to the same slot.
     const path = this.path;
-    let pfn = this.root / SIZE_4K;
-    for (let level = this.opts.levels; level > 1; level--) {
-      path[level] = pfn;
-      this.readEntryOf(pfn, levelIndex(iova, level));
-      const lo = this.e[0] as number;
-      if (!this.present(lo) || this.isLeafEntry(lo, level)) return false;
-      pfn = entryPfn(lo, this.e[1] as number);
+    const slot = Math.floor(iova / SIZE_2M);
+    let pfn: number;
+    if (slot === this.walkSlot) {
+      pfn = this.walkPfn;
+    } else {
+      this.walkSlot = -1;
+      pfn = this.root / SIZE_4K;
+      for (let level = this.opts.levels; level > 1; level--) {
+        path[level] = pfn;
+        this.readEntryOf(pfn, levelIndex(iova, level));
+        const lo = this.e[0] as number;
+        if (!this.present(lo) || this.isLeafEntry(lo, level)) return false;
+        pfn = entryPfn(lo, this.e[1] as number);
+      }
+      if (this.directFrames > 0) {
+        this.walkSlot = slot;
+        this.walkPfn = pfn;
+      }
     }
     this.readEntryOf(pfn, levelIndex(iova, 1));
     if (!this.present(this.e[0] as number)) return false;
@@ -275,6 +330,7 @@ export class IoPageTable {
       this.mem.write64(parent * SIZE_4K + levelIndex(iova, level + 1) * 8, 0, 0);
       this.alloc.free(pfn * SIZE_4K);
       this.tables--;
+      this.walkSlot = -1;
       pfn = parent;
     }
     return true;
@@ -401,13 +457,17 @@ export class IoPageTable {
    * `found` (fields rather than a new object: every unmap and lookup walks).
    */
   private findLeaf(iova: number): boolean {
+    this.missLevel = 1;
     if (iova < 0 || iova >= this.limit) return false;
     let table = this.root;
     for (let level = this.opts.levels; level >= 1; level--) {
       const at = table + levelIndex(iova, level) * 8;
       this.mem.read64(at, this.e);
       const lo = this.e[0] as number;
-      if (!this.present(lo)) return false;
+      if (!this.present(lo)) {
+        this.missLevel = level;
+        return false;
+      }
       if (this.isLeafEntry(lo, level)) {
         const size = levelSize(level);
         const f = this.found;
@@ -464,6 +524,7 @@ export class IoPageTable {
           this.mem.write64(at, 0, 0);
           this.alloc.free(child);
           this.tables--;
+          this.walkSlot = -1;
           continue;
         }
       }
@@ -495,6 +556,7 @@ export class IoPageTable {
           this.mem.write64(at, 0, 0);
           this.alloc.free(child);
           this.tables--;
+          this.walkSlot = -1;
           continue;
         }
       }
@@ -549,6 +611,7 @@ export class IoPageTable {
       if (this.present(lo) && !this.isLeafEntry(lo, level)) this.freeTable(entryAddress(lo, this.e[1] as number), level - 1);
     }
     this.alloc.free(table);
+    this.walkSlot = -1;
   }
 
   private present(lo: number): boolean {
