@@ -205,32 +205,55 @@ export function newRecordScratch(): RecordScratch {
   return { h: new Uint32Array(RECORD_HALVES) };
 }
 
-function consume<T>(port: RegisterPort, mem: PhysicalMemory, r: QueueRegs, max: number, decode: (h: Uint32Array) => T, scratch: RecordScratch | undefined): T[] {
+/**
+ * Read and consume up to `max` records of queue `r`, decoded and appended to `out`; the number read. An
+ * empty queue (what polling mostly finds) costs two register reads: no record to read, no head to move.
+ */
+function consumeInto<T>(
+  port: RegisterPort, mem: PhysicalMemory, r: QueueRegs, max: number, decode: (h: Uint32Array) => T, scratch: RecordScratch | undefined, out: T[],
+): number {
   let head = port.readReg(r.head);
   const tail = port.readReg(r.tail);
-  const out: T[] = [];
-  // Polling mostly finds an empty queue: then there is no record to read and no head to move.
-  if (head === tail) return out;
+  if (head === tail) return 0;
   const b = port.readReg(r.base);
   const base = queueBase(b);
   const entries = queueEntries(b);
   const h = scratch?.h ?? new Uint32Array(RECORD_HALVES);
-  while (head !== tail && out.length < max) {
+  let n = 0;
+  while (head !== tail && n < max) {
     // A record outside memory reads as zeros.
     if (!mem.readWords(base + head * RECORD_BYTES, h, 0, RECORD_HALVES)) h.fill(0);
     out.push(decode(h));
+    n++;
     head = (head + 1) % entries;
   }
   port.writeReg(r.head, head);
-  return out;
+  return n;
 }
 
 /** Read and consume (advance FQH past) up to `max` fault records. */
 export function readFaultRecords(port: RegisterPort, mem: PhysicalMemory, max = Infinity, scratch?: RecordScratch): FaultRecord[] {
-  return consume(port, mem, QUEUE_REGS.fault, max, decodeFaultRecord, scratch);
+  const out: FaultRecord[] = [];
+  consumeInto(port, mem, QUEUE_REGS.fault, max, decodeFaultRecord, scratch, out);
+  return out;
 }
 
 /** Read and consume (advance PQH past) up to `max` page-request records. */
 export function readPageRequests(port: RegisterPort, mem: PhysicalMemory, max = Infinity, scratch?: RecordScratch): PageRequestRecord[] {
-  return consume(port, mem, QUEUE_REGS['page-request'], max, decodePageRequestRecord, scratch);
+  const out: PageRequestRecord[] = [];
+  consumeInto(port, mem, QUEUE_REGS['page-request'], max, decodePageRequestRecord, scratch, out);
+  return out;
+}
+
+/**
+ * readFaultRecords() appending to `out` rather than returning a new array (a driver polling on every fault
+ * reuses one): the number of records read.
+ */
+export function readFaultRecordsInto(port: RegisterPort, mem: PhysicalMemory, out: FaultRecord[], scratch?: RecordScratch): number {
+  return consumeInto(port, mem, QUEUE_REGS.fault, Infinity, decodeFaultRecord, scratch, out);
+}
+
+/** readPageRequests() appending to `out`: the number of records read. */
+export function readPageRequestsInto(port: RegisterPort, mem: PhysicalMemory, out: PageRequestRecord[], scratch?: RecordScratch): number {
+  return consumeInto(port, mem, QUEUE_REGS['page-request'], Infinity, decodePageRequestRecord, scratch, out);
 }

@@ -89,6 +89,9 @@ export class IommuCore {
   private readonly groupList: IommuGroup[] = [];
   /** Devices added by addDevice() (not in the host topology: the selftest's mock bus). */
   private readonly hotplugged = new Set<PciDev>();
+  /** poll()'s array of drained page requests (empty between polls), and whether a poll is running. */
+  private readonly pollRequests: PageRequestRecord[] = [];
+  private polling = false;
 
   constructor(readonly machine: Machine<IommuUnit>, readonly run: GroupingRun, opts: IommuCoreOptions = {}) {
     const booted = run.booted;
@@ -555,12 +558,22 @@ export class IommuCore {
    * queue into the io-pgfault layer. Returns the number of records read.
    */
   poll(): number {
+    // Polled on every fault: the drained requests go through one reused array (a poll from inside a fault
+    // handler, which would overwrite it mid-walk, gets its own).
+    // (Emptied with pop(): `length = 0` is a runtime call that also gives the backing store back.)
+    const requests = this.polling ? [] : this.pollRequests;
+    this.polling = true;
     let n = 0;
-    for (const d of this.drivers) {
-      const r = d.poll();
-      n += r.faults.length + r.pageRequests.length;
-      if (r.pageRequestOverflow) this.iopf.discardPartials();
-      for (const rec of r.pageRequests) this.reportPageRequest(d, rec);
+    try {
+      for (const d of this.drivers) {
+        n += d.drain(requests);
+        if (d.pageRequestOverflow) this.iopf.discardPartials();
+        for (let i = 0; i < requests.length; i++) this.reportPageRequest(d, requests[i] as PageRequestRecord);
+        while (requests.length > 0) requests.pop();
+      }
+    } finally {
+      while (requests.length > 0) requests.pop();
+      if (requests === this.pollRequests) this.polling = false;
     }
     return n;
   }

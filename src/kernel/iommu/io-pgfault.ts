@@ -57,6 +57,8 @@ export interface IopfGroup {
 interface PendingGroup extends IopfGroup {
   /** The private data the device sent, echoed in the response. */
   readonly realPrivateData: readonly [number, number] | null;
+  /** On its device's pending list (isPending() without searching it). */
+  pending: boolean;
 }
 
 interface DeviceParam {
@@ -108,7 +110,10 @@ export class IopfQueue {
     if (!force && this.options.unregisterWithPendingFaults === 'ebusy' && p.pending.length > 0) {
       return fail('EBUSY', `${dev.shortBdf}: ${p.pending.length} page request group(s) still pending`);
     }
-    for (const g of p.pending.splice(0)) this.answer(g, PageResponseCode.Invalid, true);
+    for (const g of p.pending.splice(0)) {
+      g.pending = false;
+      this.answer(g, PageResponseCode.Invalid, true);
+    }
     p.partial.length = 0;
     this.params.delete(dev);
     return ok();
@@ -116,6 +121,9 @@ export class IopfQueue {
 
   /** Groups delivered and not yet answered. */
   pending(dev: PciDev): readonly IopfGroup[] { return this.params.get(dev)?.pending ?? []; }
+
+  /** pending(group.dev).includes(group), without the lookup and the search (asked on every response). */
+  isPending(group: IopfGroup): boolean { return (group as Partial<PendingGroup>).pending === true; }
   partials(dev: PciDev): readonly PageRequestRecord[] { return this.params.get(dev)?.partial ?? []; }
 
   /**
@@ -150,6 +158,7 @@ export class IopfQueue {
     const group: PendingGroup = {
       dev, pasid: rec.pasid, prgi: rec.prgi, faults, domain, seq, realPrivateData: rec.privateData,
       privateData: this.options.privateDataCookie === true ? [seq >>> 0, Math.floor(seq / 4294967296)] : rec.privateData,
+      pending: true,
     };
     p.pending.push(group);
     this.stats.delivered++;
@@ -159,7 +168,15 @@ export class IopfQueue {
   /** iommu_page_response: EINVAL when no pending group matches (nothing is sent). */
   pageResponse(dev: PciDev, pasid: number, prgi: number, code: PageResponse, privateData?: readonly [number, number] | null): Result {
     const p = this.params.get(dev);
-    const i = p?.pending.findIndex((g) => g.prgi === prgi && g.pasid === pasid) ?? -1;
+    // The first pending group with that PRGI and PASID (a loop: no closure per response).
+    let i = -1;
+    if (p !== undefined) {
+      const list = p.pending;
+      for (let j = 0; j < list.length; j++) {
+        const g = list[j] as PendingGroup;
+        if (g.prgi === prgi && g.pasid === pasid) { i = j; break; }
+      }
+    }
     if (p === undefined || i < 0) {
       this.stats.rejectedResponses++;
       return fail('EINVAL', `${dev.shortBdf}: no pending page request group ${prgi} for PASID ${pasid}`);
@@ -172,7 +189,8 @@ export class IopfQueue {
         return fail('EINVAL', `${dev.shortBdf}: group ${prgi} was given sequence number ${g.seq}; the response carries another`);
       }
     }
-    p.pending.splice(i, 1);
+    removeAt(p.pending, i);
+    g.pending = false;
     this.answer(g, CODES[code], false);
     return ok();
   }
@@ -185,7 +203,8 @@ export class IopfQueue {
     for (let i = p.pending.length - 1; i >= 0; i--) {
       const g = p.pending[i] as PendingGroup;
       if (g.pasid !== pasid || g.domain !== domain) continue;
-      p.pending.splice(i, 1);
+      removeAt(p.pending, i);
+      g.pending = false;
       this.answer(g, PageResponseCode.Invalid, true);
       n++;
     }
@@ -213,4 +232,8 @@ export class IopfQueue {
   }
 }
 
-
+/** list.splice(i, 1) without the array of removed elements splice() returns (once per response). */
+function removeAt<T>(list: T[], i: number): void {
+  for (let j = i + 1; j < list.length; j++) list[j - 1] = list[j] as T;
+  list.pop();
+}

@@ -448,6 +448,12 @@ export class IoasisIommuDriver implements IommuDriverOps, IotlbFlusher, NestedCa
     return this.queues.poll();
   }
 
+  /** poll() without allocating (the core's path): see DriverQueues.drain. */
+  drain(pageRequests: PageRequestRecord[]): number { return this.queues.drain(pageRequests); }
+
+  /** Whether the last poll() or drain() found the page-request queue overflowed. */
+  get pageRequestOverflow(): boolean { return this.queues.pageRequestOverflow; }
+
   private sync(cmds: readonly Command[]): void {
     this.queues.sync(cmds);
   }

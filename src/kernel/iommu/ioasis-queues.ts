@@ -5,7 +5,7 @@
 import { encodeFence, encodePageResponse, type Command } from '../../hw/iommu/commands.ts';
 import type { FaultRecord, PageRequestRecord } from '../../hw/iommu/records.ts';
 import { FQCSR_FQOF, IPSR_FQ, IPSR_PQ, PQCSR_PQOF, Reg } from '../../hw/iommu/registers.ts';
-import { newRecordScratch, postCommand, postCommandWords, readFaultRecords, readPageRequests } from '../../hw/iommu/setup.ts';
+import { newRecordScratch, postCommand, postCommandWords, readFaultRecordsInto, readPageRequestsInto } from '../../hw/iommu/setup.ts';
 import type { PageResponseCode } from '../../hw/iommu/types.ts';
 import type { IommuUnit } from '../../hw/iommu/unit.ts';
 import type { PhysicalMemory } from '../../hw/memory/physical-memory.ts';
@@ -30,6 +30,10 @@ export class DriverQueues {
   private readonly cmdWords = new Uint32Array(8);
   /** Record buffers for reading the fault and page-request queues (polled on every fault). */
   private readonly recordScratch = newRecordScratch();
+  /** Where drain() reads fault records before they go to the log (emptied after each drain). */
+  private readonly faultScratch: FaultRecord[] = [];
+  /** Whether the last poll or drain found the page-request queue overflowed (PQOF, then cleared). */
+  pageRequestOverflow = false;
 
   /**
    * @param fenceStatus PA of the word FENCEs write their sequence number to.
@@ -63,22 +67,43 @@ export class DriverQueues {
    * so a record written meanwhile sets them again.
    */
   poll(): { faults: FaultRecord[]; pageRequests: PageRequestRecord[]; pageRequestOverflow: boolean } {
+    const faults: FaultRecord[] = [];
+    const pageRequests: PageRequestRecord[] = [];
+    this.drainInto(faults, pageRequests);
+    return { faults, pageRequests, pageRequestOverflow: this.pageRequestOverflow };
+  }
+
+  /**
+   * poll() for the IOMMU core, which polls on every fault: page requests are appended to `pageRequests`
+   * (the caller's reused array) and the overflow is left in `pageRequestOverflow`, so nothing is allocated
+   * but the records. Returns the number of records read (faults and page requests).
+   */
+  drain(pageRequests: PageRequestRecord[]): number {
+    const faults = this.faultScratch;
+    const n = this.drainInto(faults, pageRequests);
+    while (faults.length > 0) faults.pop();
+    return n;
+  }
+
+  private drainInto(faults: FaultRecord[], pageRequests: PageRequestRecord[]): number {
+    this.pageRequestOverflow = false;
     const pending = this.unit.readReg(Reg.IPSR) & (IPSR_FQ | IPSR_PQ);
-    if (pending === 0) return { faults: [], pageRequests: [], pageRequestOverflow: false };
+    if (pending === 0) return 0;
     this.unit.writeReg(Reg.IPSR, pending);
-    const faults = readFaultRecords(this.unit, this.memory, Infinity, this.recordScratch);
-    const pageRequests = readPageRequests(this.unit, this.memory, Infinity, this.recordScratch);
+    const nf = readFaultRecordsInto(this.unit, this.memory, faults, this.recordScratch);
+    const np = readPageRequestsInto(this.unit, this.memory, pageRequests, this.recordScratch);
     if ((this.unit.readReg(Reg.FQCSR) & FQCSR_FQOF) !== 0) this.unit.writeReg(Reg.FQCSR, this.unit.readReg(Reg.FQCSR) | FQCSR_FQOF);
     const pqcsr = this.unit.readReg(Reg.PQCSR);
     const pageRequestOverflow = (pqcsr & PQCSR_PQOF) !== 0;
     if (pageRequestOverflow) this.unit.writeReg(Reg.PQCSR, pqcsr | PQCSR_PQOF);
-    if (faults.length > 0) {
-      for (const f of faults) this.faultLog.push(f);
+    this.pageRequestOverflow = pageRequestOverflow;
+    if (nf > 0) {
+      for (let i = faults.length - nf; i < faults.length; i++) this.faultLog.push(faults[i] as FaultRecord);
       if (this.faultLog.length > FAULT_LOG_SIZE) this.faultLog.splice(0, this.faultLog.length - FAULT_LOG_SIZE);
     }
-    this.stats.faultsLogged += faults.length;
-    this.stats.pageRequestsRead += pageRequests.length;
-    return { faults, pageRequests, pageRequestOverflow };
+    this.stats.faultsLogged += nf;
+    this.stats.pageRequestsRead += np;
+    return nf + np;
   }
 
   /** Post `cmds` and a FENCE, run the queue, and check the fence completed (a driver bug otherwise). */

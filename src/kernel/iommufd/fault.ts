@@ -204,7 +204,7 @@ export class IommufdFault implements IommufdObject {
    * response table. null when nothing is queued, the group does not fit (it stays first), or no cookie
    * is free.
    */
-  fetch(room: number): { group: IopfGroup; cookie: number } | null {
+  fetch(room: number): { readonly group: IopfGroup; readonly cookie: number } | null {
     const held = this.deliver[0];
     if (held === undefined) return null;
     if (held.group.faults.length * PGFAULT_RECORD_SIZE > room) return null;
@@ -215,7 +215,8 @@ export class IommufdFault implements IommufdObject {
     this.response[cookie] = held;
     this.responseCount++;
     this.stats.read++;
-    return { group: held.group, cookie };
+    // The held entry itself (group and cookie): nothing allocated per read.
+    return held;
   }
 
   /** Put a fetched group back at the head of the deliver list (its copy to user space faulted). */
@@ -321,7 +322,7 @@ export class IommufdFault implements IommufdObject {
    * response for one group.
    */
   private answer(group: IopfGroup, code: PageResponse): void {
-    if (!this.core.iopf.pending(group.dev).includes(group)) return;
+    if (!this.core.iopf.isPending(group)) return;
     this.core.respondGroup(group, code);
   }
 
