@@ -182,18 +182,47 @@ export function postCommandWords(port: RegisterPort, mem: PhysicalMemory, words:
   return postInto(port, mem, null, words, undefined);
 }
 
-// The tail slot is checked before the command is encoded: a full queue refuses without looking at it.
+/** Where a command queue is and how many entries it has: what its driver programmed into CQB. */
+export interface CommandQueueLayout {
+  readonly base: number;
+  readonly entries: number;
+}
+
+/** The layout setupQueue(port, 'command', base, log2Entries) programs (CQB reads back exactly that). */
+export function commandQueueLayout(base: number, log2Entries: number): CommandQueueLayout {
+  return { base: queueBase(base + log2Entries), entries: queueEntries(base + log2Entries) };
+}
+
+/**
+ * postCommand() for the driver that programmed the queue and alone writes CQB: the base and size it wrote
+ * are not read back for every command (intel's struct q_inval keeps them too); the indices are.
+ */
+export function postCommandAt(port: RegisterPort, mem: PhysicalMemory, q: CommandQueueLayout, cmd: Command, words?: Uint32Array<ArrayBuffer>): boolean {
+  return postAt(port, mem, q.base, q.entries, cmd, null, words);
+}
+
+/** postCommandAt() of a command already encoded into 8 halves (see encodePageResponse, encodeFence). */
+export function postCommandWordsAt(port: RegisterPort, mem: PhysicalMemory, q: CommandQueueLayout, words: Uint32Array): boolean {
+  return postAt(port, mem, q.base, q.entries, null, words, undefined);
+}
+
 function postInto(port: RegisterPort, mem: PhysicalMemory, cmd: Command | null, encoded: Uint32Array | null, words: Uint32Array<ArrayBuffer> | undefined): boolean {
   // The registers are read one by one rather than into a state object: this runs for every command.
+  const b = port.readReg(QUEUE_REGS.command.base);
+  return postAt(port, mem, queueBase(b), queueEntries(b), cmd, encoded, words);
+}
+
+// The tail slot is checked before the command is encoded: a full queue refuses without looking at it.
+function postAt(
+  port: RegisterPort, mem: PhysicalMemory, base: number, entries: number, cmd: Command | null, encoded: Uint32Array | null, words: Uint32Array<ArrayBuffer> | undefined,
+): boolean {
   const r = QUEUE_REGS.command;
-  const b = port.readReg(r.base);
-  const entries = queueEntries(b);
   const head = port.readReg(r.head);
   const tail = port.readReg(r.tail);
   // A queue is full when (tail + 1) % entries == head.
   if ((tail + 1) % entries === head) return false;
   const h = encoded ?? encodeCommand(cmd as Command, words);
-  if (!writeHalves(mem, queueBase(b) + tail * RECORD_BYTES, h)) return false;
+  if (!writeHalves(mem, base + tail * RECORD_BYTES, h)) return false;
   port.writeReg(Reg.CQT, (tail + 1) % entries);
   return true;
 }

@@ -85,6 +85,9 @@ export class IommuCore {
   /** WARN_ON lines (bounded). */
   readonly log: string[] = [];
   private readonly info = new Map<PciDev, DeviceInfo>();
+  /** The device last looked up in `info` and its entry (see infoOf); forgotten whenever `info` changes. */
+  private lastDev: PciDev | null = null;
+  private lastInfo: DeviceInfo | undefined = undefined;
   private readonly byRid = new Map<IommuDriverOps, Map<number, PciDev>>();
   private readonly groupList: IommuGroup[] = [];
   /** Devices added by addDevice() (not in the host topology: the selftest's mock bus). */
@@ -135,6 +138,7 @@ export class IommuCore {
         if (maxPasids > 0) enablePasid(dev);
         const di: DeviceInfo = { dev, group, driver, rids, maxPasids, iopfUsers: 0 };
         this.info.set(dev, di);
+        this.lastDev = null;
         const map = this.byRid.get(driver) as Map<number, PciDev>;
         for (const rid of rids) {
           if (!map.has(rid)) map.set(rid, dev);
@@ -172,6 +176,7 @@ export class IommuCore {
     map.set(dev.rid, dev);
     driver.probeDevice(dev.rid, maxPasids);
     this.info.set(dev, di);
+    this.lastDev = null;
     this.hotplugged.add(dev);
     this.groupList.push(group);
     this.groupList.sort((a, b) => a.id - b.id);
@@ -191,6 +196,7 @@ export class IommuCore {
     di.driver.releaseDevice?.(dev.rid);
     this.byRid.get(di.driver)?.delete(dev.rid);
     this.info.delete(dev);
+    this.lastDev = null;
     this.hotplugged.delete(dev);
     this.groupList.splice(this.groupList.indexOf(g), 1);
     return ok();
@@ -201,7 +207,19 @@ export class IommuCore {
 
   // ---- Lookup ----
 
-  groupOf(dev: PciDev): IommuGroup | undefined { return this.info.get(dev)?.group; }
+  groupOf(dev: PciDev): IommuGroup | undefined { return this.infoOf(dev)?.group; }
+
+  /**
+   * info.get(dev), remembering the last answer: every fault looks its device up several times (routing,
+   * response), and a Map lookup by object costs more than this compare.
+   */
+  private infoOf(dev: PciDev): DeviceInfo | undefined {
+    if (dev === this.lastDev) return this.lastInfo;
+    const di = this.info.get(dev);
+    this.lastDev = dev;
+    this.lastInfo = di;
+    return di;
+  }
   group(id: number): IommuGroup | undefined { return this.groups.find((g) => g.id === id); }
   driverOf(dev: PciDev): IommuDriverOps | undefined { return this.info.get(dev)?.driver; }
   /** The hardware driver of a host device (what tests and the isolation checker read registers of). */
@@ -548,7 +566,7 @@ export class IommuCore {
   }
 
   private respond(dev: PciDev, pasid: number, prgi: number, code: PageResponseCode, pd: readonly [number, number] | null): void {
-    const di = this.info.get(dev);
+    const di = this.infoOf(dev);
     if (di === undefined) return;
     di.driver.pageResponse(di.rids[0] as number, pasid, prgi, code, pd);
   }
@@ -568,7 +586,10 @@ export class IommuCore {
       for (const d of this.drivers) {
         n += d.drain(requests);
         if (d.pageRequestOverflow) this.iopf.discardPartials();
-        for (let i = 0; i < requests.length; i++) this.reportPageRequest(d, requests[i] as PageRequestRecord);
+        if (requests.length === 0) continue;
+        // A driver's requester-ID map is made once and only updated in place: looked up once per drain.
+        const devs = this.byRid.get(d);
+        for (let i = 0; i < requests.length; i++) this.reportPageRequest(d, devs, requests[i] as PageRequestRecord);
         while (requests.length > 0) requests.pop();
       }
     } finally {
@@ -593,8 +614,8 @@ export class IommuCore {
     return this.iopf.stats.discarded === before ? ok() : fail('EINVAL', `no domain with a fault handler at ${rec.pasid === NO_PASID ? 'the RID' : `PASID ${rec.pasid}`}`);
   }
 
-  private reportPageRequest(d: IommuDriverOps, rec: PageRequestRecord): void {
-    const dev = this.byRid.get(d)?.get(rec.rid);
+  private reportPageRequest(d: IommuDriverOps, devs: ReadonlyMap<number, PciDev> | undefined, rec: PageRequestRecord): void {
+    const dev = devs?.get(rec.rid);
     if (dev === undefined) {
       // No device behind this requester ID: answer so nothing waits forever.
       if (rec.lastInGroup) d.pageResponse(rec.rid, rec.pasid, rec.prgi, PageResponseCode.Invalid, rec.privateData);
@@ -612,7 +633,7 @@ export class IommuCore {
     const at = this.domainAtPasid(dev, pasid);
     if (at !== null) return at;
     const rid = this.domainOf(dev);
-    return this.info.get(dev)?.driver.userPasidTable === true && rid?.type === 'nested' ? rid : null;
+    return this.infoOf(dev)?.driver.userPasidTable === true && rid?.type === 'nested' ? rid : null;
   }
 
   /** Fault records of `dev` (by its requester IDs) in its driver's log, oldest first. */

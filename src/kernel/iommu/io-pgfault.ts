@@ -87,6 +87,12 @@ export class IopfQueue {
   /** One line per event a kernel would log (bounded). */
   readonly log: string[] = [];
   private readonly params = new Map<PciDev, DeviceParam>();
+  /**
+   * The device last looked up and its parameters (undefined: IOPF off): a fault's report and its response
+   * come from the same device, so most lookups skip the Map. Forgotten whenever `params` changes.
+   */
+  private lastDev: PciDev | null = null;
+  private lastParam: DeviceParam | undefined = undefined;
   private seq = 0;
 
   constructor(private readonly respond: RespondFn, readonly options: IopfOptions = {}) {}
@@ -97,6 +103,7 @@ export class IopfQueue {
   addDevice(dev: PciDev): Result {
     if (this.params.has(dev)) return fail('EBUSY', `${dev.shortBdf}: IOPF already enabled`);
     this.params.set(dev, { partial: [], pending: [] });
+    this.lastDev = null;
     return ok();
   }
 
@@ -105,7 +112,7 @@ export class IopfQueue {
    * and pending groups, EBUSY and nothing changes unless `force` (device removal cannot fail).
    */
   removeDevice(dev: PciDev, force = false): Result {
-    const p = this.params.get(dev);
+    const p = this.param(dev);
     if (p === undefined) return ok();
     if (!force && this.options.unregisterWithPendingFaults === 'ebusy' && p.pending.length > 0) {
       return fail('EBUSY', `${dev.shortBdf}: ${p.pending.length} page request group(s) still pending`);
@@ -116,22 +123,31 @@ export class IopfQueue {
     }
     p.partial.length = 0;
     this.params.delete(dev);
+    this.lastDev = null;
     return ok();
   }
 
+  private param(dev: PciDev): DeviceParam | undefined {
+    if (dev === this.lastDev) return this.lastParam;
+    const p = this.params.get(dev);
+    this.lastDev = dev;
+    this.lastParam = p;
+    return p;
+  }
+
   /** Groups delivered and not yet answered. */
-  pending(dev: PciDev): readonly IopfGroup[] { return this.params.get(dev)?.pending ?? []; }
+  pending(dev: PciDev): readonly IopfGroup[] { return this.param(dev)?.pending ?? []; }
 
   /** pending(group.dev).includes(group), without the lookup and the search (asked on every response). */
   isPending(group: IopfGroup): boolean { return (group as Partial<PendingGroup>).pending === true; }
-  partials(dev: PciDev): readonly PageRequestRecord[] { return this.params.get(dev)?.partial ?? []; }
+  partials(dev: PciDev): readonly PageRequestRecord[] { return this.param(dev)?.partial ?? []; }
 
   /**
    * iommu_report_device_fault for one page request of `dev`. `routes.faultDomain` finds the domain
    * attached at a PASID (NO_PASID: the RID's); an object rather than a closure made per request.
    */
   report(dev: PciDev, rec: PageRequestRecord, routes: FaultRoutes): void {
-    const p = this.params.get(dev);
+    const p = this.param(dev);
     if (p === undefined) {
       this.note(`${dev.shortBdf}: page request without IOPF enabled`);
       if (rec.lastInGroup) this.bad(dev, rec);
@@ -167,7 +183,7 @@ export class IopfQueue {
 
   /** iommu_page_response: EINVAL when no pending group matches (nothing is sent). */
   pageResponse(dev: PciDev, pasid: number, prgi: number, code: PageResponse, privateData?: readonly [number, number] | null): Result {
-    const p = this.params.get(dev);
+    const p = this.param(dev);
     // The first pending group with that PRGI and PASID (a loop: no closure per response).
     let i = -1;
     if (p !== undefined) {
@@ -197,7 +213,7 @@ export class IopfQueue {
 
   /** Answer INVALID every pending group of `dev` delivered to `domain` at `pasid` (detach, replace). */
   autoRespond(dev: PciDev, pasid: number, domain: IommuDomain): number {
-    const p = this.params.get(dev);
+    const p = this.param(dev);
     if (p === undefined) return 0;
     let n = 0;
     for (let i = p.pending.length - 1; i >= 0; i--) {

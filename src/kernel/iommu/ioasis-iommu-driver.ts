@@ -122,7 +122,7 @@ export class IoasisIommuDriver implements IommuDriverOps, IotlbFlusher, NestedCa
     if (root < 0 || cq < 0 || fq < 0 || pq < 0 || status < 0) throw new RangeError('no memory for the IOMMU root table and queues');
     this.root = root;
     this.queues = new DriverQueues(this.name, unit, memory, status, opts.kick ?? (() => unit.processCommands()), this.stats);
-    setupQueue(unit, 'command', cq, QUEUE_LOG2);
+    this.queues.setupCommandQueue(cq, QUEUE_LOG2);
     setupQueue(unit, 'fault', fq, QUEUE_LOG2);
     setupQueue(unit, 'page-request', pq, QUEUE_LOG2);
     // Every requester ID without a context entry faults CONTEXT_NOT_PRESENT from here on.

@@ -5,7 +5,10 @@
 import { encodeFence, encodePageResponse, type Command } from '../../hw/iommu/commands.ts';
 import type { FaultRecord, PageRequestRecord } from '../../hw/iommu/records.ts';
 import { FQCSR_FQOF, IPSR_FQ, IPSR_PQ, PQCSR_PQOF, Reg } from '../../hw/iommu/registers.ts';
-import { newRecordScratch, postCommand, postCommandWords, readFaultRecordsInto, readPageRequestsInto } from '../../hw/iommu/setup.ts';
+import {
+  commandQueueLayout, newRecordScratch, postCommandAt, postCommandWordsAt, readFaultRecordsInto, readPageRequestsInto, setupQueue,
+  type CommandQueueLayout,
+} from '../../hw/iommu/setup.ts';
 import type { PageResponseCode } from '../../hw/iommu/types.ts';
 import type { IommuUnit } from '../../hw/iommu/unit.ts';
 import type { PhysicalMemory } from '../../hw/memory/physical-memory.ts';
@@ -32,6 +35,8 @@ export class DriverQueues {
   private readonly recordScratch = newRecordScratch();
   /** Where drain() reads fault records before they go to the log (emptied after each drain). */
   private readonly faultScratch: FaultRecord[] = [];
+  /** The command queue as setupCommandQueue() programmed it (null before). */
+  private cq: CommandQueueLayout | null = null;
   /** Whether the last poll or drain found the page-request queue overflowed (PQOF, then cleared). */
   pageRequestOverflow = false;
 
@@ -47,6 +52,12 @@ export class DriverQueues {
     private readonly kick: () => void,
     private readonly stats: DriverQueueStats,
   ) {}
+
+  /** Program and enable the command queue at `base` (2^log2Entries entries); the queue is only posted to after this. */
+  setupCommandQueue(base: number, log2Entries: number): void {
+    setupQueue(this.unit, 'command', base, log2Entries);
+    this.cq = commandQueueLayout(base, log2Entries);
+  }
 
   /** PAGE_RESPONSE and a FENCE. */
   pageResponse(rid: number, pasid: number, prgi: number, code: PageResponseCode, privateData: readonly [number, number] | null): void {
@@ -116,9 +127,10 @@ export class DriverQueues {
 
   /** Queue one command, running the queue first if it is full. */
   private post(c: Command): void {
-    if (!postCommand(this.unit, this.memory, c, this.cmdWords)) {
+    const q = this.commandQueue();
+    if (!postCommandAt(this.unit, this.memory, q, c, this.cmdWords)) {
       this.kick();
-      if (!postCommand(this.unit, this.memory, c, this.cmdWords)) throw new Error(`${this.name}: command queue stuck`);
+      if (!postCommandAt(this.unit, this.memory, q, c, this.cmdWords)) throw new Error(`${this.name}: command queue stuck`);
     }
     this.stats.commands++;
     if (c.op === 'iotlb-inval' || c.op === 'pasid-cache-inval' || c.op === 'context-inval') this.stats.invalidations++;
@@ -126,11 +138,17 @@ export class DriverQueues {
 
   /** post() of the command encoded in this.cmdWords (page responses and fences: no invalidation). */
   private postWords(words: Uint32Array): void {
-    if (!postCommandWords(this.unit, this.memory, words)) {
+    const q = this.commandQueue();
+    if (!postCommandWordsAt(this.unit, this.memory, q, words)) {
       this.kick();
-      if (!postCommandWords(this.unit, this.memory, words)) throw new Error(`${this.name}: command queue stuck`);
+      if (!postCommandWordsAt(this.unit, this.memory, q, words)) throw new Error(`${this.name}: command queue stuck`);
     }
     this.stats.commands++;
+  }
+
+  private commandQueue(): CommandQueueLayout {
+    if (this.cq === null) throw new Error(`${this.name}: command queue not set up`);
+    return this.cq;
   }
 
   /** Run the queue and check FENCE `seq` completed. */
