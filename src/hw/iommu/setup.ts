@@ -206,6 +206,22 @@ export function postCommandWordsAt(port: RegisterPort, mem: PhysicalMemory, q: C
   return postAt(port, mem, q.base, q.entries, null, words, undefined);
 }
 
+/**
+ * Two encoded commands, then one tail write (intel's qi_submit_sync writes its descriptor and the wait
+ * descriptor, then IQT once). False, with the tail unmoved, unless both fit and are written: the caller then
+ * posts them one at a time (postCommandWordsAt), which writes the same slots.
+ */
+export function postCommandWordsPairAt(port: RegisterPort, mem: PhysicalMemory, q: CommandQueueLayout, first: Uint32Array, second: Uint32Array): boolean {
+  const head = port.readReg(Reg.CQH);
+  const tail = port.readReg(Reg.CQT);
+  const t1 = (tail + 1) % q.entries;
+  const t2 = (t1 + 1) % q.entries;
+  if (t1 === head || t2 === head) return false;
+  if (!writeHalves(mem, q.base + tail * RECORD_BYTES, first) || !writeHalves(mem, q.base + t1 * RECORD_BYTES, second)) return false;
+  port.writeReg(Reg.CQT, t2);
+  return true;
+}
+
 function postInto(port: RegisterPort, mem: PhysicalMemory, cmd: Command | null, encoded: Uint32Array | null, words: Uint32Array<ArrayBuffer> | undefined): boolean {
   // The registers are read one by one rather than into a state object: this runs for every command.
   const b = port.readReg(QUEUE_REGS.command.base);

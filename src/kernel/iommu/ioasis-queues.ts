@@ -6,7 +6,7 @@ import { encodeFence, encodePageResponse, type Command } from '../../hw/iommu/co
 import type { FaultRecord, PageRequestRecord } from '../../hw/iommu/records.ts';
 import { FQCSR_FQOF, IPSR_FQ, IPSR_PQ, PQCSR_PQOF, Reg } from '../../hw/iommu/registers.ts';
 import {
-  commandQueueLayout, newRecordScratch, postCommandAt, postCommandWordsAt, readFaultRecordsInto, readPageRequestsInto, setupQueue,
+  commandQueueLayout, newRecordScratch, postCommandAt, postCommandWordsAt, postCommandWordsPairAt, readFaultRecordsInto, readPageRequestsInto, setupQueue,
   type CommandQueueLayout,
 } from '../../hw/iommu/setup.ts';
 import type { PageResponseCode } from '../../hw/iommu/types.ts';
@@ -31,6 +31,8 @@ export class DriverQueues {
   private fenceSeq = 0;
   /** Where a command is encoded before it is written to the queue (reused: every page response posts two). */
   private readonly cmdWords = new Uint32Array(8);
+  /** The FENCE closing a page response (posted together with it). */
+  private readonly fenceWords = new Uint32Array(8);
   /** Record buffers for reading the fault and page-request queues (polled on every fault). */
   private readonly recordScratch = newRecordScratch();
   /** Where drain() reads fault records before they go to the log (emptied after each drain). */
@@ -65,8 +67,14 @@ export class DriverQueues {
     // One per device fault: encoded straight into the command buffer (sync() of one command, without the
     // Command objects).
     const seq = (this.fenceSeq = (this.fenceSeq + 1) >>> 0);
-    this.postWords(encodePageResponse(this.cmdWords, rid, pasid, prgi, code, privateData));
-    this.postWords(encodeFence(this.cmdWords, false, this.fenceStatus, seq));
+    const response = encodePageResponse(this.cmdWords, rid, pasid, prgi, code, privateData);
+    const fence = encodeFence(this.fenceWords, false, this.fenceStatus, seq);
+    // Both at once and one tail write, as qi_submit_sync; a queue without room for both takes them one by one.
+    if (postCommandWordsPairAt(this.unit, this.memory, this.commandQueue(), response, fence)) this.stats.commands += 2;
+    else {
+      this.postWords(response);
+      this.postWords(fence);
+    }
     this.finishSync(seq);
   }
 
