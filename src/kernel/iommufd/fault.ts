@@ -235,14 +235,20 @@ export class IommufdFault implements IommufdObject {
    * new buffer.
    */
   compose(group: IopfGroup, cookie: number, into?: Uint8Array): Uint8Array {
+    const size = group.faults.length * PGFAULT_RECORD_SIZE;
+    const out = into !== undefined && into.length === size && into.byteOffset === 0 ? into : new Uint8Array(size);
+    this.composeAt(group, cookie, out, 0);
+    return out;
+  }
+
+  /** compose() into `out` from byte `offset` (which must leave room for the group's records). */
+  composeAt(group: IopfGroup, cookie: number, out: Uint8Array, offset: number): void {
     // Written byte by byte: a DataView would move the small, fresh array off the heap.
     const faults = group.faults;
-    const size = faults.length * PGFAULT_RECORD_SIZE;
-    const out = into !== undefined && into.length === size && into.byteOffset === 0 ? into : new Uint8Array(size);
     const devId = this.devIdOf(group.dev) >>> 0;
     for (let i = 0; i < faults.length; i++) {
       const f = faults[i] as IopfGroup['faults'][number];
-      const at = i * PGFAULT_RECORD_SIZE;
+      const at = offset + i * PGFAULT_RECORD_SIZE;
       const hasPasid = f.pasid !== NO_PASID;
       const flags = (hasPasid ? IOMMU_PGFAULT_FLAGS_PASID_VALID : 0) | (f.lastInGroup ? IOMMU_PGFAULT_FLAGS_LAST_PAGE : 0);
       const perm = (f.read ? IOMMU_PGFAULT_PERM_READ : 0) | (f.write ? IOMMU_PGFAULT_PERM_WRITE : 0)
@@ -260,11 +266,10 @@ export class IommufdFault implements IommufdObject {
         putU32(out, at + 24, a % TWO_32);
         putU32(out, at + 28, Math.floor(a / TWO_32));
       } else {
-        new DataView(out.buffer).setBigUint64(at + 24, BigInt(a), true);
+        new DataView(out.buffer, out.byteOffset).setBigUint64(at + 24, BigInt(a), true);
       }
       putU32(out, at + 36, cookie >>> 0);
     }
-    return out;
   }
 
   /**
