@@ -170,6 +170,15 @@ function queueBase(b: number): number {
 }
 
 /**
+ * (i + 1) % entries for a ring index. The entry count comes from a table that holds 2^31 and so is a double:
+ * `%` would be a floating-point remainder (a library call) on every record; a compare is not.
+ */
+function nextIndex(i: number, entries: number): number {
+  const next = i + 1;
+  return next < entries ? next : next === entries ? 0 : next % entries;
+}
+
+/**
  * Write `cmd` at the command queue's tail and ring it (CQT). False when the queue is full or outside memory.
  * `words`: where to encode it (a driver passes its own 8-word buffer rather than one per command).
  */
@@ -214,8 +223,8 @@ export function postCommandWordsAt(port: RegisterPort, mem: PhysicalMemory, q: C
 export function postCommandWordsPairAt(port: RegisterPort, mem: PhysicalMemory, q: CommandQueueLayout, first: Uint32Array, second: Uint32Array): boolean {
   const head = port.readReg(Reg.CQH);
   const tail = port.readReg(Reg.CQT);
-  const t1 = (tail + 1) % q.entries;
-  const t2 = (t1 + 1) % q.entries;
+  const t1 = nextIndex(tail, q.entries);
+  const t2 = nextIndex(t1, q.entries);
   if (t1 === head || t2 === head) return false;
   if (!writeHalves(mem, q.base + tail * RECORD_BYTES, first) || !writeHalves(mem, q.base + t1 * RECORD_BYTES, second)) return false;
   port.writeReg(Reg.CQT, t2);
@@ -236,10 +245,11 @@ function postAt(
   const head = port.readReg(r.head);
   const tail = port.readReg(r.tail);
   // A queue is full when (tail + 1) % entries == head.
-  if ((tail + 1) % entries === head) return false;
+  const next = nextIndex(tail, entries);
+  if (next === head) return false;
   const h = encoded ?? encodeCommand(cmd as Command, words);
   if (!writeHalves(mem, base + tail * RECORD_BYTES, h)) return false;
-  port.writeReg(Reg.CQT, (tail + 1) % entries);
+  port.writeReg(Reg.CQT, next);
   return true;
 }
 
@@ -270,7 +280,7 @@ function consumeInto<T>(
     if (!mem.readWords(base + head * RECORD_BYTES, h, 0, RECORD_HALVES)) h.fill(0);
     out.push(decode(h));
     n++;
-    head = (head + 1) % entries;
+    head = nextIndex(head, entries);
   }
   port.writeReg(r.head, head);
   return n;

@@ -92,6 +92,11 @@ export class IommuCore {
   private readonly groupList: IommuGroup[] = [];
   /** Devices added by addDevice() (not in the host topology: the selftest's mock bus). */
   private readonly hotplugged = new Set<PciDev>();
+  /**
+   * byRid's map of each of `drivers` (same index): made at boot and only ever updated in place, so poll()
+   * finds a driver's requester IDs without a lookup by driver.
+   */
+  private readonly driverRids: ReadonlyMap<number, PciDev>[] = [];
   /** poll()'s array of drained page requests (empty between polls), and whether a poll is running. */
   private readonly pollRequests: PageRequestRecord[] = [];
   private polling = false;
@@ -114,7 +119,9 @@ export class IommuCore {
       const d = new IoasisIommuDriver(u.port, mem, frames, { name: u.name, kick: () => machine.processCommands() });
       driverOf.set(u.port, d);
       drivers.push(d);
-      this.byRid.set(d, new Map());
+      const rids = new Map<number, PciDev>();
+      this.byRid.set(d, rids);
+      this.driverRids.push(rids);
     }
     for (const placement of run.groups) {
       const first = placement.devices[0];
@@ -583,13 +590,13 @@ export class IommuCore {
     this.polling = true;
     let n = 0;
     try {
-      for (const d of this.drivers) {
+      for (let i = 0; i < this.drivers.length; i++) {
+        const d = this.drivers[i] as IoasisIommuDriver;
         n += d.drain(requests);
         if (d.pageRequestOverflow) this.iopf.discardPartials();
         if (requests.length === 0) continue;
-        // A driver's requester-ID map is made once and only updated in place: looked up once per drain.
-        const devs = this.byRid.get(d);
-        for (let i = 0; i < requests.length; i++) this.reportPageRequest(d, devs, requests[i] as PageRequestRecord);
+        const devs = this.driverRids[i];
+        for (let k = 0; k < requests.length; k++) this.reportPageRequest(d, devs, requests[k] as PageRequestRecord);
         while (requests.length > 0) requests.pop();
       }
     } finally {
