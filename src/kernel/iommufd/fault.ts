@@ -263,8 +263,10 @@ export class IommufdFault implements IommufdObject {
       putU32(out, at + 32, 0);
       const a = f.address;
       if (Number.isSafeInteger(a) && a >= 0) {
-        putU32(out, at + 24, a % TWO_32);
-        putU32(out, at + 28, Math.floor(a / TWO_32));
+        // The halves by a multiply and subtract: `%` of a double is a floating-point remainder call.
+        const hi = Math.floor(a / TWO_32);
+        putU32(out, at + 24, a - hi * TWO_32);
+        putU32(out, at + 28, hi);
       } else {
         new DataView(out.buffer, out.byteOffset).setBigUint64(at + 24, BigInt(a), true);
       }
