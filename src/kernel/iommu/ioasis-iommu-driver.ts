@@ -206,7 +206,12 @@ export class IoasisIommuDriver implements IommuDriverOps, IotlbFlusher, NestedCa
     const use = this.dids.get(domain);
     const first = Math.floor(iova / FRAME) * FRAME;
     const pages = Math.ceil((iova + size - first) / FRAME);
-    // Every unmap comes here: a plain loop, no spread or intermediate arrays.
+    // Every unmap comes here. With no nested domain (whose flushes are added as Commands) the range
+    // invalidations are posted straight from the DID's PASIDs, without a command array.
+    if (this.nestedCount === 0) {
+      if (use !== undefined && use.pasids.size > 0) this.queues.syncIotlbRange(use.did, use.pasids, first, pages);
+      return;
+    }
     const cmds: Command[] = [];
     if (use !== undefined) for (const pasid of use.pasids.keys()) cmds.push({ op: 'iotlb-inval', scope: 'range', did: use.did, pasid, address: first, pages });
     this.nestedChildFlushes(domain, cmds);

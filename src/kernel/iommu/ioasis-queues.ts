@@ -31,7 +31,11 @@ export class DriverQueues {
   private fenceSeq = 0;
   /** Where a command is encoded before it is written to the queue (reused: every page response posts two). */
   private readonly cmdWords = new Uint32Array(8);
-  /** The FENCE closing a page response (posted together with it). */
+  /** syncIotlbRange()'s command, rewritten for each PASID. */
+  private readonly rangeInval: { op: 'iotlb-inval'; scope: 'range'; did: number; pasid: number; address: number; pages: number } = {
+    op: 'iotlb-inval', scope: 'range', did: 0, pasid: 0, address: 0, pages: 0,
+  };
+  /** The FENCE closing a page response (posted together with it) or a range invalidation. */
   private readonly fenceWords = new Uint32Array(8);
   /** Record buffers for reading the fault and page-request queues (polled on every fault). */
   private readonly recordScratch = newRecordScratch();
@@ -123,6 +127,25 @@ export class DriverQueues {
     this.stats.faultsLogged += nf;
     this.stats.pageRequestsRead += np;
     return nf + np;
+  }
+
+  /**
+   * sync() of a range IOTLB invalidation of `did` for each PASID (key) of `pasids`: every unmap comes here,
+   * so the commands are posted through one reused command object and the FENCE from its words, rather than
+   * an array of new Commands.
+   */
+  syncIotlbRange(did: number, pasids: ReadonlyMap<number, unknown>, address: number, pages: number): void {
+    const seq = (this.fenceSeq = (this.fenceSeq + 1) >>> 0);
+    const c = this.rangeInval;
+    c.did = did;
+    c.address = address;
+    c.pages = pages;
+    for (const pasid of pasids.keys()) {
+      c.pasid = pasid;
+      this.post(c);
+    }
+    this.postWords(encodeFence(this.fenceWords, false, this.fenceStatus, seq));
+    this.finishSync(seq);
   }
 
   /** Post `cmds` and a FENCE, run the queue, and check the fence completed (a driver bug otherwise). */
