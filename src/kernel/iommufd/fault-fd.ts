@@ -64,7 +64,7 @@ export class FaultFile implements KernelFile {
       fetched.push(got);
       size += got.group.faults.length * PGFAULT_RECORD_SIZE;
     }
-    if (size === 0) return ok(0);
+    if (size === 0) return okCount(0);
     const bytes = this.records.length === size ? this.records : new Uint8Array(size);
     this.records = bytes;
     let at = 0;
@@ -89,7 +89,7 @@ export class FaultFile implements KernelFile {
       }
     }
     while (fetched.length > 0) fetched.pop();
-    return done === 0 && err !== null ? err : ok(done);
+    return done === 0 && err !== null ? err : okCount(done);
   }
 
   write(proc: Process, userBuf: number, count: number, ppos = 0): Result<number> {
@@ -111,7 +111,7 @@ export class FaultFile implements KernelFile {
       }
       done += PAGE_RESPONSE_SIZE;
     }
-    return done === 0 && err !== null ? err : ok(done);
+    return done === 0 && err !== null ? err : okCount(done);
   }
 
   poll(): number {
@@ -124,6 +124,16 @@ export class FaultFile implements KernelFile {
     this.fault.fdPut();
     this.ctxFile?.put();
   }
+}
+
+/** Counts up to this many bytes get a shared result (see okCount). */
+const SHARED_COUNTS = 4096;
+const countResults: Result<number>[] = [];
+
+/** ok(n), shared for the small counts every read and write returns (a Result is immutable). */
+function okCount(n: number): Result<number> {
+  if (n > SHARED_COUNTS) return ok(n);
+  return (countResults[n] ??= ok(n));
 }
 
 /** Little-endian u32 at `o`, from the bytes (a DataView would move the small array off the heap). */
