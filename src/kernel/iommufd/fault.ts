@@ -202,7 +202,7 @@ export class IommufdFault implements IommufdObject {
   /**
    * Take the next queued group if its records fit in `room` bytes: it gets a cookie and moves to the
    * response table. null when nothing is queued, the group does not fit (it stays first), or no cookie
-   * is free.
+   * is free. The answer is the held entry itself, not a copy: its cookie reads 0 once restore() ran.
    */
   fetch(room: number): { readonly group: IopfGroup; readonly cookie: number } | null {
     const held = this.deliver[0];
