@@ -59,6 +59,8 @@ export class FaultFile implements KernelFile {
     // cannot be copied and those after it go back first in line, in order, their cookies freed.
     const fault = this.fault;
     const fetched = this.fetched;
+    // (Empty unless an earlier read threw half-way.)
+    while (fetched.length > 0) fetched.pop();
     let size = 0;
     for (let got = fault.fetch(count); got !== null; got = fault.fetch(count - size)) {
       fetched.push(got);
