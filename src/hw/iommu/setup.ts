@@ -191,14 +191,14 @@ export function postCommandWords(port: RegisterPort, mem: PhysicalMemory, words:
   return postInto(port, mem, null, words, undefined);
 }
 
-/** Where a command queue is and how many entries it has: what its driver programmed into CQB. */
-export interface CommandQueueLayout {
+/** Where a queue is and how many entries it has: what its driver programmed into the base register. */
+export interface QueueLayout {
   readonly base: number;
   readonly entries: number;
 }
 
-/** The layout setupQueue(port, 'command', base, log2Entries) programs (CQB reads back exactly that). */
-export function commandQueueLayout(base: number, log2Entries: number): CommandQueueLayout {
+/** The layout setupQueue(port, which, base, log2Entries) programs (the base register reads back exactly that). */
+export function queueLayout(base: number, log2Entries: number): QueueLayout {
   return { base: queueBase(base + log2Entries), entries: queueEntries(base + log2Entries) };
 }
 
@@ -206,12 +206,12 @@ export function commandQueueLayout(base: number, log2Entries: number): CommandQu
  * postCommand() for the driver that programmed the queue and alone writes CQB: the base and size it wrote
  * are not read back for every command (intel's struct q_inval keeps them too); the indices are.
  */
-export function postCommandAt(port: RegisterPort, mem: PhysicalMemory, q: CommandQueueLayout, cmd: Command, words?: Uint32Array<ArrayBuffer>): boolean {
+export function postCommandAt(port: RegisterPort, mem: PhysicalMemory, q: QueueLayout, cmd: Command, words?: Uint32Array<ArrayBuffer>): boolean {
   return postAt(port, mem, q.base, q.entries, cmd, null, words);
 }
 
 /** postCommandAt() of a command already encoded into 8 halves (see encodePageResponse, encodeFence). */
-export function postCommandWordsAt(port: RegisterPort, mem: PhysicalMemory, q: CommandQueueLayout, words: Uint32Array): boolean {
+export function postCommandWordsAt(port: RegisterPort, mem: PhysicalMemory, q: QueueLayout, words: Uint32Array): boolean {
   return postAt(port, mem, q.base, q.entries, null, words, undefined);
 }
 
@@ -220,7 +220,7 @@ export function postCommandWordsAt(port: RegisterPort, mem: PhysicalMemory, q: C
  * descriptor, then IQT once). False, with the tail unmoved, unless both fit and are written: the caller then
  * posts them one at a time (postCommandWordsAt), which writes the same slots.
  */
-export function postCommandWordsPairAt(port: RegisterPort, mem: PhysicalMemory, q: CommandQueueLayout, first: Uint32Array, second: Uint32Array): boolean {
+export function postCommandWordsPairAt(port: RegisterPort, mem: PhysicalMemory, q: QueueLayout, first: Uint32Array, second: Uint32Array): boolean {
   const head = port.readReg(Reg.CQH);
   const tail = port.readReg(Reg.CQT);
   const t1 = nextIndex(tail, q.entries);
@@ -266,13 +266,21 @@ export function newRecordScratch(): RecordScratch {
  */
 function consumeInto<T>(
   port: RegisterPort, mem: PhysicalMemory, r: QueueRegs, max: number, decode: (h: Uint32Array) => T, scratch: RecordScratch | undefined, out: T[],
+  layout: QueueLayout | null = null,
 ): number {
   let head = port.readReg(r.head);
   const tail = port.readReg(r.tail);
   if (head === tail) return 0;
-  const b = port.readReg(r.base);
-  const base = queueBase(b);
-  const entries = queueEntries(b);
+  let base: number;
+  let entries: number;
+  if (layout !== null) {
+    base = layout.base;
+    entries = layout.entries;
+  } else {
+    const b = port.readReg(r.base);
+    base = queueBase(b);
+    entries = queueEntries(b);
+  }
   const h = scratch?.h ?? new Uint32Array(RECORD_HALVES);
   let n = 0;
   while (head !== tail && n < max) {
@@ -304,11 +312,14 @@ export function readPageRequests(port: RegisterPort, mem: PhysicalMemory, max = 
  * readFaultRecords() appending to `out` rather than returning a new array (a driver polling on every fault
  * reuses one): the number of records read.
  */
-export function readFaultRecordsInto(port: RegisterPort, mem: PhysicalMemory, out: FaultRecord[], scratch?: RecordScratch): number {
-  return consumeInto(port, mem, QUEUE_REGS.fault, Infinity, decodeFaultRecord, scratch, out);
+export function readFaultRecordsInto(port: RegisterPort, mem: PhysicalMemory, out: FaultRecord[], scratch?: RecordScratch, layout?: QueueLayout): number {
+  return consumeInto(port, mem, QUEUE_REGS.fault, Infinity, decodeFaultRecord, scratch, out, layout ?? null);
 }
 
-/** readPageRequests() appending to `out`: the number of records read. */
-export function readPageRequestsInto(port: RegisterPort, mem: PhysicalMemory, out: PageRequestRecord[], scratch?: RecordScratch): number {
-  return consumeInto(port, mem, QUEUE_REGS['page-request'], Infinity, decodePageRequestRecord, scratch, out);
+/**
+ * readPageRequests() appending to `out`: the number of records read. `layout`: the queue as the driver
+ * that programmed it (and alone writes PQB) knows it, so the base register is not read back.
+ */
+export function readPageRequestsInto(port: RegisterPort, mem: PhysicalMemory, out: PageRequestRecord[], scratch?: RecordScratch, layout?: QueueLayout): number {
+  return consumeInto(port, mem, QUEUE_REGS['page-request'], Infinity, decodePageRequestRecord, scratch, out, layout ?? null);
 }

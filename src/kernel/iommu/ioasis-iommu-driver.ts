@@ -28,7 +28,7 @@ import { CONTEXT_TABLE_BYTES, PE_SSADE, type ContextEntrySpec, type PasidEntrySp
 import type { FaultRecord, PageRequestRecord } from '../../hw/iommu/records.ts';
 import {
   allocPasidDirectory, clearPasidEntry, contextEntryAddress, enableTranslation, pasidEntryAddress,
-  setupQueue, writeContext, writePasidEntry, writeRootEntry,
+  writeContext, writePasidEntry, writeRootEntry,
 } from '../../hw/iommu/setup.ts';
 import type { IommuCaps, PageResponseCode } from '../../hw/iommu/types.ts';
 import type { PhysicalMemory } from '../../hw/memory/physical-memory.ts';
@@ -122,9 +122,7 @@ export class IoasisIommuDriver implements IommuDriverOps, IotlbFlusher, NestedCa
     if (root < 0 || cq < 0 || fq < 0 || pq < 0 || status < 0) throw new RangeError('no memory for the IOMMU root table and queues');
     this.root = root;
     this.queues = new DriverQueues(this.name, unit, memory, status, opts.kick ?? (() => unit.processCommands()), this.stats);
-    this.queues.setupCommandQueue(cq, QUEUE_LOG2);
-    setupQueue(unit, 'fault', fq, QUEUE_LOG2);
-    setupQueue(unit, 'page-request', pq, QUEUE_LOG2);
+    this.queues.setupQueues(cq, fq, pq, QUEUE_LOG2);
     // Every requester ID without a context entry faults CONTEXT_NOT_PRESENT from here on.
     enableTranslation(unit, root);
   }

@@ -6,8 +6,8 @@ import { encodeFence, encodePageResponse, type Command } from '../../hw/iommu/co
 import type { FaultRecord, PageRequestRecord } from '../../hw/iommu/records.ts';
 import { FQCSR_FQOF, IPSR_FQ, IPSR_PQ, PQCSR_PQOF, Reg } from '../../hw/iommu/registers.ts';
 import {
-  commandQueueLayout, newRecordScratch, postCommandAt, postCommandWordsAt, postCommandWordsPairAt, readFaultRecordsInto, readPageRequestsInto, setupQueue,
-  type CommandQueueLayout,
+  newRecordScratch, postCommandAt, postCommandWordsAt, postCommandWordsPairAt, queueLayout, readFaultRecordsInto, readPageRequestsInto,
+  setupQueue, type QueueLayout,
 } from '../../hw/iommu/setup.ts';
 import type { PageResponseCode } from '../../hw/iommu/types.ts';
 import type { IommuUnit } from '../../hw/iommu/unit.ts';
@@ -41,8 +41,10 @@ export class DriverQueues {
   private readonly recordScratch = newRecordScratch();
   /** Where drain() reads fault records before they go to the log (emptied after each drain). */
   private readonly faultScratch: FaultRecord[] = [];
-  /** The command queue as setupCommandQueue() programmed it (null before). */
-  private cq: CommandQueueLayout | null = null;
+  /** The queues as setupQueues() programmed them (null before). */
+  private cq: QueueLayout | null = null;
+  private fq: QueueLayout | undefined = undefined;
+  private pq: QueueLayout | undefined = undefined;
   /** Whether the last poll or drain found the page-request queue overflowed (PQOF, then cleared). */
   pageRequestOverflow = false;
 
@@ -59,10 +61,18 @@ export class DriverQueues {
     private readonly stats: DriverQueueStats,
   ) {}
 
-  /** Program and enable the command queue at `base` (2^log2Entries entries); the queue is only posted to after this. */
-  setupCommandQueue(base: number, log2Entries: number): void {
-    setupQueue(this.unit, 'command', base, log2Entries);
-    this.cq = commandQueueLayout(base, log2Entries);
+  /**
+   * Program and enable the queues at the given bases (2^log2Entries entries each), command, fault and
+   * page-request in that order; nothing is posted or drained before. Their layouts are kept (as intel keeps
+   * its queues' addresses) rather than read back from the base registers, which only this driver writes.
+   */
+  setupQueues(cq: number, fq: number, pq: number, log2Entries: number): void {
+    setupQueue(this.unit, 'command', cq, log2Entries);
+    setupQueue(this.unit, 'fault', fq, log2Entries);
+    setupQueue(this.unit, 'page-request', pq, log2Entries);
+    this.cq = queueLayout(cq, log2Entries);
+    this.fq = queueLayout(fq, log2Entries);
+    this.pq = queueLayout(pq, log2Entries);
   }
 
   /** PAGE_RESPONSE and a FENCE. */
@@ -113,8 +123,8 @@ export class DriverQueues {
     const pending = this.unit.readReg(Reg.IPSR) & (IPSR_FQ | IPSR_PQ);
     if (pending === 0) return 0;
     this.unit.writeReg(Reg.IPSR, pending);
-    const nf = readFaultRecordsInto(this.unit, this.memory, faults, this.recordScratch);
-    const np = readPageRequestsInto(this.unit, this.memory, pageRequests, this.recordScratch);
+    const nf = readFaultRecordsInto(this.unit, this.memory, faults, this.recordScratch, this.fq);
+    const np = readPageRequestsInto(this.unit, this.memory, pageRequests, this.recordScratch, this.pq);
     if ((this.unit.readReg(Reg.FQCSR) & FQCSR_FQOF) !== 0) this.unit.writeReg(Reg.FQCSR, this.unit.readReg(Reg.FQCSR) | FQCSR_FQOF);
     const pqcsr = this.unit.readReg(Reg.PQCSR);
     const pageRequestOverflow = (pqcsr & PQCSR_PQOF) !== 0;
@@ -177,7 +187,7 @@ export class DriverQueues {
     this.stats.commands++;
   }
 
-  private commandQueue(): CommandQueueLayout {
+  private commandQueue(): QueueLayout {
     if (this.cq === null) throw new Error(`${this.name}: command queue not set up`);
     return this.cq;
   }
