@@ -170,6 +170,15 @@ function queueBase(b: number): number {
 }
 
 /**
+ * (i + 1) % entries for a ring index. The entry count comes from a table that holds 2^31 and so is a double:
+ * `%` would be a floating-point remainder (a library call) on every record; a compare is not.
+ */
+function nextIndex(i: number, entries: number): number {
+  const next = i + 1;
+  return next < entries ? next : next === entries ? 0 : next % entries;
+}
+
+/**
  * Write `cmd` at the command queue's tail and ring it (CQT). False when the queue is full or outside memory.
  * `words`: where to encode it (a driver passes its own 8-word buffer rather than one per command).
  */
@@ -182,19 +191,65 @@ export function postCommandWords(port: RegisterPort, mem: PhysicalMemory, words:
   return postInto(port, mem, null, words, undefined);
 }
 
-// The tail slot is checked before the command is encoded: a full queue refuses without looking at it.
+/** Where a queue is and how many entries it has: what its driver programmed into the base register. */
+export interface QueueLayout {
+  readonly base: number;
+  readonly entries: number;
+}
+
+/** The layout setupQueue(port, which, base, log2Entries) programs (the base register reads back exactly that). */
+export function queueLayout(base: number, log2Entries: number): QueueLayout {
+  return { base: queueBase(base + log2Entries), entries: queueEntries(base + log2Entries) };
+}
+
+/**
+ * postCommand() for the driver that programmed the queue and alone writes CQB: the base and size it wrote
+ * are not read back for every command (intel's struct q_inval keeps them too); the indices are.
+ */
+export function postCommandAt(port: RegisterPort, mem: PhysicalMemory, q: QueueLayout, cmd: Command, words?: Uint32Array<ArrayBuffer>): boolean {
+  return postAt(port, mem, q.base, q.entries, cmd, null, words);
+}
+
+/** postCommandAt() of a command already encoded into 8 halves (see encodePageResponse, encodeFence). */
+export function postCommandWordsAt(port: RegisterPort, mem: PhysicalMemory, q: QueueLayout, words: Uint32Array): boolean {
+  return postAt(port, mem, q.base, q.entries, null, words, undefined);
+}
+
+/**
+ * Two encoded commands, then one tail write (intel's qi_submit_sync writes its descriptor and the wait
+ * descriptor, then IQT once). False, with the tail unmoved, unless both fit and are written: the caller then
+ * posts them one at a time (postCommandWordsAt), which writes the same slots.
+ */
+export function postCommandWordsPairAt(port: RegisterPort, mem: PhysicalMemory, q: QueueLayout, first: Uint32Array, second: Uint32Array): boolean {
+  const head = port.readReg(Reg.CQH);
+  const tail = port.readReg(Reg.CQT);
+  const t1 = nextIndex(tail, q.entries);
+  const t2 = nextIndex(t1, q.entries);
+  if (t1 === head || t2 === head) return false;
+  if (!writeHalves(mem, q.base + tail * RECORD_BYTES, first) || !writeHalves(mem, q.base + t1 * RECORD_BYTES, second)) return false;
+  port.writeReg(Reg.CQT, t2);
+  return true;
+}
+
 function postInto(port: RegisterPort, mem: PhysicalMemory, cmd: Command | null, encoded: Uint32Array | null, words: Uint32Array<ArrayBuffer> | undefined): boolean {
   // The registers are read one by one rather than into a state object: this runs for every command.
+  const b = port.readReg(QUEUE_REGS.command.base);
+  return postAt(port, mem, queueBase(b), queueEntries(b), cmd, encoded, words);
+}
+
+// The tail slot is checked before the command is encoded: a full queue refuses without looking at it.
+function postAt(
+  port: RegisterPort, mem: PhysicalMemory, base: number, entries: number, cmd: Command | null, encoded: Uint32Array | null, words: Uint32Array<ArrayBuffer> | undefined,
+): boolean {
   const r = QUEUE_REGS.command;
-  const b = port.readReg(r.base);
-  const entries = queueEntries(b);
   const head = port.readReg(r.head);
   const tail = port.readReg(r.tail);
   // A queue is full when (tail + 1) % entries == head.
-  if ((tail + 1) % entries === head) return false;
+  const next = nextIndex(tail, entries);
+  if (next === head) return false;
   const h = encoded ?? encodeCommand(cmd as Command, words);
-  if (!writeHalves(mem, queueBase(b) + tail * RECORD_BYTES, h)) return false;
-  port.writeReg(Reg.CQT, (tail + 1) % entries);
+  if (!writeHalves(mem, base + tail * RECORD_BYTES, h)) return false;
+  port.writeReg(Reg.CQT, next);
   return true;
 }
 
@@ -205,32 +260,66 @@ export function newRecordScratch(): RecordScratch {
   return { h: new Uint32Array(RECORD_HALVES) };
 }
 
-function consume<T>(port: RegisterPort, mem: PhysicalMemory, r: QueueRegs, max: number, decode: (h: Uint32Array) => T, scratch: RecordScratch | undefined): T[] {
+/**
+ * Read and consume up to `max` records of queue `r`, decoded and appended to `out`; the number read. An
+ * empty queue (what polling mostly finds) costs two register reads: no record to read, no head to move.
+ */
+function consumeInto<T>(
+  port: RegisterPort, mem: PhysicalMemory, r: QueueRegs, max: number, decode: (h: Uint32Array) => T, scratch: RecordScratch | undefined, out: T[],
+  layout: QueueLayout | null = null,
+): number {
   let head = port.readReg(r.head);
   const tail = port.readReg(r.tail);
-  const out: T[] = [];
-  // Polling mostly finds an empty queue: then there is no record to read and no head to move.
-  if (head === tail) return out;
-  const b = port.readReg(r.base);
-  const base = queueBase(b);
-  const entries = queueEntries(b);
+  if (head === tail) return 0;
+  let base: number;
+  let entries: number;
+  if (layout !== null) {
+    base = layout.base;
+    entries = layout.entries;
+  } else {
+    const b = port.readReg(r.base);
+    base = queueBase(b);
+    entries = queueEntries(b);
+  }
   const h = scratch?.h ?? new Uint32Array(RECORD_HALVES);
-  while (head !== tail && out.length < max) {
+  let n = 0;
+  while (head !== tail && n < max) {
     // A record outside memory reads as zeros.
     if (!mem.readWords(base + head * RECORD_BYTES, h, 0, RECORD_HALVES)) h.fill(0);
     out.push(decode(h));
-    head = (head + 1) % entries;
+    n++;
+    head = nextIndex(head, entries);
   }
   port.writeReg(r.head, head);
-  return out;
+  return n;
 }
 
 /** Read and consume (advance FQH past) up to `max` fault records. */
 export function readFaultRecords(port: RegisterPort, mem: PhysicalMemory, max = Infinity, scratch?: RecordScratch): FaultRecord[] {
-  return consume(port, mem, QUEUE_REGS.fault, max, decodeFaultRecord, scratch);
+  const out: FaultRecord[] = [];
+  consumeInto(port, mem, QUEUE_REGS.fault, max, decodeFaultRecord, scratch, out);
+  return out;
 }
 
 /** Read and consume (advance PQH past) up to `max` page-request records. */
 export function readPageRequests(port: RegisterPort, mem: PhysicalMemory, max = Infinity, scratch?: RecordScratch): PageRequestRecord[] {
-  return consume(port, mem, QUEUE_REGS['page-request'], max, decodePageRequestRecord, scratch);
+  const out: PageRequestRecord[] = [];
+  consumeInto(port, mem, QUEUE_REGS['page-request'], max, decodePageRequestRecord, scratch, out);
+  return out;
+}
+
+/**
+ * readFaultRecords() appending to `out` rather than returning a new array (a driver polling on every fault
+ * reuses one): the number of records read.
+ */
+export function readFaultRecordsInto(port: RegisterPort, mem: PhysicalMemory, out: FaultRecord[], scratch?: RecordScratch, layout?: QueueLayout): number {
+  return consumeInto(port, mem, QUEUE_REGS.fault, Infinity, decodeFaultRecord, scratch, out, layout ?? null);
+}
+
+/**
+ * readPageRequests() appending to `out`: the number of records read. `layout`: the queue as the driver
+ * that programmed it (and alone writes PQB) knows it, so the base register is not read back.
+ */
+export function readPageRequestsInto(port: RegisterPort, mem: PhysicalMemory, out: PageRequestRecord[], scratch?: RecordScratch, layout?: QueueLayout): number {
+  return consumeInto(port, mem, QUEUE_REGS['page-request'], Infinity, decodePageRequestRecord, scratch, out, layout ?? null);
 }

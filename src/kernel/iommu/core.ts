@@ -85,10 +85,21 @@ export class IommuCore {
   /** WARN_ON lines (bounded). */
   readonly log: string[] = [];
   private readonly info = new Map<PciDev, DeviceInfo>();
+  /** The device last looked up in `info` and its entry (see infoOf); forgotten whenever `info` changes. */
+  private lastDev: PciDev | null = null;
+  private lastInfo: DeviceInfo | undefined = undefined;
   private readonly byRid = new Map<IommuDriverOps, Map<number, PciDev>>();
   private readonly groupList: IommuGroup[] = [];
   /** Devices added by addDevice() (not in the host topology: the selftest's mock bus). */
   private readonly hotplugged = new Set<PciDev>();
+  /**
+   * byRid's map of each of `drivers` (same index): made at boot and only ever updated in place, so poll()
+   * finds a driver's requester IDs without a lookup by driver.
+   */
+  private readonly driverRids: ReadonlyMap<number, PciDev>[] = [];
+  /** poll()'s array of drained page requests (empty between polls), and whether a poll is running. */
+  private readonly pollRequests: PageRequestRecord[] = [];
+  private polling = false;
 
   constructor(readonly machine: Machine<IommuUnit>, readonly run: GroupingRun, opts: IommuCoreOptions = {}) {
     const booted = run.booted;
@@ -108,7 +119,9 @@ export class IommuCore {
       const d = new IoasisIommuDriver(u.port, mem, frames, { name: u.name, kick: () => machine.processCommands() });
       driverOf.set(u.port, d);
       drivers.push(d);
-      this.byRid.set(d, new Map());
+      const rids = new Map<number, PciDev>();
+      this.byRid.set(d, rids);
+      this.driverRids.push(rids);
     }
     for (const placement of run.groups) {
       const first = placement.devices[0];
@@ -132,6 +145,7 @@ export class IommuCore {
         if (maxPasids > 0) enablePasid(dev);
         const di: DeviceInfo = { dev, group, driver, rids, maxPasids, iopfUsers: 0 };
         this.info.set(dev, di);
+        this.lastDev = null;
         const map = this.byRid.get(driver) as Map<number, PciDev>;
         for (const rid of rids) {
           if (!map.has(rid)) map.set(rid, dev);
@@ -169,6 +183,7 @@ export class IommuCore {
     map.set(dev.rid, dev);
     driver.probeDevice(dev.rid, maxPasids);
     this.info.set(dev, di);
+    this.lastDev = null;
     this.hotplugged.add(dev);
     this.groupList.push(group);
     this.groupList.sort((a, b) => a.id - b.id);
@@ -188,6 +203,7 @@ export class IommuCore {
     di.driver.releaseDevice?.(dev.rid);
     this.byRid.get(di.driver)?.delete(dev.rid);
     this.info.delete(dev);
+    this.lastDev = null;
     this.hotplugged.delete(dev);
     this.groupList.splice(this.groupList.indexOf(g), 1);
     return ok();
@@ -198,7 +214,19 @@ export class IommuCore {
 
   // ---- Lookup ----
 
-  groupOf(dev: PciDev): IommuGroup | undefined { return this.info.get(dev)?.group; }
+  groupOf(dev: PciDev): IommuGroup | undefined { return this.infoOf(dev)?.group; }
+
+  /**
+   * info.get(dev), remembering the last answer: every fault looks its device up several times (routing,
+   * response), and a Map lookup by object costs more than this compare.
+   */
+  private infoOf(dev: PciDev): DeviceInfo | undefined {
+    if (dev === this.lastDev) return this.lastInfo;
+    const di = this.info.get(dev);
+    this.lastDev = dev;
+    this.lastInfo = di;
+    return di;
+  }
   group(id: number): IommuGroup | undefined { return this.groups.find((g) => g.id === id); }
   driverOf(dev: PciDev): IommuDriverOps | undefined { return this.info.get(dev)?.driver; }
   /** The hardware driver of a host device (what tests and the isolation checker read registers of). */
@@ -545,7 +573,7 @@ export class IommuCore {
   }
 
   private respond(dev: PciDev, pasid: number, prgi: number, code: PageResponseCode, pd: readonly [number, number] | null): void {
-    const di = this.info.get(dev);
+    const di = this.infoOf(dev);
     if (di === undefined) return;
     di.driver.pageResponse(di.rids[0] as number, pasid, prgi, code, pd);
   }
@@ -555,12 +583,25 @@ export class IommuCore {
    * queue into the io-pgfault layer. Returns the number of records read.
    */
   poll(): number {
+    // Polled on every fault: the drained requests go through one reused array (a poll from inside a fault
+    // handler, which would overwrite it mid-walk, gets its own).
+    // (Emptied with pop(): `length = 0` is a runtime call that also gives the backing store back.)
+    const requests = this.polling ? [] : this.pollRequests;
+    this.polling = true;
     let n = 0;
-    for (const d of this.drivers) {
-      const r = d.poll();
-      n += r.faults.length + r.pageRequests.length;
-      if (r.pageRequestOverflow) this.iopf.discardPartials();
-      for (const rec of r.pageRequests) this.reportPageRequest(d, rec);
+    try {
+      for (let i = 0; i < this.drivers.length; i++) {
+        const d = this.drivers[i] as IoasisIommuDriver;
+        n += d.drain(requests);
+        if (d.pageRequestOverflow) this.iopf.discardPartials();
+        if (requests.length === 0) continue;
+        const devs = this.driverRids[i];
+        for (let k = 0; k < requests.length; k++) this.reportPageRequest(d, devs, requests[k] as PageRequestRecord);
+        while (requests.length > 0) requests.pop();
+      }
+    } finally {
+      while (requests.length > 0) requests.pop();
+      if (requests === this.pollRequests) this.polling = false;
     }
     return n;
   }
@@ -580,8 +621,8 @@ export class IommuCore {
     return this.iopf.stats.discarded === before ? ok() : fail('EINVAL', `no domain with a fault handler at ${rec.pasid === NO_PASID ? 'the RID' : `PASID ${rec.pasid}`}`);
   }
 
-  private reportPageRequest(d: IommuDriverOps, rec: PageRequestRecord): void {
-    const dev = this.byRid.get(d)?.get(rec.rid);
+  private reportPageRequest(d: IommuDriverOps, devs: ReadonlyMap<number, PciDev> | undefined, rec: PageRequestRecord): void {
+    const dev = devs?.get(rec.rid);
     if (dev === undefined) {
       // No device behind this requester ID: answer so nothing waits forever.
       if (rec.lastInGroup) d.pageResponse(rec.rid, rec.pasid, rec.prgi, PageResponseCode.Invalid, rec.privateData);
@@ -599,7 +640,7 @@ export class IommuCore {
     const at = this.domainAtPasid(dev, pasid);
     if (at !== null) return at;
     const rid = this.domainOf(dev);
-    return this.info.get(dev)?.driver.userPasidTable === true && rid?.type === 'nested' ? rid : null;
+    return this.infoOf(dev)?.driver.userPasidTable === true && rid?.type === 'nested' ? rid : null;
   }
 
   /** Fault records of `dev` (by its requester IDs) in its driver's log, oldest first. */

@@ -57,6 +57,8 @@ export interface IopfGroup {
 interface PendingGroup extends IopfGroup {
   /** The private data the device sent, echoed in the response. */
   readonly realPrivateData: readonly [number, number] | null;
+  /** On its device's pending list (isPending() without searching it). */
+  pending: boolean;
 }
 
 interface DeviceParam {
@@ -85,6 +87,12 @@ export class IopfQueue {
   /** One line per event a kernel would log (bounded). */
   readonly log: string[] = [];
   private readonly params = new Map<PciDev, DeviceParam>();
+  /**
+   * The device last looked up and its parameters (undefined: IOPF off): a fault's report and its response
+   * come from the same device, so most lookups skip the Map. Forgotten whenever `params` changes.
+   */
+  private lastDev: PciDev | null = null;
+  private lastParam: DeviceParam | undefined = undefined;
   private seq = 0;
 
   constructor(private readonly respond: RespondFn, readonly options: IopfOptions = {}) {}
@@ -95,6 +103,7 @@ export class IopfQueue {
   addDevice(dev: PciDev): Result {
     if (this.params.has(dev)) return fail('EBUSY', `${dev.shortBdf}: IOPF already enabled`);
     this.params.set(dev, { partial: [], pending: [] });
+    this.lastDev = null;
     return ok();
   }
 
@@ -103,27 +112,42 @@ export class IopfQueue {
    * and pending groups, EBUSY and nothing changes unless `force` (device removal cannot fail).
    */
   removeDevice(dev: PciDev, force = false): Result {
-    const p = this.params.get(dev);
+    const p = this.param(dev);
     if (p === undefined) return ok();
     if (!force && this.options.unregisterWithPendingFaults === 'ebusy' && p.pending.length > 0) {
       return fail('EBUSY', `${dev.shortBdf}: ${p.pending.length} page request group(s) still pending`);
     }
-    for (const g of p.pending.splice(0)) this.answer(g, PageResponseCode.Invalid, true);
+    for (const g of p.pending.splice(0)) {
+      g.pending = false;
+      this.answer(g, PageResponseCode.Invalid, true);
+    }
     p.partial.length = 0;
     this.params.delete(dev);
+    this.lastDev = null;
     return ok();
   }
 
+  private param(dev: PciDev): DeviceParam | undefined {
+    if (dev === this.lastDev) return this.lastParam;
+    const p = this.params.get(dev);
+    this.lastDev = dev;
+    this.lastParam = p;
+    return p;
+  }
+
   /** Groups delivered and not yet answered. */
-  pending(dev: PciDev): readonly IopfGroup[] { return this.params.get(dev)?.pending ?? []; }
-  partials(dev: PciDev): readonly PageRequestRecord[] { return this.params.get(dev)?.partial ?? []; }
+  pending(dev: PciDev): readonly IopfGroup[] { return this.param(dev)?.pending ?? []; }
+
+  /** pending(group.dev).includes(group), without the lookup and the search (asked on every response). */
+  isPending(group: IopfGroup): boolean { return (group as Partial<PendingGroup>).pending === true; }
+  partials(dev: PciDev): readonly PageRequestRecord[] { return this.param(dev)?.partial ?? []; }
 
   /**
    * iommu_report_device_fault for one page request of `dev`. `routes.faultDomain` finds the domain
    * attached at a PASID (NO_PASID: the RID's); an object rather than a closure made per request.
    */
   report(dev: PciDev, rec: PageRequestRecord, routes: FaultRoutes): void {
-    const p = this.params.get(dev);
+    const p = this.param(dev);
     if (p === undefined) {
       this.note(`${dev.shortBdf}: page request without IOPF enabled`);
       if (rec.lastInGroup) this.bad(dev, rec);
@@ -150,6 +174,7 @@ export class IopfQueue {
     const group: PendingGroup = {
       dev, pasid: rec.pasid, prgi: rec.prgi, faults, domain, seq, realPrivateData: rec.privateData,
       privateData: this.options.privateDataCookie === true ? [seq >>> 0, Math.floor(seq / 4294967296)] : rec.privateData,
+      pending: true,
     };
     p.pending.push(group);
     this.stats.delivered++;
@@ -158,8 +183,16 @@ export class IopfQueue {
 
   /** iommu_page_response: EINVAL when no pending group matches (nothing is sent). */
   pageResponse(dev: PciDev, pasid: number, prgi: number, code: PageResponse, privateData?: readonly [number, number] | null): Result {
-    const p = this.params.get(dev);
-    const i = p?.pending.findIndex((g) => g.prgi === prgi && g.pasid === pasid) ?? -1;
+    const p = this.param(dev);
+    // The first pending group with that PRGI and PASID (a loop: no closure per response).
+    let i = -1;
+    if (p !== undefined) {
+      const list = p.pending;
+      for (let j = 0; j < list.length; j++) {
+        const g = list[j] as PendingGroup;
+        if (g.prgi === prgi && g.pasid === pasid) { i = j; break; }
+      }
+    }
     if (p === undefined || i < 0) {
       this.stats.rejectedResponses++;
       return fail('EINVAL', `${dev.shortBdf}: no pending page request group ${prgi} for PASID ${pasid}`);
@@ -172,20 +205,22 @@ export class IopfQueue {
         return fail('EINVAL', `${dev.shortBdf}: group ${prgi} was given sequence number ${g.seq}; the response carries another`);
       }
     }
-    p.pending.splice(i, 1);
+    removeAt(p.pending, i);
+    g.pending = false;
     this.answer(g, CODES[code], false);
     return ok();
   }
 
   /** Answer INVALID every pending group of `dev` delivered to `domain` at `pasid` (detach, replace). */
   autoRespond(dev: PciDev, pasid: number, domain: IommuDomain): number {
-    const p = this.params.get(dev);
+    const p = this.param(dev);
     if (p === undefined) return 0;
     let n = 0;
     for (let i = p.pending.length - 1; i >= 0; i--) {
       const g = p.pending[i] as PendingGroup;
       if (g.pasid !== pasid || g.domain !== domain) continue;
-      p.pending.splice(i, 1);
+      removeAt(p.pending, i);
+      g.pending = false;
       this.answer(g, PageResponseCode.Invalid, true);
       n++;
     }
@@ -213,4 +248,8 @@ export class IopfQueue {
   }
 }
 
-
+/** list.splice(i, 1) without the array of removed elements splice() returns (once per response). */
+function removeAt<T>(list: T[], i: number): void {
+  for (let j = i + 1; j < list.length; j++) list[j - 1] = list[j] as T;
+  list.pop();
+}

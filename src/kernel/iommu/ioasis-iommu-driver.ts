@@ -28,7 +28,7 @@ import { CONTEXT_TABLE_BYTES, PE_SSADE, type ContextEntrySpec, type PasidEntrySp
 import type { FaultRecord, PageRequestRecord } from '../../hw/iommu/records.ts';
 import {
   allocPasidDirectory, clearPasidEntry, contextEntryAddress, enableTranslation, pasidEntryAddress,
-  setupQueue, writeContext, writePasidEntry, writeRootEntry,
+  writeContext, writePasidEntry, writeRootEntry,
 } from '../../hw/iommu/setup.ts';
 import type { IommuCaps, PageResponseCode } from '../../hw/iommu/types.ts';
 import type { PhysicalMemory } from '../../hw/memory/physical-memory.ts';
@@ -122,9 +122,7 @@ export class IoasisIommuDriver implements IommuDriverOps, IotlbFlusher, NestedCa
     if (root < 0 || cq < 0 || fq < 0 || pq < 0 || status < 0) throw new RangeError('no memory for the IOMMU root table and queues');
     this.root = root;
     this.queues = new DriverQueues(this.name, unit, memory, status, opts.kick ?? (() => unit.processCommands()), this.stats);
-    setupQueue(unit, 'command', cq, QUEUE_LOG2);
-    setupQueue(unit, 'fault', fq, QUEUE_LOG2);
-    setupQueue(unit, 'page-request', pq, QUEUE_LOG2);
+    this.queues.setupQueues(cq, fq, pq, QUEUE_LOG2);
     // Every requester ID without a context entry faults CONTEXT_NOT_PRESENT from here on.
     enableTranslation(unit, root);
   }
@@ -206,7 +204,12 @@ export class IoasisIommuDriver implements IommuDriverOps, IotlbFlusher, NestedCa
     const use = this.dids.get(domain);
     const first = Math.floor(iova / FRAME) * FRAME;
     const pages = Math.ceil((iova + size - first) / FRAME);
-    // Every unmap comes here: a plain loop, no spread or intermediate arrays.
+    // Every unmap comes here. With no nested domain (whose flushes are added as Commands) the range
+    // invalidations are posted straight from the DID's PASIDs, without a command array.
+    if (this.nestedCount === 0) {
+      if (use !== undefined && use.pasids.size > 0) this.queues.syncIotlbRange(use.did, use.pasids, first, pages);
+      return;
+    }
     const cmds: Command[] = [];
     if (use !== undefined) for (const pasid of use.pasids.keys()) cmds.push({ op: 'iotlb-inval', scope: 'range', did: use.did, pasid, address: first, pages });
     this.nestedChildFlushes(domain, cmds);
@@ -447,6 +450,12 @@ export class IoasisIommuDriver implements IommuDriverOps, IotlbFlusher, NestedCa
   poll(): { faults: FaultRecord[]; pageRequests: PageRequestRecord[]; pageRequestOverflow: boolean } {
     return this.queues.poll();
   }
+
+  /** poll() without allocating (the core's path): see DriverQueues.drain. */
+  drain(pageRequests: PageRequestRecord[]): number { return this.queues.drain(pageRequests); }
+
+  /** Whether the last poll() or drain() found the page-request queue overflowed. */
+  get pageRequestOverflow(): boolean { return this.queues.pageRequestOverflow; }
 
   private sync(cmds: readonly Command[]): void {
     this.queues.sync(cmds);

@@ -23,6 +23,7 @@ import { fail, ok, type Result } from '../errno.ts';
 import type { KernelFile, OpenFile } from '../process/file.ts';
 import type { Process } from '../process/process.ts';
 import type { IommufdCtx } from './context.ts';
+import type { IopfGroup } from '../iommu/io-pgfault.ts';
 import { IommufdFault, PAGE_RESPONSE_SIZE, PGFAULT_RECORD_SIZE, type DevIdOf } from './fault.ts';
 
 export const EPOLLIN = 0x1;
@@ -33,8 +34,10 @@ export const EPOLLRDNORM = 0x40;
 export class FaultFile implements KernelFile {
   readonly kind = 'iommufd-pgfault';
   private released = false;
-  /** The last group's records (one group is composed at a time and copied out at once; reused when the next is the same size). */
+  /** The last read's records (all composed, then copied out at once; reused when the next read is the same size). */
   private records: Uint8Array = new Uint8Array(PGFAULT_RECORD_SIZE);
+  /** The groups a read fetched, in order (emptied before it returns). */
+  private readonly fetched: { readonly group: IopfGroup; readonly cookie: number }[] = [];
   /** One page response, as read from the user (write() reads and answers one at a time). */
   private readonly response = new Uint8Array(PAGE_RESPONSE_SIZE);
 
@@ -51,22 +54,44 @@ export class FaultFile implements KernelFile {
   read(proc: Process, userBuf: number, count: number, ppos = 0): Result<number> {
     const bad = checkCount(count, ppos, PGFAULT_RECORD_SIZE, 'read');
     if (bad !== null) return bad;
-    let done = 0;
+    // Every group that fits is fetched (given its cookie) and composed, and the records go out with one
+    // copy. Only when that copy fails are they copied group by group, as Linux does: the first group that
+    // cannot be copied and those after it go back first in line, in order, their cookies freed.
+    const fault = this.fault;
+    const fetched = this.fetched;
+    // (Empty unless an earlier read threw half-way.)
+    while (fetched.length > 0) fetched.pop();
+    let size = 0;
+    for (let got = fault.fetch(count); got !== null; got = fault.fetch(count - size)) {
+      fetched.push(got);
+      size += got.group.faults.length * PGFAULT_RECORD_SIZE;
+    }
+    if (size === 0) return okCount(0);
+    const bytes = this.records.length === size ? this.records : new Uint8Array(size);
+    this.records = bytes;
+    let at = 0;
+    for (let i = 0; i < fetched.length; i++) {
+      const got = fetched[i] as { readonly group: IopfGroup; readonly cookie: number };
+      fault.composeAt(got.group, got.cookie, bytes, at);
+      at += got.group.faults.length * PGFAULT_RECORD_SIZE;
+    }
+    let done = size;
     let err: Result<number> | null = null;
-    for (;;) {
-      const got = this.fault.fetch(count - done);
-      if (got === null) break;
-      const bytes = this.fault.compose(got.group, got.cookie, this.records);
-      this.records = bytes;
-      const w = proc.mm.write(userBuf + done, bytes);
-      if (!w.ok) {
-        this.fault.restore(got.cookie);
-        err = fail('EFAULT', `cannot copy ${bytes.length} bytes of page request records to 0x${(userBuf + done).toString(16)}`);
+    if (!proc.mm.write(userBuf, bytes).ok) {
+      done = 0;
+      for (let i = 0; i < fetched.length; i++) {
+        const len = (fetched[i] as { readonly group: IopfGroup }).group.faults.length * PGFAULT_RECORD_SIZE;
+        if (proc.mm.write(userBuf + done, bytes.subarray(done, done + len)).ok) {
+          done += len;
+          continue;
+        }
+        for (let j = fetched.length - 1; j >= i; j--) fault.restore((fetched[j] as { readonly cookie: number }).cookie);
+        err = fail('EFAULT', `cannot copy ${len} bytes of page request records to 0x${(userBuf + done).toString(16)}`);
         break;
       }
-      done += bytes.length;
     }
-    return done === 0 && err !== null ? err : ok(done);
+    while (fetched.length > 0) fetched.pop();
+    return done === 0 && err !== null ? err : okCount(done);
   }
 
   write(proc: Process, userBuf: number, count: number, ppos = 0): Result<number> {
@@ -88,7 +113,7 @@ export class FaultFile implements KernelFile {
       }
       done += PAGE_RESPONSE_SIZE;
     }
-    return done === 0 && err !== null ? err : ok(done);
+    return done === 0 && err !== null ? err : okCount(done);
   }
 
   poll(): number {
@@ -101,6 +126,16 @@ export class FaultFile implements KernelFile {
     this.fault.fdPut();
     this.ctxFile?.put();
   }
+}
+
+/** Counts up to this many bytes get a shared result (see okCount). */
+const SHARED_COUNTS = 4096;
+const countResults: Result<number>[] = [];
+
+/** ok(n), shared for the small counts every read and write returns (a Result is immutable). */
+function okCount(n: number): Result<number> {
+  if (n > SHARED_COUNTS) return ok(n);
+  return (countResults[n] ??= ok(n));
 }
 
 /** Little-endian u32 at `o`, from the bytes (a DataView would move the small array off the heap). */

@@ -202,9 +202,9 @@ export class IommufdFault implements IommufdObject {
   /**
    * Take the next queued group if its records fit in `room` bytes: it gets a cookie and moves to the
    * response table. null when nothing is queued, the group does not fit (it stays first), or no cookie
-   * is free.
+   * is free. The answer is the held entry itself, not a copy: its cookie reads 0 once restore() ran.
    */
-  fetch(room: number): { group: IopfGroup; cookie: number } | null {
+  fetch(room: number): { readonly group: IopfGroup; readonly cookie: number } | null {
     const held = this.deliver[0];
     if (held === undefined) return null;
     if (held.group.faults.length * PGFAULT_RECORD_SIZE > room) return null;
@@ -215,7 +215,8 @@ export class IommufdFault implements IommufdObject {
     this.response[cookie] = held;
     this.responseCount++;
     this.stats.read++;
-    return { group: held.group, cookie };
+    // The held entry itself (group and cookie): nothing allocated per read.
+    return held;
   }
 
   /** Put a fetched group back at the head of the deliver list (its copy to user space faulted). */
@@ -234,14 +235,20 @@ export class IommufdFault implements IommufdObject {
    * new buffer.
    */
   compose(group: IopfGroup, cookie: number, into?: Uint8Array): Uint8Array {
+    const size = group.faults.length * PGFAULT_RECORD_SIZE;
+    const out = into !== undefined && into.length === size && into.byteOffset === 0 ? into : new Uint8Array(size);
+    this.composeAt(group, cookie, out, 0);
+    return out;
+  }
+
+  /** compose() into `out` from byte `offset` (which must leave room for the group's records). */
+  composeAt(group: IopfGroup, cookie: number, out: Uint8Array, offset: number): void {
     // Written byte by byte: a DataView would move the small, fresh array off the heap.
     const faults = group.faults;
-    const size = faults.length * PGFAULT_RECORD_SIZE;
-    const out = into !== undefined && into.length === size && into.byteOffset === 0 ? into : new Uint8Array(size);
     const devId = this.devIdOf(group.dev) >>> 0;
     for (let i = 0; i < faults.length; i++) {
       const f = faults[i] as IopfGroup['faults'][number];
-      const at = i * PGFAULT_RECORD_SIZE;
+      const at = offset + i * PGFAULT_RECORD_SIZE;
       const hasPasid = f.pasid !== NO_PASID;
       const flags = (hasPasid ? IOMMU_PGFAULT_FLAGS_PASID_VALID : 0) | (f.lastInGroup ? IOMMU_PGFAULT_FLAGS_LAST_PAGE : 0);
       const perm = (f.read ? IOMMU_PGFAULT_PERM_READ : 0) | (f.write ? IOMMU_PGFAULT_PERM_WRITE : 0)
@@ -256,14 +263,15 @@ export class IommufdFault implements IommufdObject {
       putU32(out, at + 32, 0);
       const a = f.address;
       if (Number.isSafeInteger(a) && a >= 0) {
-        putU32(out, at + 24, a % TWO_32);
-        putU32(out, at + 28, Math.floor(a / TWO_32));
+        // The halves by a multiply and subtract: `%` of a double is a floating-point remainder call.
+        const hi = Math.floor(a / TWO_32);
+        putU32(out, at + 24, a - hi * TWO_32);
+        putU32(out, at + 28, hi);
       } else {
-        new DataView(out.buffer).setBigUint64(at + 24, BigInt(a), true);
+        new DataView(out.buffer, out.byteOffset).setBigUint64(at + 24, BigInt(a), true);
       }
       putU32(out, at + 36, cookie >>> 0);
     }
-    return out;
   }
 
   /**
@@ -321,7 +329,7 @@ export class IommufdFault implements IommufdObject {
    * response for one group.
    */
   private answer(group: IopfGroup, code: PageResponse): void {
-    if (!this.core.iopf.pending(group.dev).includes(group)) return;
+    if (!this.core.iopf.isPending(group)) return;
     this.core.respondGroup(group, code);
   }
 
