@@ -84,13 +84,8 @@ export function decodeCommand(h: Uint32Array, at = 0): Command | null {
       return { op: 'iotlb-inval', scope: 'range', did, pasid, address: hi2 * TWO_32 + lo2, pages: hi3 * TWO_32 + lo3 };
     }
     case Opcode.PageResponse: {
-      // Word 0: bits 11:8 code (0 SUCCESS, 1 INVALID, 15 FAILURE), bit 12 PASID valid, bit 13 PDP,
-      // bits 31:16 RID; bits 15:14 and 63:32 reserved.
-      if ((lo0 & 0xc000) !== 0 || hi0 !== 0) return null;
-      const code = (lo0 >>> 8) & 0xf;
-      if (code !== PageResponseCode.Success && code !== PageResponseCode.Invalid && code !== PageResponseCode.Failure) return null;
-      // Word 1: bits 8:0 PRGI, bits 51:32 PASID; bits 31:9 and 63:52 reserved. Word 3 reserved.
-      if ((lo1 & 0xffff_fe00) !== 0 || (hi1 & 0xfff0_0000) !== 0 || (lo3 | hi3) !== 0) return null;
+      if (!pageResponseWellFormed(h, at)) return null;
+      const code = ((lo0 >>> 8) & 0xf) as PageResponseCode;
       const pasidValid = (lo0 & (1 << 12)) !== 0;
       const pdp = (lo0 & (1 << 13)) !== 0;
       return {
@@ -99,16 +94,36 @@ export function decodeCommand(h: Uint32Array, at = 0): Command | null {
       };
     }
     case Opcode.Fence: {
-      // Word 0: bit 8 interrupt; bits 31:9 and 63:32 reserved.
-      if ((lo0 & 0xffff_fe00) !== 0 || hi0 !== 0) return null;
-      // Word 1: a PA (4-byte aligned, below 2^52) to write word 2's low 32 bits to; word 3 reserved.
-      if ((lo1 & 3) !== 0 || (hi1 & 0xfff0_0000) !== 0 || (lo3 | hi3) !== 0) return null;
+      if (!fenceWellFormed(h, at)) return null;
       return { op: 'fence', interrupt: (lo0 & 0x100) !== 0, statusAddress: hi1 * TWO_32 + lo1, statusData: lo2 };
     }
     default:
       // An unknown opcode stops processing with CMD_ILL.
       return null;
   }
+}
+
+/**
+ * The PAGE_RESPONSE in h[at .. at + 8) (opcode 0x04) has a defined code and no reserved bit set. The unit
+ * executes page responses and fences straight from the words with these checks (no Command object).
+ */
+export function pageResponseWellFormed(h: Uint32Array, at = 0): boolean {
+  const lo0 = h[at] as number;
+  // Word 0: bits 11:8 code (0 SUCCESS, 1 INVALID, 15 FAILURE), bit 12 PASID valid, bit 13 PDP,
+  // bits 31:16 RID; bits 15:14 and 63:32 reserved.
+  if ((lo0 & 0xc000) !== 0 || h[at + 1] !== 0) return false;
+  const code = (lo0 >>> 8) & 0xf;
+  if (code !== PageResponseCode.Success && code !== PageResponseCode.Invalid && code !== PageResponseCode.Failure) return false;
+  // Word 1: bits 8:0 PRGI, bits 51:32 PASID; bits 31:9 and 63:52 reserved. Word 3 reserved.
+  return ((h[at + 2] as number) & 0xffff_fe00) === 0 && ((h[at + 3] as number) & 0xfff0_0000) === 0 && ((h[at + 6] as number) | (h[at + 7] as number)) === 0;
+}
+
+/** The FENCE in h[at .. at + 8) (opcode 0x05) has no reserved bit set. */
+export function fenceWellFormed(h: Uint32Array, at = 0): boolean {
+  // Word 0: bit 8 interrupt; bits 31:9 and 63:32 reserved.
+  if (((h[at] as number) & 0xffff_fe00) !== 0 || h[at + 1] !== 0) return false;
+  // Word 1: a PA (4-byte aligned, below 2^52) to write word 2's low 32 bits to; word 3 reserved.
+  return ((h[at + 2] as number) & 3) === 0 && ((h[at + 3] as number) & 0xfff0_0000) === 0 && ((h[at + 6] as number) | (h[at + 7] as number)) === 0;
 }
 
 function scoped<Op extends 'pasid-cache-inval' | 'iotlb-inval'>(op: Op, gran: number, did: number, pasid: number): Command {

@@ -6,7 +6,7 @@
 // Each check carries, in the line above it, the rule of docs/hw-iommu.md it implements.
 
 import type { PhysicalMemory } from '../memory/physical-memory.ts';
-import { decodeCommand, type Command } from './commands.ts';
+import { decodeCommand, fenceWellFormed, Opcode, pageResponseWellFormed, type Command } from './commands.ts';
 import { CC_PASIDE, CC_PRE, ContextCache } from './context-cache.ts';
 import { ContextMode, fetchContext, fetchPasidEntry, newContextFields, newPasidFields, Pgtt } from './device-table.ts';
 import { Iotlb, TLB_DIRTY_OK, TLB_PERMS, TLB_USER_OK } from './iotlb.ts';
@@ -81,6 +81,8 @@ const MEMO_SRE = 2;
 const isRid = (rid: number): boolean => Number.isInteger(rid) && rid >= 0 && rid <= 0xffff;
 
 export class IommuUnit {
+  /** pageRequest() encodes its message into the queue record and keeps no reference (IommuPort). */
+  readonly borrowsPageRequests = true;
   readonly caps: IommuCaps;
   readonly stats: IommuStats;
   private readonly regs: RegisterFile;
@@ -397,10 +399,10 @@ export class IommuUnit {
       while (cq.enabled && cq.errors === 0 && !cq.isEmpty() && done < limit) {
         // Queue memory outside memory: CQMF, processing stops with the head on the command.
         if (!cq.readHead(this.mem, this.halves)) { cq.errors |= QCSR_MF; break; }
-        const cmd = decodeCommand(this.halves);
+        const r = this.executeWords(this.halves);
         // An unknown opcode or reserved bits set stop processing with CMD_ILL; the head stays on the bad command.
-        if (cmd === null) { cq.errors |= QCSR_ERR; break; }
-        if (!this.execute(cmd)) break;
+        if (r < 0) { cq.errors |= QCSR_ERR; break; }
+        if (r === 0) break;
         cq.advanceHead();
         done++;
         this.stats.commandsProcessed++;
@@ -409,6 +411,44 @@ export class IommuUnit {
       this.inCommands = false;
     }
     return done;
+  }
+
+  /**
+   * Execute the command in `h`: 1 done, 0 it could not complete (the queue stops on it), -1 illegal
+   * (CMD_ILL). PAGE_RESPONSE and FENCE, two per device fault, are read straight from the words; the
+   * invalidations go through decodeCommand() and execute().
+   */
+  private executeWords(h: Uint32Array): number {
+    const lo0 = h[0] as number;
+    const op = lo0 & 0xff;
+    if (op === Opcode.PageResponse) {
+      if (!pageResponseWellFormed(h)) return -1;
+      const lo1 = h[2] as number;
+      const hi1 = h[3] as number;
+      // Word 0: bits 11:8 code, bit 12 PASID valid, bit 13 PDP, bits 31:16 RID. Word 1: bits 8:0 PRGI,
+      // bits 51:32 PASID. Word 2: private data (PDP).
+      const pasid = (lo0 & (1 << 12)) !== 0 ? hi1 & 0xfffff : NO_PASID;
+      const privateData: [number, number] | null = (lo0 & (1 << 13)) !== 0 ? [h[4] as number, h[5] as number] : null;
+      // PAGE_RESPONSE: the response goes to the device, which matches it to its outstanding group.
+      this.sink?.({ rid: lo0 >>> 16, pasid, prgi: lo1 & 0x1ff, code: ((lo0 >>> 8) & 0xf) as PageResponseCode, privateData });
+      return 1;
+    }
+    if (op === Opcode.Fence) {
+      if (!fenceWellFormed(h)) return -1;
+      // Word 1: the status PA (bits 51:2); word 2: the status data; word 0 bit 8: interrupt.
+      const statusAddress = (h[3] as number) * 4294967296 + (h[2] as number);
+      // FENCE word 1: a PA to write word 2's low 32 bits to (0: none); a write outside memory is a queue memory fault.
+      if (statusAddress !== 0 && !this.mem.write32(statusAddress, h[4] as number)) {
+        this.regs.cq.errors |= QCSR_MF;
+        return 0;
+      }
+      // FENCE word 0 bit 8: raise the command-completion interrupt (IPSR bit 2).
+      if ((lo0 & 0x100) !== 0) this.regs.ipsr |= IPSR_CQ;
+      return 1;
+    }
+    const cmd = decodeCommand(h);
+    if (cmd === null) return -1;
+    return this.execute(cmd) ? 1 : 0;
   }
 
   /** Execute one decoded command; false when it could not complete (the queue then stops on it). */
