@@ -76,3 +76,62 @@ describe('PAGE_RESPONSE and FENCE executed from the words', () => {
     }), { numRuns: 400 });
   });
 });
+
+describe('IOTLB_INVAL executed from the words', () => {
+  /** A unit whose IOTLB holds 4 KiB, 2 MiB and 1 GiB translations of two domains, PASIDs 0 and 5 of each. */
+  function filled() {
+    const b = iommuBench();
+    const dev = 0x0100;
+    b.context(dev);
+    for (const [pasid, did] of [[0, 1], [5, 1], [6, 2]] as const) {
+      const t = b.table('second');
+      t.map(0x4000_0000, 0x1_0000_0000, 8 * 4096, { read: true, write: true });
+      t.map(0x8000_0000, 0x1_4000_0000, 2 * 2 ** 21, { read: true, write: true });
+      t.map(0x1_0000_0000, 0x2_0000_0000, 2 ** 30, { read: true, write: true });
+      b.pasid(dev, pasid, { pgtt: 'second', did, ssRoot: t.root });
+      for (const iova of [0x4000_0000, 0x4000_3000, 0x4000_7000, 0x8000_0000, 0x8020_0000, 0x1_0000_0000]) {
+        expect(b.translate(dev, iova, { pasid: pasid === 0 ? NO_PASID : pasid }).ok).toBe(true);
+      }
+    }
+    return b;
+  }
+  const key = (t: { did: number; pasid: number; iova: number }): string => `${t.did}/${t.pasid}/${t.iova}`;
+
+  it('drops exactly the entries the decoded command covers, and stops with CMD_ILL where decoding fails', () => {
+    const arb = fc.record({
+      gran: fc.integer({ min: 0, max: 3 }), did: fc.integer({ min: 0, max: 3 }), pasid: fc.constantFrom(0, 5, 6, 7),
+      page: fc.oneof(fc.constantFrom(0x4000_0, 0x4000_3, 0x8000_0, 0x801ff, 0x1_0000_0 + 5), fc.integer({ min: 0, max: 2 ** 21 })),
+      pages: fc.oneof(fc.integer({ min: 0, max: 70 }), fc.integer({ min: 0, max: 2 ** 19 })),
+      flip: fc.array(fc.tuple(fc.integer({ min: 0, max: 7 }), sparse), { maxLength: 1 }),
+    });
+    fc.assert(fc.property(arb, ({ gran, did, pasid, page, pages, flip }) => {
+      const b = filled();
+      const h = [0x03 | (gran << 8), 0, did, pasid, (page * 4096) % 2 ** 32, Math.floor((page * 4096) / 2 ** 32), pages, 0];
+      for (const [i, bits] of flip) h[i] = ((h[i] as number) ^ bits) >>> 0;
+      const before = b.unit.cachedTranslations();
+      for (let w = 0; w < 4; w++) b.mem.write64(b.queues.command + w * 8, h[2 * w] as number, h[2 * w + 1] as number);
+      b.unit.writeReg(Reg.CQT, 1);
+      const done = b.unit.processCommands();
+      const cmd = decodeCommand(new Uint32Array(h));
+      const after = b.unit.cachedTranslations().map(key).sort();
+      if (cmd === null) {
+        expect([done, b.unit.readReg(Reg.CQCSR)]).toEqual([0, QCSR_EN | QCSR_ERR]);
+        expect(after).toEqual(before.map(key).sort());
+        return;
+      }
+      expect(done).toBe(1);
+      if (cmd.op !== 'iotlb-inval') return;
+      const kept = before.filter((t) => {
+        if (cmd.scope === 'global') return false;
+        if (t.did !== cmd.did) return true;
+        if (cmd.scope === 'domain') return false;
+        if (t.pasid !== cmd.pasid) return true;
+        if (cmd.scope === 'pasid') return false;
+        const start = cmd.address;
+        const end = cmd.address + cmd.pages * 4096;
+        return !(t.iova < end && t.iova + t.pageSize > start);
+      });
+      expect(after).toEqual(kept.map(key).sort());
+    }), { numRuns: 300 });
+  });
+});

@@ -6,7 +6,7 @@
 // Each check carries, in the line above it, the rule of docs/hw-iommu.md it implements.
 
 import type { PhysicalMemory } from '../memory/physical-memory.ts';
-import { decodeCommand, fenceWellFormed, Opcode, pageResponseWellFormed, type Command } from './commands.ts';
+import { decodeCommand, fenceWellFormed, iotlbInvalWellFormed, Opcode, pageResponseWellFormed, type Command } from './commands.ts';
 import { CC_PASIDE, CC_PRE, ContextCache } from './context-cache.ts';
 import { ContextMode, fetchContext, fetchPasidEntry, newContextFields, newPasidFields, Pgtt } from './device-table.ts';
 import { Iotlb, TLB_DIRTY_OK, TLB_PERMS, TLB_USER_OK } from './iotlb.ts';
@@ -415,8 +415,9 @@ export class IommuUnit {
 
   /**
    * Execute the command in `h`: 1 done, 0 it could not complete (the queue stops on it), -1 illegal
-   * (CMD_ILL). PAGE_RESPONSE and FENCE, two per device fault, are read straight from the words; the
-   * invalidations go through decodeCommand() and execute().
+   * (CMD_ILL). PAGE_RESPONSE and FENCE (two per device fault) and IOTLB_INVAL (one per page unmapped)
+   * are read straight from the words; the context and PASID-cache invalidations go through
+   * decodeCommand() and execute().
    */
   private executeWords(h: Uint32Array): number {
     const lo0 = h[0] as number;
@@ -444,6 +445,19 @@ export class IommuUnit {
       }
       // FENCE word 0 bit 8: raise the command-completion interrupt (IPSR bit 2).
       if ((lo0 & 0x100) !== 0) this.regs.ipsr |= IPSR_CQ;
+      return 1;
+    }
+    if (op === Opcode.IotlbInval) {
+      if (!iotlbInvalWellFormed(h)) return -1;
+      // Word 0: bits 9:8 granularity. Word 1: bits 15:0 DID, bits 51:32 PASID. Granularity 3: word 2 the
+      // address, word 3 the number of 4 KiB pages.
+      const gran = (lo0 >>> 8) & 3;
+      const did = (h[2] as number) & 0xffff;
+      const pasid = (h[3] as number) & 0xfffff;
+      // IOTLB_INVAL granularity 0 global, 1 DID, 2 DID+PASID, 3 DID+PASID+range (every size overlapping).
+      if (gran === 0) this.iotlb.invalidateAll();
+      else if (gran === 3) this.iotlb.invalidateRange(did, pasid, ((h[5] as number) * 4294967296 + (h[4] as number)) / 4096, (h[7] as number) * 4294967296 + (h[6] as number));
+      else this.iotlb.invalidate(did, gran === 2 ? pasid : -1);
       return 1;
     }
     const cmd = decodeCommand(h);
