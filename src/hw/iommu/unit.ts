@@ -110,6 +110,8 @@ export class IommuUnit {
   private memoRid = -1;
   private memoPasid = -2;
   private memoPe = -1;
+  /** Of the memo's RID: its context-cache slot. */
+  private memoCs = -1;
   /** Of the memo's PASID entry: IOTLB tag and its hash part, MEMO_* flags. */
   private memoTag = 0;
   private memoMix = 0;
@@ -228,6 +230,7 @@ export class IommuUnit {
     this.memoRid = rid;
     this.memoPasid = req.pasid;
     this.memoPe = pe;
+    this.memoCs = cs;
     this.memoTag = pcache.tag[pe] as number;
     this.memoMix = pcache.tagMix[pe] as number;
     this.memoFlags = (pcache.pgtt[pe] === Pgtt.PassThrough ? MEMO_PT : 0) | (((pcache.flags[pe] as number) & PC_SRE) !== 0 ? MEMO_SRE : 0);
@@ -362,10 +365,13 @@ export class IommuUnit {
     if (!this.regs.te || !this.caps.pri) return false;
     // A requester ID is 16 bits; the page address a 4 KiB page below 2^64.
     if (!isRid(msg.rid) || !(msg.address >= 0 && msg.address < UNTRANSLATED_PAGE_SIZE)) return false;
-    // A context-cache hit changes no cache, so the translation memo stays (the faulting request's retry
-    // uses it); a miss fills the context cache, and the memo is dropped as resolve() drops it.
-    let cs = this.ctxCache.lookup(msg.rid);
-    if (cs < 0) {
+    // The translation memo's RID (the faulting request's: its retry uses the memo) needs no lookup: its
+    // context is the most recently used already, as in translate(). Any other RID's lookup makes another
+    // context the most recently used, so the memo is dropped, as resolve() drops it.
+    let cs: number;
+    if (msg.rid === this.memoRid) {
+      cs = this.memoCs;
+    } else {
       this.forgetMemo();
       cs = this.contextFor(msg.rid);
     }
