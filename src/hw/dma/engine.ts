@@ -289,7 +289,8 @@ export class DmaEngine {
         if (!this.translate(job, iova)) return;
         const out = this.out;
         const size = out.pageSize >= PAGE_SIZE ? out.pageSize : PAGE_SIZE;
-        if (size < 2 ** 53) chunk = Math.min(chunk, size - (iova % size));
+        // The offset in the page by a division, not `%` (a library call on doubles); exact for integers below 2^53.
+        if (size < 2 ** 53) chunk = Math.min(chunk, size - (iova - Math.floor(iova / size) * size));
         pa = out.pa;
       }
       const lo = r.bytesDone;
@@ -318,7 +319,7 @@ export class DmaEngine {
     tr.priv = job.priv;
     tr.ats = pri;
     if (iommu.translate(tr, out)) return true;
-    const page = iova - (iova % PAGE_SIZE);
+    const page = Math.floor(iova / 4096) * 4096; // PAGE_SIZE; a literal divisor is a multiplication
     const curable = pri && priCurable(out.reason);
     if (curable && !isAnswered(job, page)) {
       // The fault is kept as numbers: the DmaFault is made only if someone reads the result's fault.
