@@ -49,7 +49,6 @@ export class PageWalker {
     out.faultGpa = 0;
     if (!this.levelsOk(levels)) return fail(out, FaultReason.PasidEntryInvalid);
     if (iova < 0 || iova >= addressLimit(levels)) return fail(out, FaultReason.AddressBeyondWidth);
-    const e = this.e;
     // `+root`: a number from here on, so the loop keeps table addresses unboxed (above 2^30 each would
     // otherwise be a heap number per level).
     let table = +root;
@@ -57,11 +56,17 @@ export class PageWalker {
     // Entry addresses of the path, for the A/D update after success.
     const path = this.path2;
     let depth = 0;
+    const mem = this.mem;
+    const memSize = mem.size;
     for (let level = levels; level >= 1; level--) {
       const at = table + levelIndex(iova, level) * 8;
-      if (!this.mem.read64(at, e)) return fail(out, FaultReason.TableReadError);
-      const lo = e[0] as number;
-      const hi = e[1] as number;
+      // read64, without the copy through a scratch array: the entry's frame words (undefined: never
+      // written, all zeros). Entries are 8-byte aligned, so both halves are in the frame.
+      if (at < 0 || at + 8 > memSize) return fail(out, FaultReason.TableReadError);
+      const words = mem.frameWords(Math.floor(at / 4096));
+      const wi = (at & 4095) >>> 2;
+      const lo = words === undefined ? 0 : (words[wi] as number);
+      const hi = words === undefined ? 0 : (words[wi + 1] as number);
       if ((lo & (SS_R | SS_W)) === 0) return fail(out, FaultReason.PteNotPresent);
       const isLeaf = level === 1 || (lo & SS_PS) !== 0;
       // Reserved: bits 6:3, 63:52, address bits beyond the unit's width, PS where no such page size exists.
