@@ -413,11 +413,12 @@ export class DmaEngine {
   }
 
   private allocPrgi(): number {
+    // Indices wrap with a mask (PRGI_COUNT is 2^9), not `%`: an integer division per try.
     for (let t = 0; t < PRGI_COUNT; t++) {
-      const prgi = (this.nextPrgi + t) % PRGI_COUNT;
+      const prgi = (this.nextPrgi + t) & (PRGI_COUNT - 1);
       const g = this.groups[prgi];
       if (g === undefined || g.job === null) {
-        this.nextPrgi = (prgi + 1) % PRGI_COUNT;
+        this.nextPrgi = (prgi + 1) & (PRGI_COUNT - 1);
         return prgi;
       }
     }
