@@ -9,6 +9,7 @@ import {
   PCI_PASID_CTRL_ENABLE, PCI_PASID_CTRL_EXEC, PCI_PASID_CTRL_PRIV, PCI_PRI_STATUS_RF, PCI_PRI_STATUS_UPRGI, PriRegisters,
 } from './pri.ts';
 import { EngineLog } from './engine-log.ts';
+import { Group, isAnswered, noteAnswered, PendingJobs, type Job } from './jobs.ts';
 import { DmaTransfer } from './transfer.ts';
 import {
   faultReasonName, inRange, type AddressRange, type DmaFault, type DmaRequest, type DmaResult, type IommuPort,
@@ -93,45 +94,6 @@ export interface DmaEngineStats {
   aborts: number;
 }
 
-interface Job {
-  readonly result: DmaTransfer;
-  readonly write: boolean;
-  readonly priv: boolean;
-  readonly exec: boolean;
-  readonly buf: Uint8Array;
-  readonly privateData: readonly [number, number] | null;
-  /**
-   * Pages (4 KiB-aligned IOVAs) whose page request was answered SUCCESS: the first one (-1: none yet),
-   * and the others in a set made when a second one is answered (most transfers fault on one page).
-   */
-  answeredPage: number;
-  answered: Set<number> | null;
-  stalled: boolean;
-  /**
-   * The engine's list of unsettled transfers, in the order they first became pending (a Set cost an
-   * allocation per fault): on it when prev is non-null or it is the head.
-   */
-  prev: Job | null;
-  next: Job | null;
-}
-
-/**
- * An outstanding page request group (job non-null), or a free index (job null). One object per index,
- * reused with its page array when the index is: a group per fault was most of the engine's garbage.
- */
-class Group {
-  job: Job | null = null;
-  pasid = NO_PASID;
-  /** pages[0 .. count): the group's page addresses (the array is never shortened: that would drop its storage). */
-  readonly pages: number[] = [];
-  count = 0;
-  constructor(readonly prgi: number) {}
-}
-
-function isAnswered(job: Job, page: number): boolean {
-  return job.answeredPage === page || (job.answered !== null && job.answered.has(page));
-}
-
 const hex = (n: number): string => `0x${n.toString(16)}`;
 
 export class DmaEngine {
@@ -146,9 +108,7 @@ export class DmaEngine {
   /** Groups by PRGI, made when an index is first used (a slot per index: a Map's delete and re-add cost more, once per fault). */
   private readonly groups: Array<Group | undefined> = new Array<Group | undefined>(PRGI_COUNT).fill(undefined);
   private readonly stalledJobs: Job[] = [];
-  /** Unsettled transfers, a list through Job.prev/next: oldest first. */
-  private pendingHead: Job | null = null;
-  private pendingTail: Job | null = null;
+  private readonly pendingJobs = new PendingJobs();
   /**
    * The Page Request message handed to the IOMMU, reused when its port says it keeps no reference
    * (IommuPort.borrowsPageRequests); a fresh object per message otherwise.
@@ -176,9 +136,7 @@ export class DmaEngine {
   get outstanding(): number { return this.outstandingPages; }
   /** Transfers not yet settled. */
   pending(): DmaResult[] {
-    const out: DmaResult[] = [];
-    for (let j = this.pendingHead; j !== null; j = j.next) out.push(j.result);
-    return out;
+    return this.pendingJobs.toArray().map((j) => j.result);
   }
   /** PRI is enabled and has not been stopped by a Response Failure. */
   priActive(): boolean { return this.opts.iommu !== null && this.regs.priEnabled() && !this.priFailed; }
@@ -209,7 +167,7 @@ export class DmaEngine {
       this.finish(job, 'aborted', refusal, null);
       return result;
     }
-    this.addPending(job);
+    this.pendingJobs.add(job);
     this.exclusive(job, null);
     return result;
   }
@@ -389,7 +347,7 @@ export class DmaEngine {
     g.pasid = r.pasid;
     g.count = n;
     this.outstandingPages += n;
-    this.addPending(job);
+    this.pendingJobs.add(job);
     r.status = 'pending';
     const reason = r.faultReason();
     r.explainWaiting(prgi, n);
@@ -430,7 +388,7 @@ export class DmaEngine {
     job.result.status = 'pending';
     job.result.why = why;
     this.stalledJobs.push(job);
-    this.addPending(job);
+    this.pendingJobs.add(job);
     this.stats.stalls++;
     this.lines.text(`${this.dev.shortBdf}: transfer ${job.result.id} ${why}`);
   }
@@ -454,11 +412,7 @@ export class DmaEngine {
     if (!r.settled) {
       if (code === PageResponseCode.Success) {
         const pages = g.pages;
-        for (let i = 0; i < g.count; i++) {
-          const p = pages[i] as number;
-          if (job.answeredPage < 0) job.answeredPage = p;
-          else if (p !== job.answeredPage) (job.answered ??= new Set()).add(p);
-        }
+        for (let i = 0; i < g.count; i++) noteAnswered(job, pages[i] as number);
         r.retries++;
         this.stats.retries++;
         this.advance(job);
@@ -494,8 +448,7 @@ export class DmaEngine {
   }
 
   private resetPri(why: string): void {
-    const jobs: Job[] = [];
-    for (let j = this.pendingHead; j !== null; j = j.next) jobs.push(j);
+    const jobs = this.pendingJobs.toArray();
     for (const g of this.groups) if (g !== undefined) g.job = null;
     this.stalledJobs.length = 0;
     this.outstandingPages = 0;
@@ -506,23 +459,6 @@ export class DmaEngine {
     this.lines.text(`${this.dev.shortBdf}: ${why}: page request state cleared${jobs.length > 0 ? `, ${jobs.length} transfer(s) aborted` : ''}`);
   }
 
-  /** Put `job` at the end of the unsettled list unless it is on it already (a Set's add). */
-  private addPending(job: Job): void {
-    if (job.prev !== null || this.pendingHead === job) return;
-    job.prev = this.pendingTail;
-    job.next = null;
-    if (this.pendingTail === null) this.pendingHead = job; else this.pendingTail.next = job;
-    this.pendingTail = job;
-  }
-
-  private removePending(job: Job): void {
-    if (job.prev === null && this.pendingHead !== job) return;
-    if (job.prev === null) this.pendingHead = job.next; else job.prev.next = job.next;
-    if (job.next === null) this.pendingTail = job.prev; else job.next.prev = job.prev;
-    job.prev = null;
-    job.next = null;
-  }
-
   /** Settle the transfer; `why` null: the line was given to explain() already. */
   private finish(job: Job, status: 'ok' | 'fault' | 'aborted' | 'ur', why: string | null, fault: DmaFault | null): void {
     const r = job.result;
@@ -530,7 +466,7 @@ export class DmaEngine {
     if (why !== null) r.why = why;
     r.fault = fault;
     r.settled = true;
-    this.removePending(job);
+    this.pendingJobs.delete(job);
     if (status === 'fault') this.stats.faults++;
     if (status === 'aborted') this.stats.aborts++;
     this.opts.onSettled?.(r);
