@@ -127,7 +127,14 @@ export class Machine<P extends IommuPort = IommuUnit> {
   /** Per unit: requester ID -> functions whose requests carry it. */
   private readonly ridOwners = new Map<MachineIommu<P>, Map<number, PciDev[]>>();
   private readonly engines = new Map<PciDev, DmaEngine>();
-  private readonly inbox: Array<{ unit: MachineIommu<P>; msg: PageResponseMessage }> = [];
+  /**
+   * Page responses not yet delivered and the unit each came from: [inboxHead, inboxTail), reset to 0 when
+   * empty. Two arrays rather than a wrapper object per response, never shortened (that drops their storage).
+   */
+  private readonly inboxUnits: Array<MachineIommu<P> | null> = [];
+  private readonly inboxMsgs: Array<PageResponseMessage | null> = [];
+  private inboxHead = 0;
+  private inboxTail = 0;
   private readonly barMem = new Map<PciDev, Map<number, PhysicalMemory>>();
   /** CPU/user loads and stores to BARs: device models where attached, plain BAR memory elsewhere. */
   readonly mmio: MmioBus = new MmioBus((dev, bar) => this.barMemory(dev, bar));
@@ -244,24 +251,33 @@ export class Machine<P extends IommuPort = IommuUnit> {
   /** Deliver queued page responses to the functions they are addressed to; returns how many. */
   deliverMessages(): number {
     let n = 0;
-    for (let item = this.inbox.shift(); item !== undefined; item = this.inbox.shift()) {
+    // A delivery may queue more responses (or deliver some itself, re-entering here): the queue is shared.
+    while (this.inboxHead < this.inboxTail) {
+      const at = this.inboxHead;
+      const unit = this.inboxUnits[at] as MachineIommu<P>;
+      const msg = this.inboxMsgs[at] as PageResponseMessage;
+      this.inboxUnits[at] = null;
+      this.inboxMsgs[at] = null;
+      if (++this.inboxHead === this.inboxTail) this.inboxHead = this.inboxTail = 0;
       n++;
-      const owners = this.ridOwners.get(item.unit)?.get(item.msg.rid) ?? [];
+      const owners = this.ridOwners.get(unit)?.get(msg.rid);
       // The first owner's engine that expects the response, else the first owner's (every engine is created).
       let target: DmaEngine | undefined;
       let first: DmaEngine | undefined;
-      for (const d of owners) {
-        const e = this.engine(d);
-        first ??= e;
-        if (target === undefined && e.expects(item.msg)) target = e;
+      if (owners !== undefined) {
+        for (let i = 0; i < owners.length; i++) {
+          const e = this.engine(owners[i] as PciDev);
+          first ??= e;
+          if (target === undefined && e.expects(msg)) target = e;
+        }
       }
       target ??= first;
       if (target === undefined) {
         this.stats.undeliverableResponses++;
-        this.note(`${item.unit.name}: page response for requester ID ${formatRid(item.msg.rid)}, which no function behind this unit carries: dropped`);
+        this.note(`${unit.name}: page response for requester ID ${formatRid(msg.rid)}, which no function behind this unit carries: dropped`);
         continue;
       }
-      target.deliverResponse(item.msg);
+      target.deliverResponse(msg);
     }
     if (n > 0) this.mmio.poll();
     return n;
@@ -382,7 +398,10 @@ export class Machine<P extends IommuPort = IommuUnit> {
     const index = this.unitList.length;
     const holder: { unit: MachineIommu<P> | null } = { unit: null };
     const sendToDevice: DeviceMessageSink = (msg) => {
-      if (holder.unit !== null) this.inbox.push({ unit: holder.unit, msg });
+      if (holder.unit !== null) {
+        this.inboxUnits[this.inboxTail] = holder.unit;
+        this.inboxMsgs[this.inboxTail++] = msg;
+      }
     };
     const port = (this.factory as IommuFactory<P>)({ index, name: slot.name, domain: slot.domain, memory: this.memory, sendToDevice, unitCaps: slot.unitCaps });
     const unit: MachineIommu<P> = { index, name: slot.name, domain: slot.domain, port };

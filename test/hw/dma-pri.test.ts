@@ -135,6 +135,29 @@ describe('page requests through the IOMMU unit', () => {
     ]);
   });
 
+  it('the fault of a pending transfer is made when first read (then the same object), exactly as the IOMMU reported it', () => {
+    const b = priBench();
+    // Read while pending, then the INVALID response's copy.
+    const r = b.m.dma(b.dev, write(0x40_0ff8, 16));
+    const f = r.fault;
+    expect(f).toEqual({ iova: 0x40_0ff8, reason: FaultReason.PteNotPresent, reasonName: 'PTE_NOT_PRESENT', stage: 1, faultGpa: 0, write: true, recorded: false, response: null });
+    expect(r.fault).toBe(f);
+    const prgi = b.pageRequests()[0]!.prgi;
+    expect(r.why).toBe(`waiting for the response to page request group ${prgi} (2 pages from 0x400000, PTE_NOT_PRESENT)`);
+    b.respond(prgi, PageResponseCode.Invalid);
+    expect(r.status).toBe('aborted');
+    expect(r.fault).toEqual({ ...f, response: PageResponseCode.Invalid });
+    // Never read while pending: the response's copy is the same.
+    const r2 = b.m.dma(b.dev, write(0x80_0004, 4, { op: 'read', data: undefined }));
+    const [pr] = b.pageRequests();
+    b.respond(pr!.prgi, PageResponseCode.Invalid);
+    expect(r2.fault).toEqual({ iova: 0x80_0004, reason: FaultReason.PteNotPresent, reasonName: 'PTE_NOT_PRESENT', stage: 1, faultGpa: 0, write: false, recorded: false, response: PageResponseCode.Invalid });
+    // A fault the transfer ends with is set as an object at once (here: after SUCCESS the page is still missing).
+    const r3 = b.m.dma(b.dev, write(0xc0_0000, 8));
+    b.respond(b.pageRequests()[0]!.prgi, PageResponseCode.Success);
+    expect(r3).toMatchObject({ status: 'fault', fault: { iova: 0xc0_0000, reasonName: 'PTE_NOT_PRESENT', recorded: true, response: null } });
+  });
+
   it('INVALID aborts the transfer', () => {
     const b = priBench();
     const r = b.m.dma(b.dev, write(0x40_0000, PAGE));

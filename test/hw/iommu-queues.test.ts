@@ -90,6 +90,35 @@ describe('page requests', () => {
     expect(b.unit.stats).toMatchObject({ pageRequests: 2, pageRequestsDropped: 0, pageRequestsRejected: 0 });
   });
 
+  it('look the context up as a translation would: the most recently used order is the same with or without the translation memo', () => {
+    // A translates (its context most recently used), B asks for a page (B's now), A translates again and
+    // asks for a page: A's context must be the most recently used again each time, as after a lookup, so
+    // that C's context evicts B's.
+    const A = rid(1, 0, 0);
+    const B = rid(2, 0, 0);
+    const C = rid(3, 0, 0);
+    const b = iommuBench({ contextCacheEntries: 2 });
+    const pt = b.table('second');
+    pt.map(0x1000, 0x1_0000_0000, 4096, { read: true, write: true });
+    for (const r of [A, B, C]) {
+      b.context(r, { pri: true });
+      b.pasid(r, 0, { pgtt: 'second', did: 1, ssRoot: pt.root });
+    }
+    b.pageRequest({ rid: B, address: 0x1000, lastInGroup: false });
+    b.translate(A, 0x1000);
+    expect(b.unit.cachedContexts()).toEqual([A, B]);
+    b.pageRequest({ rid: B, address: 0x2000, lastInGroup: false });
+    expect(b.unit.cachedContexts()).toEqual([B, A]);
+    expect(b.translate(A, 0x1000).ok).toBe(true);
+    expect(b.unit.cachedContexts()).toEqual([A, B]);
+    b.pageRequest({ rid: B, address: 0x3000, lastInGroup: false });
+    b.pageRequest({ rid: A, address: 0x2000, lastInGroup: false });
+    expect(b.unit.cachedContexts()).toEqual([A, B]);
+    b.translate(C, 0x1000);
+    expect(b.unit.cachedContexts()).toEqual([C, A]);
+    expect(b.pageRequests()).toHaveLength(4);
+  });
+
   it('without PRE (or without a context) the unit answers INVALID at once for the last page of a group', () => {
     const b = iommuBench();
     b.context(DEV, { pri: false });

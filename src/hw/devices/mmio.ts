@@ -95,7 +95,8 @@ export class MmioBus {
 
   /** Let every model with work waiting on DMA continue (after page responses were delivered). */
   poll(): void {
-    if (this.polling) return;
+    // Most machines have no model attached: nothing to iterate (this runs after every page response).
+    if (this.polling || this.attached.size === 0) return;
     this.polling = true;
     try {
       for (const m of this.attached) m.process?.();

@@ -76,11 +76,15 @@ export class EngineLog {
     return out;
   }
 
+  // Wrapped by a comparison, not `%`: an integer division, twice per device fault.
   private slot(): number {
     const cap = this.kind.length;
-    if (this.count < cap) return (this.first + this.count++) % cap;
+    if (this.count < cap) {
+      const i = this.first + this.count++;
+      return i >= cap ? i - cap : i;
+    }
     const i = this.first;
-    this.first = (this.first + 1) % cap;
+    this.first = i + 1 === cap ? 0 : i + 1;
     return i;
   }
 

@@ -9,6 +9,7 @@ import {
   PCI_PASID_CTRL_ENABLE, PCI_PASID_CTRL_EXEC, PCI_PASID_CTRL_PRIV, PCI_PRI_STATUS_RF, PCI_PRI_STATUS_UPRGI, PriRegisters,
 } from './pri.ts';
 import { EngineLog } from './engine-log.ts';
+import { Group, isAnswered, noteAnswered, PendingJobs, type Job } from './jobs.ts';
 import { DmaTransfer } from './transfer.ts';
 import {
   faultReasonName, inRange, type AddressRange, type DmaFault, type DmaRequest, type DmaResult, type IommuPort,
@@ -51,10 +52,13 @@ import {
 // Nothing here throws for anything a device or software can cause. Responses that arrive while the engine
 // is busy (an IOMMU answering synchronously from inside pageRequest) are queued and handled after.
 
-/** Faults a page request can cure. */
-const PRI_REASONS: ReadonlySet<number> = new Set<number>([
-  FaultReason.PteNotPresent, FaultReason.WriteDenied, FaultReason.ReadDenied, FaultReason.ExecDenied, FaultReason.PrivDenied,
-]);
+/** Faults a page request can cure, as a bit per FaultReason (a Set lookup cost more, twice per fault). */
+const PRI_REASONS = (1 << FaultReason.PteNotPresent) | (1 << FaultReason.WriteDenied) | (1 << FaultReason.ReadDenied)
+  | (1 << FaultReason.ExecDenied) | (1 << FaultReason.PrivDenied);
+
+function priCurable(reason: number): boolean {
+  return reason >= 0 && reason < 32 && ((PRI_REASONS >>> reason) & 1) !== 0;
+}
 
 const PRGI_COUNT = 512;
 /** Largest transfer an engine takes (1 GiB): a read allocates its buffer. */
@@ -90,27 +94,6 @@ export interface DmaEngineStats {
   aborts: number;
 }
 
-interface Job {
-  readonly result: DmaTransfer;
-  readonly write: boolean;
-  readonly priv: boolean;
-  readonly exec: boolean;
-  readonly buf: Uint8Array;
-  readonly privateData: readonly [number, number] | null;
-  /** Pages (4 KiB-aligned IOVAs) whose page request was answered SUCCESS (made at the first answer). */
-  answered: Set<number> | null;
-  stalled: boolean;
-}
-
-interface Group {
-  readonly job: Job;
-  readonly pasid: number;
-  readonly prgi: number;
-  readonly pages: readonly number[];
-  /** The fault that started it. */
-  readonly fault: DmaFault;
-}
-
 const hex = (n: number): string => `0x${n.toString(16)}`;
 
 export class DmaEngine {
@@ -122,10 +105,15 @@ export class DmaEngine {
   private readonly tr: TranslationRequest;
   private readonly out: TranslationResult = newTranslationResult();
   private readonly probe: TranslationResult = newTranslationResult();
-  /** Outstanding groups by PRGI (a slot per index: a Map's delete and re-add cost more, once per fault). */
+  /** Groups by PRGI, made when an index is first used (a slot per index: a Map's delete and re-add cost more, once per fault). */
   private readonly groups: Array<Group | undefined> = new Array<Group | undefined>(PRGI_COUNT).fill(undefined);
   private readonly stalledJobs: Job[] = [];
-  private readonly pendingJobs = new Set<Job>();
+  private readonly pendingJobs = new PendingJobs();
+  /**
+   * The Page Request message handed to the IOMMU, reused when its port says it keeps no reference
+   * (IommuPort.borrowsPageRequests); a fresh object per message otherwise.
+   */
+  private readonly prm: { -readonly [K in keyof PageRequestMessage]: PageRequestMessage[K] };
   private outstandingPages = 0;
   private nextPrgi = 0;
   private priFailed = false;
@@ -138,6 +126,7 @@ export class DmaEngine {
     this.lines = new EngineLog(dev.shortBdf, opts.logSize ?? 256);
     this.maxGroup = Math.max(1, opts.maxPagesPerGroup ?? 32);
     this.tr = { rid: opts.rid, pasid: NO_PASID, iova: 0, write: false, exec: false, priv: false, ats: false };
+    this.prm = { rid: opts.rid, pasid: NO_PASID, address: 0, read: false, write: false, exec: false, priv: false, lastInGroup: false, prgi: 0, privateData: null };
   }
 
   get rid(): number { return this.opts.rid; }
@@ -146,7 +135,9 @@ export class DmaEngine {
   /** Page requests sent and not yet answered. */
   get outstanding(): number { return this.outstandingPages; }
   /** Transfers not yet settled. */
-  pending(): DmaResult[] { return [...this.pendingJobs].map((j) => j.result); }
+  pending(): DmaResult[] {
+    return this.pendingJobs.toArray().map((j) => j.result);
+  }
   /** PRI is enabled and has not been stopped by a Response Failure. */
   priActive(): boolean { return this.opts.iommu !== null && this.regs.priEnabled() && !this.priFailed; }
   /** PRI stopped by a FAILURE response, until reset. */
@@ -155,7 +146,7 @@ export class DmaEngine {
   /** Whether a response for (pasid, prgi) would match an outstanding group of this engine. */
   expects(msg: PageResponseMessage): boolean {
     const g = msg.prgi >= 0 && msg.prgi < PRGI_COUNT ? this.groups[msg.prgi] : undefined;
-    return g !== undefined && g.pasid === msg.pasid;
+    return g !== undefined && g.job !== null && g.pasid === msg.pasid;
   }
 
   /** Start a transfer the fabric routed upstream. Settles at once unless it waits for a page response. */
@@ -170,7 +161,7 @@ export class DmaEngine {
     if (!write && refusal === null) result.data = buf;
     const job: Job = {
       result, write, priv: req.priv === true, exec: req.exec === true, buf,
-      privateData: req.privateData ?? null, answered: null, stalled: false,
+      privateData: req.privateData ?? null, answeredPage: -1, answered: null, stalled: false, prev: null, next: null,
     };
     if (refusal !== null) {
       this.finish(job, 'aborted', refusal, null);
@@ -256,7 +247,8 @@ export class DmaEngine {
         if (!this.translate(job, iova)) return;
         const out = this.out;
         const size = out.pageSize >= PAGE_SIZE ? out.pageSize : PAGE_SIZE;
-        if (size < 2 ** 53) chunk = Math.min(chunk, size - (iova % size));
+        // The offset in the page by a division, not `%` (a library call on doubles); exact for integers below 2^53.
+        if (size < 2 ** 53) chunk = Math.min(chunk, size - (iova - Math.floor(iova / size) * size));
         pa = out.pa;
       }
       const lo = r.bytesDone;
@@ -268,8 +260,7 @@ export class DmaEngine {
       r.bytesDone += chunk;
       this.stats.bytes += chunk;
     }
-    const via = iommu === null ? 'untranslated: no IOMMU translates for this function' : 'through the IOMMU';
-    r.explain(() => `${r.length} bytes ${job.write ? 'written' : 'read'} ${via}`);
+    r.explainDone(iommu !== null);
     this.finish(job, 'ok', null, null);
   }
 
@@ -286,10 +277,12 @@ export class DmaEngine {
     tr.priv = job.priv;
     tr.ats = pri;
     if (iommu.translate(tr, out)) return true;
-    const page = iova - (iova % PAGE_SIZE);
-    const curable = pri && PRI_REASONS.has(out.reason);
-    if (curable && job.answered?.has(page) !== true) {
-      this.requestPages(job, page, this.faultOf(iova, null));
+    const page = Math.floor(iova / 4096) * 4096; // PAGE_SIZE; a literal divisor is a multiplication
+    const curable = pri && priCurable(out.reason);
+    if (curable && !isAnswered(job, page)) {
+      // The fault is kept as numbers: the DmaFault is made only if someone reads the result's fault.
+      job.result.noteFault(iova - job.result.address, out.reason, out.stage, out.faultGpa, tr.write, out.recorded);
+      this.requestPages(job, page);
       return false;
     }
     const again = curable;
@@ -312,12 +305,11 @@ export class DmaEngine {
     };
   }
 
-  /** Send one page request group for `first` and the later pages of the transfer that fault too. */
-  private requestPages(job: Job, first: number, fault: DmaFault): void {
+  /** Send one page request group for `first` and the later pages of the transfer that fault too (r.fault is set). */
+  private requestPages(job: Job, first: number): void {
     const r = job.result;
     const iommu = this.opts.iommu as IommuPort;
     const free = this.regs.priAllocation() - this.outstandingPages;
-    r.fault = fault;
     if (free <= 0) {
       this.stall(job, this.regs.priAllocation() === 0
         ? 'waiting: PRI is enabled but its Outstanding Page Request Allocation is 0, so no page request may be sent'
@@ -329,12 +321,16 @@ export class DmaEngine {
       this.stall(job, 'stalled: every page request group index is outstanding');
       return;
     }
-    const pages = [first];
+    let g = this.groups[prgi];
+    if (g === undefined) this.groups[prgi] = g = new Group(prgi);
+    const pages = g.pages;
+    pages[0] = first;
+    let n = 1;
     const limit = Math.min(this.maxGroup, free);
     const end = r.address + r.length;
     const msi = r.pasid === NO_PASID ? (this.opts.msiWindow ?? null) : null;
     const tr = this.tr;
-    for (let p = first + PAGE_SIZE; p < end && pages.length < limit;) {
+    for (let p = first + PAGE_SIZE; p < end && n < limit;) {
       if (msi !== null && inRange(msi, p)) break;
       tr.iova = p;
       tr.ats = true;
@@ -343,23 +339,31 @@ export class DmaEngine {
         p = p - (p % size) + size;
         continue;
       }
-      if (!PRI_REASONS.has(this.probe.reason) || job.answered?.has(p) === true) break;
-      pages.push(p);
+      if (!priCurable(this.probe.reason) || isAnswered(job, p)) break;
+      pages[n++] = p;
       p += PAGE_SIZE;
     }
-    this.groups[prgi] = { job, pasid: r.pasid, prgi, pages, fault };
-    this.outstandingPages += pages.length;
+    g.job = job;
+    g.pasid = r.pasid;
+    g.count = n;
+    this.outstandingPages += n;
     this.pendingJobs.add(job);
     r.status = 'pending';
-    r.fault = fault;
-    const n = pages.length;
-    r.explain(() => `waiting for the response to page request group ${prgi} (${n} page${n === 1 ? '' : 's'} from ${hex(first)}, ${fault.reasonName})`);
-    this.lines.request(prgi, r.pasid, n, first, fault.reason, job.write);
-    for (let i = 0; i < pages.length; i++) {
-      const msg: PageRequestMessage = {
-        rid: this.opts.rid, pasid: r.pasid, address: pages[i] as number, read: !job.write, write: job.write, exec: job.exec, priv: job.priv,
-        lastInGroup: i === pages.length - 1, prgi, privateData: job.privateData,
-      };
+    const reason = r.faultReason();
+    r.explainWaiting(prgi, n);
+    this.lines.request(prgi, r.pasid, n, first, reason, job.write);
+    const borrow = iommu.borrowsPageRequests === true;
+    for (let i = 0; i < n; i++) {
+      const msg = borrow ? this.prm : { ...this.prm };
+      msg.pasid = r.pasid;
+      msg.address = pages[i] as number;
+      msg.read = !job.write;
+      msg.write = job.write;
+      msg.exec = job.exec;
+      msg.priv = job.priv;
+      msg.lastInGroup = i === n - 1;
+      msg.prgi = prgi;
+      msg.privateData = job.privateData;
       this.stats.pageRequests++;
       r.pageRequests++;
       iommu.pageRequest(msg);
@@ -367,10 +371,12 @@ export class DmaEngine {
   }
 
   private allocPrgi(): number {
+    // Indices wrap with a mask (PRGI_COUNT is 2^9), not `%`: an integer division per try.
     for (let t = 0; t < PRGI_COUNT; t++) {
-      const prgi = (this.nextPrgi + t) % PRGI_COUNT;
-      if (this.groups[prgi] === undefined) {
-        this.nextPrgi = (prgi + 1) % PRGI_COUNT;
+      const prgi = (this.nextPrgi + t) & (PRGI_COUNT - 1);
+      const g = this.groups[prgi];
+      if (g === undefined || g.job === null) {
+        this.nextPrgi = (prgi + 1) & (PRGI_COUNT - 1);
         return prgi;
       }
     }
@@ -390,31 +396,32 @@ export class DmaEngine {
   private handleResponse(msg: PageResponseMessage): void {
     this.stats.responses++;
     const g = msg.prgi >= 0 && msg.prgi < PRGI_COUNT ? this.groups[msg.prgi] : undefined;
-    if (g === undefined || g.pasid !== msg.pasid) {
+    const job = g === undefined ? null : g.job;
+    if (g === undefined || job === null || g.pasid !== msg.pasid) {
       this.stats.spuriousResponses++;
       this.regs.setStatus(PCI_PRI_STATUS_UPRGI);
       this.lines.text(`${this.dev.shortBdf}: spurious page response (PRGI ${msg.prgi}${msg.pasid === NO_PASID ? '' : `, PASID ${msg.pasid}`}, code ${msg.code}): no such group outstanding; ignored`);
       return;
     }
-    this.groups[msg.prgi] = undefined;
-    this.outstandingPages -= g.pages.length;
-    const job = g.job;
+    // The index is free again; its Group is reused only by a later requestPages, after the pages are noted.
+    g.job = null;
+    this.outstandingPages -= g.count;
     const r = job.result;
     const code = msg.code === PageResponseCode.Success || msg.code === PageResponseCode.Invalid ? msg.code : PageResponseCode.Failure;
     this.lines.answer(g.prgi, code, msg.privateData);
     if (!r.settled) {
       if (code === PageResponseCode.Success) {
-        const answered = (job.answered ??= new Set());
-        for (const p of g.pages) answered.add(p);
+        const pages = g.pages;
+        for (let i = 0; i < g.count; i++) noteAnswered(job, pages[i] as number);
         r.retries++;
         this.stats.retries++;
         this.advance(job);
       } else if (code === PageResponseCode.Invalid) {
-        this.finish(job, 'aborted', `page request group ${g.prgi} was answered INVALID: the transfer is aborted at ${hex(r.address + r.bytesDone)}`, { ...g.fault, response: code });
+        this.finish(job, 'aborted', `page request group ${g.prgi} was answered INVALID: the transfer is aborted at ${hex(r.address + r.bytesDone)}`, { ...(r.fault as DmaFault), response: code });
       } else {
         this.priFailed = true;
         this.regs.setStatus(PCI_PRI_STATUS_RF);
-        this.finish(job, 'aborted', `page request group ${g.prgi} was answered FAILURE: the transfer is aborted and PRI is stopped until reset`, { ...g.fault, response: PageResponseCode.Failure });
+        this.finish(job, 'aborted', `page request group ${g.prgi} was answered FAILURE: the transfer is aborted and PRI is stopped until reset`, { ...(r.fault as DmaFault), response: PageResponseCode.Failure });
       }
     }
     this.resumeStalled();
@@ -441,15 +448,15 @@ export class DmaEngine {
   }
 
   private resetPri(why: string): void {
-    const jobs = new Set<Job>([...this.pendingJobs]);
-    this.groups.fill(undefined);
+    const jobs = this.pendingJobs.toArray();
+    for (const g of this.groups) if (g !== undefined) g.job = null;
     this.stalledJobs.length = 0;
     this.outstandingPages = 0;
     this.priFailed = false;
     this.inbox.length = 0;
     this.regs.clearStatus(PCI_PRI_STATUS_RF | PCI_PRI_STATUS_UPRGI);
     for (const job of jobs) this.finish(job, 'aborted', `${why} while the transfer was pending`, job.result.fault);
-    this.lines.text(`${this.dev.shortBdf}: ${why}: page request state cleared${jobs.size > 0 ? `, ${jobs.size} transfer(s) aborted` : ''}`);
+    this.lines.text(`${this.dev.shortBdf}: ${why}: page request state cleared${jobs.length > 0 ? `, ${jobs.length} transfer(s) aborted` : ''}`);
   }
 
   /** Settle the transfer; `why` null: the line was given to explain() already. */

@@ -10,6 +10,11 @@ import {
 export interface IommuPort {
   translate(req: TranslationRequest, out: TranslationResult): boolean;
   pageRequest(msg: PageRequestMessage): void;
+  /**
+   * True when pageRequest() keeps no reference to its message (it copies what it needs): the engine then
+   * hands it the same object, rewritten, for every message rather than a new one per page request.
+   */
+  readonly borrowsPageRequests?: boolean;
   processCommands?(): void;
 }
 

@@ -127,7 +127,7 @@ export class Fabric {
   route(src: PciDev, address: number): Route {
     const owner = this.map.barAt(address);
     // Texts are made only where a route ends (or notes a detour); an upstream route's when first read.
-    const notes: string[] = [];
+    let notes: string[] | null = null;
 
     // 1. Inside a multifunction device.
     if (!src.isVirtfn()) {
@@ -137,11 +137,11 @@ export class Fabric {
         if (bar === undefined) continue;
         const acs = this.acs(src);
         if (acs.requestRedirect) {
-          notes.push(`${src.shortBdf} ${acs.text}, so ${describeRequest(owner, address)} leaves the device`);
+          (notes ??= []).push(`${src.shortBdf} ${acs.text}, so ${describeRequest(owner, address)} leaves the device`);
         } else if (acs.egressControl) {
           return { kind: 'blocked', at: src, why: `${src.shortBdf} ${acs.text}: Egress Control blocks ${describeRequest(owner, address)} inside the multifunction device` };
         } else if (!acs.present && !this.mfdLoopback) {
-          notes.push(`${src.shortBdf} has no ACS and is taken to have no internal path to its sibling functions, so ${describeRequest(owner, address)} leaves the device`);
+          (notes ??= []).push(`${src.shortBdf} has no ACS and is taken to have no internal path to its sibling functions, so ${describeRequest(owner, address)} leaves the device`);
         } else {
           return p2p(bar, address, 'multifunction', src, `${src.shortBdf} ${acs.text}: ${describeRequest(owner, address)} is routed inside the multifunction device`);
         }
@@ -183,7 +183,7 @@ export class Fabric {
           const sub = bridge.subordinate;
           if (sub !== null && this.map.inWindow(bridge, address)) {
             if (acs.upstreamForwarding) {
-              notes.push(`switch downstream port ${bridge.shortBdf} ${acs.text}: Upstream Forwarding sends ${describeRequest(owner, address)} upstream instead of back down`);
+              (notes ??= []).push(`switch downstream port ${bridge.shortBdf} ${acs.text}: Upstream Forwarding sends ${describeRequest(owner, address)} upstream instead of back down`);
             } else {
               const bar = this.map.claimBelow(sub, address);
               return this.deliver(bar, address, 'port-loopback', bridge, bridge,
@@ -199,7 +199,7 @@ export class Fabric {
             }
             if (hit !== undefined) {
               if (acs.requestRedirect) {
-                notes.push(`switch downstream port ${bridge.shortBdf} ${acs.text}, so ${describeRequest(owner, address)} is redirected upstream`);
+                (notes ??= []).push(`switch downstream port ${bridge.shortBdf} ${acs.text}, so ${describeRequest(owner, address)} is redirected upstream`);
               } else if (acs.egressControl) {
                 return { kind: 'blocked', at: bridge, why: `switch downstream port ${bridge.shortBdf} ${acs.text}: Egress Control blocks ${describeRequest(owner, address)}` };
               } else {
@@ -226,7 +226,7 @@ export class Fabric {
           if (hit !== undefined) {
             const acs = this.acs(node);
             if (acs.requestRedirect) {
-              notes.push(`${node.shortBdf} on switch ${bridge.shortBdf}'s internal bus ${acs.text}, so ${describeRequest(owner, address)} is redirected upstream`);
+              (notes ??= []).push(`${node.shortBdf} on switch ${bridge.shortBdf}'s internal bus ${acs.text}, so ${describeRequest(owner, address)} is redirected upstream`);
             } else if (acs.egressControl) {
               return { kind: 'blocked', at: node, why: `${node.shortBdf} ${acs.text}: Egress Control blocks ${describeRequest(owner, address)}` };
             } else {
@@ -249,9 +249,9 @@ export class Fabric {
   }
 
   private upstream(
-    src: PciDev, rootPort: PciDev | null, notes: readonly string[], at: EntryKind, node: PciDev, busNumber: number, owner: MemBar | undefined, address: number,
+    src: PciDev, rootPort: PciDev | null, notes: readonly string[] | null, at: EntryKind, node: PciDev, busNumber: number, owner: MemBar | undefined, address: number,
   ): Route {
-    return new UpstreamRoute(src, this.requesterId(src), rootPort, notes.length === 0 ? null : notes, at, node, busNumber, owner, address);
+    return new UpstreamRoute(src, this.requesterId(src), rootPort, notes, at, node, busNumber, owner, address);
   }
 
   private deliver(bar: MemBar | undefined, address: number, mechanism: P2pMechanism, at: PciDev, claimedBy: PciDev, why: string): Route {

@@ -64,33 +64,22 @@ export function decodeCommand(h: Uint32Array, at = 0): Command | null {
       if (gran > 1) return null;
       return { op: 'context-inval', rid: gran === 1 ? lo0 >>> 16 : null };
     }
-    case Opcode.PasidCacheInval:
+    case Opcode.PasidCacheInval: {
+      if (!invalHeaderWellFormed(h, at)) return null;
+      // PASID_CACHE_INVAL: granularity 0 global, 1 DID, 2 DID+PASID (3 undefined); words 2, 3 reserved.
+      if (gran === 3 || (lo2 | hi2 | lo3 | hi3) !== 0) return null;
+      return scoped('pasid-cache-inval', gran, lo1 & 0xffff, hi1 & 0xfffff);
+    }
     case Opcode.IotlbInval: {
-      const iotlb = (lo0 & 0xff) === Opcode.IotlbInval;
-      // Word 0: bits 9:8 granularity, bits 31:10 and 63:32 reserved.
-      if ((lo0 & 0xffff_fc00) !== 0 || hi0 !== 0) return null;
-      // Word 1: bits 15:0 DID, bits 51:32 PASID; bits 31:16 and 63:52 reserved.
-      if ((lo1 & 0xffff_0000) !== 0 || (hi1 & 0xfff0_0000) !== 0) return null;
+      if (!iotlbInvalWellFormed(h, at)) return null;
       const did = lo1 & 0xffff;
       const pasid = hi1 & 0xfffff;
-      if (!iotlb) {
-        // PASID_CACHE_INVAL: granularity 0 global, 1 DID, 2 DID+PASID (3 undefined); words 2, 3 reserved.
-        if (gran === 3 || (lo2 | hi2 | lo3 | hi3) !== 0) return null;
-        return scoped('pasid-cache-inval', gran, did, pasid);
-      }
       if (gran < 3) return scoped('iotlb-inval', gran, did, pasid);
-      // IOTLB_INVAL range: word 2 address (4 KiB aligned: bits 11:0 reserved), word 3 number of 4 KiB pages.
-      if ((lo2 & 0xfff) !== 0) return null;
       return { op: 'iotlb-inval', scope: 'range', did, pasid, address: hi2 * TWO_32 + lo2, pages: hi3 * TWO_32 + lo3 };
     }
     case Opcode.PageResponse: {
-      // Word 0: bits 11:8 code (0 SUCCESS, 1 INVALID, 15 FAILURE), bit 12 PASID valid, bit 13 PDP,
-      // bits 31:16 RID; bits 15:14 and 63:32 reserved.
-      if ((lo0 & 0xc000) !== 0 || hi0 !== 0) return null;
-      const code = (lo0 >>> 8) & 0xf;
-      if (code !== PageResponseCode.Success && code !== PageResponseCode.Invalid && code !== PageResponseCode.Failure) return null;
-      // Word 1: bits 8:0 PRGI, bits 51:32 PASID; bits 31:9 and 63:52 reserved. Word 3 reserved.
-      if ((lo1 & 0xffff_fe00) !== 0 || (hi1 & 0xfff0_0000) !== 0 || (lo3 | hi3) !== 0) return null;
+      if (!pageResponseWellFormed(h, at)) return null;
+      const code = ((lo0 >>> 8) & 0xf) as PageResponseCode;
       const pasidValid = (lo0 & (1 << 12)) !== 0;
       const pdp = (lo0 & (1 << 13)) !== 0;
       return {
@@ -99,16 +88,55 @@ export function decodeCommand(h: Uint32Array, at = 0): Command | null {
       };
     }
     case Opcode.Fence: {
-      // Word 0: bit 8 interrupt; bits 31:9 and 63:32 reserved.
-      if ((lo0 & 0xffff_fe00) !== 0 || hi0 !== 0) return null;
-      // Word 1: a PA (4-byte aligned, below 2^52) to write word 2's low 32 bits to; word 3 reserved.
-      if ((lo1 & 3) !== 0 || (hi1 & 0xfff0_0000) !== 0 || (lo3 | hi3) !== 0) return null;
+      if (!fenceWellFormed(h, at)) return null;
       return { op: 'fence', interrupt: (lo0 & 0x100) !== 0, statusAddress: hi1 * TWO_32 + lo1, statusData: lo2 };
     }
     default:
       // An unknown opcode stops processing with CMD_ILL.
       return null;
   }
+}
+
+/** Words 0 and 1 of a PASID_CACHE_INVAL or IOTLB_INVAL have no reserved bit set. */
+function invalHeaderWellFormed(h: Uint32Array, at: number): boolean {
+  // Word 0: bits 9:8 granularity, bits 31:10 and 63:32 reserved.
+  if (((h[at] as number) & 0xffff_fc00) !== 0 || h[at + 1] !== 0) return false;
+  // Word 1: bits 15:0 DID, bits 51:32 PASID; bits 31:16 and 63:52 reserved.
+  return ((h[at + 2] as number) & 0xffff_0000) === 0 && ((h[at + 3] as number) & 0xfff0_0000) === 0;
+}
+
+/**
+ * The IOTLB_INVAL in h[at .. at + 8) (opcode 0x03) has no reserved bit set. Granularity 3 (range): word 2
+ * the address (4 KiB aligned: bits 11:0 reserved), word 3 the number of 4 KiB pages; other granularities
+ * ignore words 2 and 3.
+ */
+export function iotlbInvalWellFormed(h: Uint32Array, at = 0): boolean {
+  if (!invalHeaderWellFormed(h, at)) return false;
+  return (((h[at] as number) >>> 8) & 3) < 3 || ((h[at + 4] as number) & 0xfff) === 0;
+}
+
+/**
+ * The PAGE_RESPONSE in h[at .. at + 8) (opcode 0x04) has a defined code and no reserved bit set. The unit
+ * executes page responses, fences and IOTLB invalidations straight from the words with these checks (no
+ * Command object).
+ */
+export function pageResponseWellFormed(h: Uint32Array, at = 0): boolean {
+  const lo0 = h[at] as number;
+  // Word 0: bits 11:8 code (0 SUCCESS, 1 INVALID, 15 FAILURE), bit 12 PASID valid, bit 13 PDP,
+  // bits 31:16 RID; bits 15:14 and 63:32 reserved.
+  if ((lo0 & 0xc000) !== 0 || h[at + 1] !== 0) return false;
+  const code = (lo0 >>> 8) & 0xf;
+  if (code !== PageResponseCode.Success && code !== PageResponseCode.Invalid && code !== PageResponseCode.Failure) return false;
+  // Word 1: bits 8:0 PRGI, bits 51:32 PASID; bits 31:9 and 63:52 reserved. Word 3 reserved.
+  return ((h[at + 2] as number) & 0xffff_fe00) === 0 && ((h[at + 3] as number) & 0xfff0_0000) === 0 && ((h[at + 6] as number) | (h[at + 7] as number)) === 0;
+}
+
+/** The FENCE in h[at .. at + 8) (opcode 0x05) has no reserved bit set. */
+export function fenceWellFormed(h: Uint32Array, at = 0): boolean {
+  // Word 0: bit 8 interrupt; bits 31:9 and 63:32 reserved.
+  if (((h[at] as number) & 0xffff_fe00) !== 0 || h[at + 1] !== 0) return false;
+  // Word 1: a PA (4-byte aligned, below 2^52) to write word 2's low 32 bits to; word 3 reserved.
+  return ((h[at + 2] as number) & 3) === 0 && ((h[at + 3] as number) & 0xfff0_0000) === 0 && ((h[at + 6] as number) | (h[at + 7] as number)) === 0;
 }
 
 function scoped<Op extends 'pasid-cache-inval' | 'iotlb-inval'>(op: Op, gran: number, did: number, pasid: number): Command {

@@ -47,6 +47,11 @@ export class MemQueue {
   enabled = false;
   /** QCSR_ERR | QCSR_MF bits currently set. */
   errors = 0;
+  /**
+   * entries - 1: indices wrap with `&` (entries is a power of two up to 2^31, a double for 2^31, and `%`
+   * on a double is a library call, several per device fault).
+   */
+  private mask = 0;
 
   /**
    * `hardwareIndex` is the index the unit owns ('head' for the command queue, which the unit consumes;
@@ -63,14 +68,16 @@ export class MemQueue {
     const v = value % TWO_52;
     this.base = v - (v % 4096);
     this.log2 = value % 32;
+    this.mask = this.log2 === 31 ? 0x7fff_ffff : (1 << this.log2) - 1;
     // Indices are always below the entry count.
-    this.head %= this.entries;
-    this.tail %= this.entries;
+    this.head &= this.mask;
+    this.tail &= this.mask;
   }
 
   /** The software-owned index register (CQT, FQH, PQH): written modulo the entry count. */
   writeSoftwareIndex(value: number): void {
-    const i = value % this.entries;
+    // value % entries: a register value is an integer in [0, 2^53), whose low 32 bits ToUint32 keeps.
+    const i = (value >>> 0) & this.mask;
     if (this.hardwareIndex === 'head') this.tail = i; else this.head = i;
   }
 
@@ -93,7 +100,7 @@ export class MemQueue {
   }
 
   /** A queue is full when (tail + 1) % entries == head. */
-  isFull(): boolean { return (this.tail + 1) % this.entries === this.head; }
+  isFull(): boolean { return ((this.tail + 1) & this.mask) === this.head; }
   isEmpty(): boolean { return this.head === this.tail; }
 
   /** PA of entry `index`. */
@@ -121,7 +128,7 @@ export class MemQueue {
       return Produce.MemoryFault;
     }
     mem.writeWords(at, halves, 0, RECORD_HALVES);
-    this.tail = (this.tail + 1) % this.entries;
+    this.tail = (this.tail + 1) & this.mask;
     return Produce.Written;
   }
 
@@ -133,5 +140,5 @@ export class MemQueue {
     return mem.readWords(at, halves, 0, RECORD_HALVES);
   }
 
-  advanceHead(): void { this.head = (this.head + 1) % this.entries; }
+  advanceHead(): void { this.head = (this.head + 1) & this.mask; }
 }

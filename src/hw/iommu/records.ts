@@ -26,7 +26,7 @@ export interface FaultRecord {
 /** Split an address into a word's halves; above 2^53 only bits 63:12 are kept. Never throws. */
 function putAddress(out: Uint32Array, at: number, value: number): void {
   if (!(value >= 0) || !Number.isFinite(value)) { out[at] = 0; out[at + 1] = 0; return; }
-  const hi = Math.floor(value / TWO_32);
+  const hi = Math.floor(value / 4294967296); // TWO_32: a literal divisor is a multiplication, a module constant a division
   let lo = value - hi * TWO_32;
   if (value >= TWO_53) lo -= lo % 4096;
   out[at] = lo >>> 0;

@@ -6,7 +6,7 @@
 // Each check carries, in the line above it, the rule of docs/hw-iommu.md it implements.
 
 import type { PhysicalMemory } from '../memory/physical-memory.ts';
-import { decodeCommand, type Command } from './commands.ts';
+import { decodeCommand, fenceWellFormed, iotlbInvalWellFormed, Opcode, pageResponseWellFormed, type Command } from './commands.ts';
 import { CC_PASIDE, CC_PRE, ContextCache } from './context-cache.ts';
 import { ContextMode, fetchContext, fetchPasidEntry, newContextFields, newPasidFields, Pgtt } from './device-table.ts';
 import { Iotlb, TLB_DIRTY_OK, TLB_PERMS, TLB_USER_OK } from './iotlb.ts';
@@ -81,6 +81,8 @@ const MEMO_SRE = 2;
 const isRid = (rid: number): boolean => Number.isInteger(rid) && rid >= 0 && rid <= 0xffff;
 
 export class IommuUnit {
+  /** pageRequest() encodes its message into the queue record and keeps no reference (IommuPort). */
+  readonly borrowsPageRequests = true;
   readonly caps: IommuCaps;
   readonly stats: IommuStats;
   private readonly regs: RegisterFile;
@@ -108,6 +110,8 @@ export class IommuUnit {
   private memoRid = -1;
   private memoPasid = -2;
   private memoPe = -1;
+  /** Of the memo's RID: its context-cache slot. */
+  private memoCs = -1;
   /** Of the memo's PASID entry: IOTLB tag and its hash part, MEMO_* flags. */
   private memoTag = 0;
   private memoMix = 0;
@@ -226,6 +230,7 @@ export class IommuUnit {
     this.memoRid = rid;
     this.memoPasid = req.pasid;
     this.memoPe = pe;
+    this.memoCs = cs;
     this.memoTag = pcache.tag[pe] as number;
     this.memoMix = pcache.tagMix[pe] as number;
     this.memoFlags = (pcache.pgtt[pe] === Pgtt.PassThrough ? MEMO_PT : 0) | (((pcache.flags[pe] as number) & PC_SRE) !== 0 ? MEMO_SRE : 0);
@@ -360,10 +365,13 @@ export class IommuUnit {
     if (!this.regs.te || !this.caps.pri) return false;
     // A requester ID is 16 bits; the page address a 4 KiB page below 2^64.
     if (!isRid(msg.rid) || !(msg.address >= 0 && msg.address < UNTRANSLATED_PAGE_SIZE)) return false;
-    // A context-cache hit changes no cache, so the translation memo stays (the faulting request's retry
-    // uses it); a miss fills the context cache, and the memo is dropped as resolve() drops it.
-    let cs = this.ctxCache.lookup(msg.rid);
-    if (cs < 0) {
+    // The translation memo's RID (the faulting request's: its retry uses the memo) needs no lookup: its
+    // context is the most recently used already, as in translate(). Any other RID's lookup makes another
+    // context the most recently used, so the memo is dropped, as resolve() drops it.
+    let cs: number;
+    if (msg.rid === this.memoRid) {
+      cs = this.memoCs;
+    } else {
       this.forgetMemo();
       cs = this.contextFor(msg.rid);
     }
@@ -397,10 +405,10 @@ export class IommuUnit {
       while (cq.enabled && cq.errors === 0 && !cq.isEmpty() && done < limit) {
         // Queue memory outside memory: CQMF, processing stops with the head on the command.
         if (!cq.readHead(this.mem, this.halves)) { cq.errors |= QCSR_MF; break; }
-        const cmd = decodeCommand(this.halves);
+        const r = this.executeWords(this.halves);
         // An unknown opcode or reserved bits set stop processing with CMD_ILL; the head stays on the bad command.
-        if (cmd === null) { cq.errors |= QCSR_ERR; break; }
-        if (!this.execute(cmd)) break;
+        if (r < 0) { cq.errors |= QCSR_ERR; break; }
+        if (r === 0) break;
         cq.advanceHead();
         done++;
         this.stats.commandsProcessed++;
@@ -409,6 +417,58 @@ export class IommuUnit {
       this.inCommands = false;
     }
     return done;
+  }
+
+  /**
+   * Execute the command in `h`: 1 done, 0 it could not complete (the queue stops on it), -1 illegal
+   * (CMD_ILL). PAGE_RESPONSE and FENCE (two per device fault) and IOTLB_INVAL (one per page unmapped)
+   * are read straight from the words; the context and PASID-cache invalidations go through
+   * decodeCommand() and execute().
+   */
+  private executeWords(h: Uint32Array): number {
+    const lo0 = h[0] as number;
+    const op = lo0 & 0xff;
+    if (op === Opcode.PageResponse) {
+      if (!pageResponseWellFormed(h)) return -1;
+      const lo1 = h[2] as number;
+      const hi1 = h[3] as number;
+      // Word 0: bits 11:8 code, bit 12 PASID valid, bit 13 PDP, bits 31:16 RID. Word 1: bits 8:0 PRGI,
+      // bits 51:32 PASID. Word 2: private data (PDP).
+      const pasid = (lo0 & (1 << 12)) !== 0 ? hi1 & 0xfffff : NO_PASID;
+      const privateData: [number, number] | null = (lo0 & (1 << 13)) !== 0 ? [h[4] as number, h[5] as number] : null;
+      // PAGE_RESPONSE: the response goes to the device, which matches it to its outstanding group.
+      this.sink?.({ rid: lo0 >>> 16, pasid, prgi: lo1 & 0x1ff, code: ((lo0 >>> 8) & 0xf) as PageResponseCode, privateData });
+      return 1;
+    }
+    if (op === Opcode.Fence) {
+      if (!fenceWellFormed(h)) return -1;
+      // Word 1: the status PA (bits 51:2); word 2: the status data; word 0 bit 8: interrupt.
+      const statusAddress = (h[3] as number) * 4294967296 + (h[2] as number);
+      // FENCE word 1: a PA to write word 2's low 32 bits to (0: none); a write outside memory is a queue memory fault.
+      if (statusAddress !== 0 && !this.mem.write32(statusAddress, h[4] as number)) {
+        this.regs.cq.errors |= QCSR_MF;
+        return 0;
+      }
+      // FENCE word 0 bit 8: raise the command-completion interrupt (IPSR bit 2).
+      if ((lo0 & 0x100) !== 0) this.regs.ipsr |= IPSR_CQ;
+      return 1;
+    }
+    if (op === Opcode.IotlbInval) {
+      if (!iotlbInvalWellFormed(h)) return -1;
+      // Word 0: bits 9:8 granularity. Word 1: bits 15:0 DID, bits 51:32 PASID. Granularity 3: word 2 the
+      // address, word 3 the number of 4 KiB pages.
+      const gran = (lo0 >>> 8) & 3;
+      const did = (h[2] as number) & 0xffff;
+      const pasid = (h[3] as number) & 0xfffff;
+      // IOTLB_INVAL granularity 0 global, 1 DID, 2 DID+PASID, 3 DID+PASID+range (every size overlapping).
+      if (gran === 0) this.iotlb.invalidateAll();
+      else if (gran === 3) this.iotlb.invalidateRange(did, pasid, ((h[5] as number) * 4294967296 + (h[4] as number)) / 4096, (h[7] as number) * 4294967296 + (h[6] as number));
+      else this.iotlb.invalidate(did, gran === 2 ? pasid : -1);
+      return 1;
+    }
+    const cmd = decodeCommand(h);
+    if (cmd === null) return -1;
+    return this.execute(cmd) ? 1 : 0;
   }
 
   /** Execute one decoded command; false when it could not complete (the queue then stops on it). */

@@ -57,6 +57,17 @@ export class PhysicalMemory {
     return this.frames[pfn >>> DIR_SHIFT]?.[pfn & (DIR_SIZE - 1)] ?? PhysicalMemory.ZERO;
   }
 
+  /**
+   * The frame's words for writing (allocating the frame on first write). The words directory is looked at
+   * first: a frame that exists costs one lookup, not frameForWrite's and then another.
+   */
+  private wordsForWrite(pfn: number): Uint32Array {
+    const w = this.words[pfn >>> DIR_SHIFT]?.[pfn & (DIR_SIZE - 1)];
+    if (w !== undefined) return w;
+    this.frameForWrite(pfn);
+    return (this.words[pfn >>> DIR_SHIFT] as Array<Uint32Array | undefined>)[pfn & (DIR_SIZE - 1)] as Uint32Array;
+  }
+
   private frameForWrite(pfn: number): Uint8Array {
     const hi = pfn >>> DIR_SHIFT;
     const lo = pfn & (DIR_SIZE - 1);
@@ -109,8 +120,7 @@ export class PhysicalMemory {
   write64(pa: number, lo: number, hi: number): boolean {
     if (pa < 0 || pa + 8 > this.size) return false;
     const pfn = Math.floor(pa / 4096); // a literal: V8 turns it into a multiply, not a divide by a module constant
-    this.frameForWrite(pfn);
-    const w = this.words[pfn >>> DIR_SHIFT]?.[pfn & (DIR_SIZE - 1)] as Uint32Array;
+    const w = this.wordsForWrite(pfn);
     const i = (pa & PAGE_MASK) >>> 2;
     w[i] = lo >>> 0;
     w[i + 1] = hi >>> 0;
@@ -126,8 +136,7 @@ export class PhysicalMemory {
     if (pa < 0 || pa + count * 4 > this.size || (pa & 3) !== 0 || (pa & PAGE_MASK) + count * 4 > PAGE_SIZE) return false;
     if (count === 0) return true;
     const pfn = Math.floor(pa / 4096); // a literal: V8 turns it into a multiply, not a divide by a module constant
-    this.frameForWrite(pfn);
-    const w = this.words[pfn >>> DIR_SHIFT]?.[pfn & (DIR_SIZE - 1)] as Uint32Array;
+    const w = this.wordsForWrite(pfn);
     const i = (pa & PAGE_MASK) >>> 2;
     for (let k = 0; k < count; k++) w[i + k] = src[from + k] as number;
     return true;
@@ -157,8 +166,7 @@ export class PhysicalMemory {
   write32(pa: number, value: number): boolean {
     if (pa < 0 || pa + 4 > this.size) return false;
     const pfn = Math.floor(pa / 4096); // a literal: V8 turns it into a multiply, not a divide by a module constant
-    this.frameForWrite(pfn);
-    (this.words[pfn >>> DIR_SHIFT]?.[pfn & (DIR_SIZE - 1)] as Uint32Array)[(pa & PAGE_MASK) >>> 2] = value >>> 0;
+    this.wordsForWrite(pfn)[(pa & PAGE_MASK) >>> 2] = value >>> 0;
     return true;
   }
 

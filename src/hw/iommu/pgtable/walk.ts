@@ -21,6 +21,9 @@ export interface Access { write: boolean; exec: boolean; priv: boolean }
  */
 export class PageWalker {
   private readonly e = new Uint32Array(2);
+  /** Entry addresses of the current second- and first-stage walk's path (a nested walk runs one inside the other). */
+  private readonly path2 = new Float64Array(5);
+  private readonly path1 = new Float64Array(5);
   private readonly s2Out = newWalkOut();
   private readonly rsvdHi: number;
 
@@ -46,31 +49,43 @@ export class PageWalker {
     out.faultGpa = 0;
     if (!this.levelsOk(levels)) return fail(out, FaultReason.PasidEntryInvalid);
     if (iova < 0 || iova >= addressLimit(levels)) return fail(out, FaultReason.AddressBeyondWidth);
-    const e = this.e;
-    let table = root;
+    // `+root`: a number from here on, so the loop keeps table addresses unboxed (above 2^30 each would
+    // otherwise be a heap number per level).
+    let table = +root;
     let perms = PERM_R | PERM_W | PERM_X;
     // Entry addresses of the path, for the A/D update after success.
-    let p5 = -1, p4 = -1, p3 = -1, p2 = -1;
+    const path = this.path2;
+    let depth = 0;
+    const mem = this.mem;
+    const memSize = mem.size;
     for (let level = levels; level >= 1; level--) {
       const at = table + levelIndex(iova, level) * 8;
-      if (!this.mem.read64(at, e)) return fail(out, FaultReason.TableReadError);
-      const lo = e[0] as number;
-      const hi = e[1] as number;
+      // read64, without the copy through a scratch array: the entry's frame words (undefined: never
+      // written, all zeros). Entries are 8-byte aligned, so both halves are in the frame.
+      if (at < 0 || at + 8 > memSize) return fail(out, FaultReason.TableReadError);
+      const words = mem.frameWords(Math.floor(at / 4096));
+      const wi = (at & 4095) >>> 2;
+      const lo = words === undefined ? 0 : (words[wi] as number);
+      const hi = words === undefined ? 0 : (words[wi + 1] as number);
       if ((lo & (SS_R | SS_W)) === 0) return fail(out, FaultReason.PteNotPresent);
       const isLeaf = level === 1 || (lo & SS_PS) !== 0;
       // Reserved: bits 6:3, 63:52, address bits beyond the unit's width, PS where no such page size exists.
       if ((lo & SS_RSVD_LO) !== 0 || (hi & (SS_RSVD_HI | this.rsvdHi)) !== 0) return fail(out, FaultReason.PteReserved);
       if (level > 1 && isLeaf && !this.leafAllowed(level)) return fail(out, FaultReason.PteReserved);
       perms &= lo & (SS_R | SS_W | SS_X);
-      if (level === 5) p5 = at; else if (level === 4) p4 = at; else if (level === 3) p3 = at; else if (level === 2) p2 = at;
+      path[depth++] = at;
       if (isLeaf) {
         if (access.write && (perms & PERM_W) === 0) return fail(out, FaultReason.WriteDenied);
         if (!access.write && (perms & PERM_R) === 0) return fail(out, FaultReason.ReadDenied);
         if (access.exec && (perms & PERM_X) === 0) return fail(out, FaultReason.ExecDenied);
         const size = levelSize(level);
         if (ad) {
-          if (!this.setUpper(p5, at) || !this.setUpper(p4, at) || !this.setUpper(p3, at) || !this.setUpper(p2, at)) return fail(out, FaultReason.TableWriteError);
-          if (!this.setBits(at, access.write ? SS_A | SS_D : SS_A)) return fail(out, FaultReason.TableWriteError);
+          // A on every entry of the path, root first, and D too on the leaf of a write (one call site, so
+          // V8 inlines it once rather than passing boxed addresses to calls).
+          for (let i = 0; i < depth; i++) {
+            const bits = i === depth - 1 && access.write ? SS_A | SS_D : SS_A;
+            if (!this.setBits(path[i] as number, bits)) return fail(out, FaultReason.TableWriteError);
+          }
         }
         // Offsets by subtraction, not `%` (a library call on doubles).
         const base = entryAddress(lo, hi);
@@ -97,11 +112,13 @@ export class PageWalker {
     if (!this.levelsOk(levels)) return fail(out, FaultReason.PasidEntryInvalid);
     if (iova < 0 || iova >= addressLimit(levels)) return fail(out, FaultReason.AddressBeyondWidth);
     const e = this.e;
-    let table = root;
+    let table = +root; // unboxed, as in walkSecond
     let writable = true;
     let user = true;
     let noExec = false;
-    const path: number[] = [];
+    // Guest physical addresses of the entries used (a scratch array: no allocation per walk).
+    const path = this.path1;
+    let depth = 0;
     for (let level = levels; level >= 1; level--) {
       const gpaAt = table + levelIndex(iova, level) * 8;
       const at = stage2 === undefined ? gpaAt : this.viaStage2(stage2, gpaAt, false, out);
@@ -118,7 +135,7 @@ export class PageWalker {
       writable &&= (lo & FS_RW) !== 0;
       user &&= (lo & FS_US) !== 0;
       noExec ||= (hi & FS_XD_HI) !== 0;
-      path.push(gpaAt);
+      path[depth++] = gpaAt;
       if (isLeaf) {
         if (access.write && !writable) return fail(out, FaultReason.WriteDenied);
         if (!access.priv && !user) return fail(out, FaultReason.PrivDenied);
@@ -126,8 +143,8 @@ export class PageWalker {
         const size = levelSize(level);
         const base = entryAddress(lo, hi);
         // x86 updates A on every entry used and D on a written leaf, always (no enable bit).
-        for (let i = 0; i < path.length; i++) {
-          const bits = i === path.length - 1 && access.write ? FS_A | FS_D : FS_A;
+        for (let i = 0; i < depth; i++) {
+          const bits = i === depth - 1 && access.write ? FS_A | FS_D : FS_A;
           const gpa = path[i] as number;
           const pa = stage2 === undefined ? gpa : this.viaStage2(stage2, gpa, true, out);
           if (pa < 0) return false;
@@ -164,11 +181,6 @@ export class PageWalker {
       return -1;
     }
     return s2.pa;
-  }
-
-  /** Set A on an upper entry of the path (`at` < 0: not on the path; the leaf itself is done by the caller). */
-  private setUpper(at: number, leaf: number): boolean {
-    return at < 0 || at === leaf || this.setBits(at, SS_A);
   }
 
   /** Set bits in the low half of the entry at `pa` if not already set. */
