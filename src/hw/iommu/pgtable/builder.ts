@@ -48,6 +48,10 @@ const SIZE_4K = 1 << PAGE_SHIFT;
 const SIZE_2M = 0x20_0000;
 const SIZE_1G = 0x4000_0000;
 const TWO_32 = 2 ** 32;
+// leafTableFor()'s answers other than a table frame.
+const LEAF_ABOVE = -1;
+const NO_TABLE = -2;
+const OUT_OF_TABLES = -3;
 
 /**
  * v % 4 KiB for a non-negative integer (and zero exactly when v % 4 KiB is, for any v): `%` on a double
@@ -138,6 +142,48 @@ export class IoPageTable {
   }
 
   /**
+   * The frame of the last-level table for `iova`, walked down from the root with each level's table frame
+   * kept in `path`, or taken from the last walk when that went to the same 2 MiB slot (consecutive faults
+   * mostly map into one; only this object edits table pointers and it forgets the walk whenever it frees
+   * a table; only over physical memory, as a guest's view of its RAM could change under the tables).
+   * LEAF_ABOVE when a larger leaf maps `iova`; for a missing table, with `allocate` the rest of the path is
+   * allocated (tableFor(); OUT_OF_TABLES when the allocator is empty), else NO_TABLE. The walk goes by frame
+   * numbers (small integers) rather than table addresses (doubles, which V8 boxes at every step).
+   */
+  private leafTableFor(iova: number, allocate: boolean): number {
+    const slot = Math.floor(iova / SIZE_2M);
+    if (slot === this.walkSlot) return this.walkPfn;
+    this.walkSlot = -1;
+    let pfn = this.root / SIZE_4K;
+    for (let level = this.opts.levels; level > 1; level--) {
+      this.path[level] = pfn;
+      const i = levelIndex(iova, level);
+      this.readEntryOf(pfn, i);
+      const lo = this.e[0] as number;
+      if (this.present(lo)) {
+        if (this.isLeafEntry(lo, level)) return LEAF_ABOVE;
+        pfn = entryPfn(lo, this.e[1] as number);
+        continue;
+      }
+      if (!allocate) return NO_TABLE;
+      const next = this.alloc.alloc();
+      if (next < 0) {
+        this.strayTables = true;
+        return OUT_OF_TABLES;
+      }
+      this.tables++;
+      const [alo, ahi] = addressHalves(next);
+      this.mem.write64(pfn * SIZE_4K + i * 8, (alo | this.tableBits()) >>> 0, ahi);
+      pfn = next / SIZE_4K;
+    }
+    if (this.directFrames > 0) {
+      this.walkSlot = slot;
+      this.walkPfn = pfn;
+    }
+    return pfn;
+  }
+
+  /**
    * map(iova, pa, 4 KiB, perms) unless something already maps `iova`, in one walk (the IO page fault path
    * maps single pages): 1 when mapped; 0 when a leaf already maps `iova` (found before any table is
    * allocated, so nothing changed); -1 out of memory, leaving the state map() leaves. The caller has
@@ -145,45 +191,9 @@ export class IoPageTable {
    */
   mapPage(iova: number, pa: number, perms: MapPerms): number {
     if (iova < 0 || off4K(iova) !== 0 || off4K(pa) !== 0 || iova + SIZE_4K > this.limit) throw new RangeError(`bad page map ${iova} -> ${pa}`);
-    const slot = Math.floor(iova / SIZE_2M);
-    // The walk goes by frame numbers (small integers) rather than table addresses (doubles, which V8
-    // boxes at every step of a loop).
-    let pfn: number;
-    if (slot === this.walkSlot) {
-      // The leaf table the last one-page walk reached for this 2 MiB slot (consecutive faults mostly
-      // map into one): the walk down would find the same entries, as only this object edits table
-      // pointers and it forgets the walk whenever it frees a table. Only over physical memory (direct
-      // frames): a guest's view of its RAM could change under the tables.
-      pfn = this.walkPfn;
-    } else {
-      this.walkSlot = -1;
-      pfn = this.root / SIZE_4K;
-      for (let level = this.opts.levels; level > 1; level--) {
-        this.path[level] = pfn;
-        const i = levelIndex(iova, level);
-        this.readEntryOf(pfn, i);
-        const lo = this.e[0] as number;
-        if (this.present(lo)) {
-          if (this.isLeafEntry(lo, level)) return 0;
-          pfn = entryPfn(lo, this.e[1] as number);
-          continue;
-        }
-        // Nothing is mapped below a missing entry: allocate the rest of the path (tableFor()).
-        const next = this.alloc.alloc();
-        if (next < 0) {
-          this.strayTables = true;
-          return -1;
-        }
-        this.tables++;
-        const [alo, ahi] = addressHalves(next);
-        this.mem.write64(pfn * SIZE_4K + i * 8, (alo | this.tableBits()) >>> 0, ahi);
-        pfn = next / SIZE_4K;
-      }
-      if (this.directFrames > 0) {
-        this.walkSlot = slot;
-        this.walkPfn = pfn;
-      }
-    }
+    const pfn = this.leafTableFor(iova, true);
+    if (pfn === LEAF_ABOVE) return 0;
+    if (pfn < 0) return -1;
     const i = levelIndex(iova, 1);
     // `pa | bits` is `(pa % TWO_32) | bits` for an integer pa (ToInt32 keeps the low 32 bits either way).
     const lo = (pa | this.leafLo(perms, 1)) >>> 0;
@@ -297,27 +307,9 @@ export class IoPageTable {
    */
   private unmapPage(iova: number): boolean {
     if (!(iova >= 0 && iova < this.limit) || off4K(iova) !== 0) return false;
-    // By frame numbers, as mapPage() walks, and from its last walk when that went to the same slot.
     const path = this.path;
-    const slot = Math.floor(iova / SIZE_2M);
-    let pfn: number;
-    if (slot === this.walkSlot) {
-      pfn = this.walkPfn;
-    } else {
-      this.walkSlot = -1;
-      pfn = this.root / SIZE_4K;
-      for (let level = this.opts.levels; level > 1; level--) {
-        path[level] = pfn;
-        this.readEntryOf(pfn, levelIndex(iova, level));
-        const lo = this.e[0] as number;
-        if (!this.present(lo) || this.isLeafEntry(lo, level)) return false;
-        pfn = entryPfn(lo, this.e[1] as number);
-      }
-      if (this.directFrames > 0) {
-        this.walkSlot = slot;
-        this.walkPfn = pfn;
-      }
-    }
+    let pfn = this.leafTableFor(iova, false);
+    if (pfn < 0) return false;
     this.readEntryOf(pfn, levelIndex(iova, 1));
     if (!this.present(this.e[0] as number)) return false;
     this.mem.write64(pfn * SIZE_4K + levelIndex(iova, 1) * 8, 0, 0);
