@@ -57,6 +57,8 @@ const OUT_OF_TABLES = -3;
  * v % 4 KiB for a non-negative integer (and zero exactly when v % 4 KiB is, for any v): `%` on a double
  * (IOVAs are above 2^31) is a C call in V8, the floor of a division by a power of two is exact and inline.
  */
+const hasFrameWords = (m: TableMemory): m is TableMemory & Pick<PhysicalMemory, 'frameWords'> => m.frameWords !== undefined;
+
 const off4K = (v: number): number => v - Math.floor(v / 4096) * 4096;
 
 /** The frame number of the table or page an entry points to (entryAddress() / 4 KiB). */
@@ -94,13 +96,16 @@ export class IoPageTable {
   private readonly limit: number;
   /** Frames below this are read through frameWords() by the one-page walks (0: always read64()). */
   private readonly directFrames: number;
+  /** `mem` when it offers frameWords() and its size (null: read64() and write64() only). */
+  private readonly direct: Pick<PhysicalMemory, 'frameWords'> | null;
 
   constructor(private readonly mem: TableMemory, private readonly alloc: TableAllocator, readonly opts: PageTableOptions) {
     const root = alloc.alloc();
     if (root < 0) throw new RangeError('no memory for a page-table root');
     this.root = root;
     this.limit = 2 ** addressBits(opts.levels);
-    this.directFrames = mem.frameWords !== undefined && mem.size !== undefined ? Math.floor(mem.size / SIZE_4K) : 0;
+    this.direct = hasFrameWords(mem) && mem.size !== undefined ? mem : null;
+    this.directFrames = this.direct !== null && mem.size !== undefined ? Math.floor(mem.size / SIZE_4K) : 0;
   }
 
   get levels(): number { return this.opts.levels; }
@@ -198,7 +203,8 @@ export class IoPageTable {
     // `pa | bits` is `(pa % TWO_32) | bits` for an integer pa (ToInt32 keeps the low 32 bits either way).
     const lo = (pa | this.leafLo(perms, 1)) >>> 0;
     const hi = ((Math.floor(pa / TWO_32) & 0xfffff) | this.leafHi(perms)) >>> 0;
-    const w = pfn < this.directFrames ? (this.mem.frameWords as (pfn: number) => Uint32Array | undefined).call(this.mem, pfn) : undefined;
+    const d = this.direct;
+    const w = d !== null && pfn < this.directFrames ? d.frameWords(pfn) : undefined;
     if (w !== undefined) {
       // The table's frame holds data: write64() would store these two words into it.
       if (this.present(w[2 * i] as number)) return 0;
@@ -218,8 +224,9 @@ export class IoPageTable {
    * passed to read64() is a double boxed per call on the one-page walks).
    */
   private readEntryOf(pfn: number, index: number): void {
-    if (pfn < this.directFrames) {
-      const w = (this.mem.frameWords as (pfn: number) => Uint32Array | undefined).call(this.mem, pfn);
+    const d = this.direct;
+    if (d !== null && pfn < this.directFrames) {
+      const w = d.frameWords(pfn);
       this.e[0] = w === undefined ? 0 : (w[2 * index] ?? 0);
       this.e[1] = w === undefined ? 0 : (w[2 * index + 1] ?? 0);
       return;
