@@ -30,7 +30,7 @@ import type { IommufdCtx } from './context.ts';
 import type { FaultAttachHandle } from './fault.ts';
 import { HwptPaging, hwptEnforceCc, hwptPagingAlloc } from './hw-pagetable.ts';
 import { HwptNested, type Hwpt } from './hwpt-nested.ts';
-import type { ReservedOwner } from './io-pagetable.ts';
+import type { ReservedOwner } from './iopt-area.ts';
 import { Ioas } from './ioas.ts';
 import type { IommufdObject } from './object.ts';
 import { iommufdVdeviceTombstone } from './vdevice.ts';

@@ -18,7 +18,7 @@ import {
   IommufdAccess, iommufdAccessAttach, iommufdAccessDetach, iommufdAccessPinPages, iommufdAccessUnpinPages,
 } from './access.ts';
 import type { IommufdCtx } from './context.ts';
-import type { IoptArea } from './io-pagetable.ts';
+import type { IoptArea } from './iopt-area.ts';
 import type { Ioas } from './ioas.ts';
 import { hex64, U64_MAX } from './iova-intervals.ts';
 import type { IommufdObject } from './object.ts';

@@ -7,9 +7,8 @@
 import { PAGE_SIZE } from '../../hw/memory/physical-memory.ts';
 import type { MapProt, PagingDomain } from '../iommu/domain.ts';
 import { fail, ok, type KernelError, type Result } from '../errno.ts';
-import {
-  IOMMU_READ, IOMMU_WRITE, IoPagetable, type IoptArea, type MapHooks, type PagesSlice, type ReservedOwner,
-} from './io-pagetable.ts';
+import { IOMMU_READ, IOMMU_WRITE, IoPagetable } from './io-pagetable.ts';
+import type { IoptArea, MapHooks, PagesSlice, ReservedOwner } from './iopt-area.ts';
 import { hex64, u64ToNumber, ULONG_MAX, type IovaRange } from './iova-intervals.ts';
 import type { IommufdObject } from './object.ts';
 import type { IoptPages, PagesRun } from './pages.ts';

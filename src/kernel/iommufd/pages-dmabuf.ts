@@ -8,7 +8,7 @@ import { fail, ok, type Result } from '../errno.ts';
 import type { DmaBuf, DmaBufAttachment, DmaBufImporter } from '../dma-buf/dma-buf.ts';
 import type { PagingDomain } from '../iommu/domain.ts';
 import type { OpenFile } from '../process/file.ts';
-import type { AreaPages, IoptArea } from './io-pagetable.ts';
+import type { AreaPages, IoptArea } from './iopt-area.ts';
 import type { PagesRun } from './pfn-runs.ts';
 
 interface Track {

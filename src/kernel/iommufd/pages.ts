@@ -26,7 +26,7 @@ import type { MemFile } from '../mm/memfile.ts';
 import type { OpenFile } from '../process/file.ts';
 import type { Process } from '../process/process.ts';
 import type { UserStruct } from '../process/user.ts';
-import type { AreaPages } from './io-pagetable.ts';
+import type { AreaPages } from './iopt-area.ts';
 import { IoptDmabuf } from './pages-dmabuf.ts';
 import { NO_PFN, PinnedRuns, type PagesRun } from './pfn-runs.ts';
 import { RangeUsers } from './range-users.ts';

@@ -4,9 +4,8 @@
 import { describe, expect, it } from 'vitest';
 import { PAGE_SIZE } from '../../../src/hw/memory/physical-memory.ts';
 import type { Result } from '../../../src/kernel/errno.ts';
-import {
-  IOMMU_READ, IOMMU_WRITE, IoPagetable, TEST_RESERVATION, type AreaPages, type IoptArea, type ReservedOwner,
-} from '../../../src/kernel/iommufd/io-pagetable.ts';
+import { IOMMU_READ, IOMMU_WRITE, IoPagetable } from '../../../src/kernel/iommufd/io-pagetable.ts';
+import { TEST_RESERVATION, type AreaPages, type IoptArea, type ReservedOwner } from '../../../src/kernel/iommufd/iopt-area.ts';
 import { U64_MAX, ULONG_MAX } from '../../../src/kernel/iommufd/iova-intervals.ts';
 
 const P = BigInt(PAGE_SIZE);

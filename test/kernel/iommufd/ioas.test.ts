@@ -5,7 +5,8 @@
 import { describe, expect, it } from 'vitest';
 import type { Result } from '../../../src/kernel/errno.ts';
 import type { PagingDomain } from '../../../src/kernel/iommu/domain.ts';
-import { IOMMU_CACHE, IOMMU_READ, IOMMU_WRITE, TEST_RESERVATION } from '../../../src/kernel/iommufd/io-pagetable.ts';
+import { IOMMU_CACHE, IOMMU_READ, IOMMU_WRITE } from '../../../src/kernel/iommufd/io-pagetable.ts';
+import { TEST_RESERVATION } from '../../../src/kernel/iommufd/iopt-area.ts';
 import { Ioas } from '../../../src/kernel/iommufd/ioas.ts';
 import { U64_MAX } from '../../../src/kernel/iommufd/iova-intervals.ts';
 import { IoptPages } from '../../../src/kernel/iommufd/pages.ts';

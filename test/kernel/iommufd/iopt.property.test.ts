@@ -6,7 +6,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { PAGE_SIZE } from '../../../src/hw/memory/physical-memory.ts';
-import { IOMMU_READ, IOMMU_WRITE, IoPagetable, TEST_RESERVATION, type IoptArea } from '../../../src/kernel/iommufd/io-pagetable.ts';
+import { IOMMU_READ, IOMMU_WRITE, IoPagetable } from '../../../src/kernel/iommufd/io-pagetable.ts';
+import { TEST_RESERVATION, type IoptArea } from '../../../src/kernel/iommufd/iopt-area.ts';
 import { ULONG_MAX, U64_MAX, type IovaRange } from '../../../src/kernel/iommufd/iova-intervals.ts';
 import { IoptPages, NO_PFN } from '../../../src/kernel/iommufd/pages.ts';
 import { MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE } from '../../../src/kernel/mm/mman.ts';

@@ -8,7 +8,7 @@ import { fail, ok, type Result } from '../../errno.ts';
 import type { IommufdDevice } from '../device.ts';
 import type { HwptPaging } from '../hw-pagetable.ts';
 import type { Ioas } from '../ioas.ts';
-import { TEST_RESERVATION } from '../io-pagetable.ts';
+import { TEST_RESERVATION } from '../iopt-area.ts';
 import { U64_MAX } from '../iova-intervals.ts';
 import { MockPagingDomain } from './mock-domain.ts';
 import { u32, u64, type TestCmdEnv, type TestCmdOut } from './test-cmd.ts';
