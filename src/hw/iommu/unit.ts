@@ -423,7 +423,7 @@ export class IommuUnit {
    * Execute the command in `h`: 1 done, 0 it could not complete (the queue stops on it), -1 illegal
    * (CMD_ILL). PAGE_RESPONSE and FENCE (two per device fault) and IOTLB_INVAL (one per page unmapped)
    * are read straight from the words; the context and PASID-cache invalidations go through
-   * decodeCommand() and execute().
+   * decodeCommand() and invalidateCaches().
    */
   private executeWords(h: Uint32Array): number {
     const lo0 = h[0] as number;
@@ -468,43 +468,23 @@ export class IommuUnit {
     }
     const cmd = decodeCommand(h);
     if (cmd === null) return -1;
-    return this.execute(cmd) ? 1 : 0;
+    // The opcodes taken above decode to nothing else: what is left is a cache invalidation.
+    if (cmd.op !== 'context-inval' && cmd.op !== 'pasid-cache-inval') return -1;
+    this.invalidateCaches(cmd);
+    return 1;
   }
 
-  /** Execute one decoded command; false when it could not complete (the queue then stops on it). */
-  private execute(cmd: Command): boolean {
-    switch (cmd.op) {
-      case 'context-inval':
-        this.forgetMemo();
-        // CONTEXT_INVAL granularity 0 global, 1 one RID.
-        if (cmd.rid === null) this.ctxCache.invalidateAll(); else this.ctxCache.invalidateRid(cmd.rid);
-        return true;
-      case 'pasid-cache-inval':
-        this.forgetMemo();
-        // PASID_CACHE_INVAL granularity 0 global, 1 DID, 2 DID+PASID (entries are tagged with their DID).
-        if (cmd.scope === 'global') this.pasidCache.invalidateAll();
-        else this.pasidCache.invalidate(cmd.did, cmd.scope === 'pasid' ? cmd.pasid : -1);
-        return true;
-      case 'iotlb-inval':
-        // IOTLB_INVAL granularity 0 global, 1 DID, 2 DID+PASID, 3 DID+PASID+range (every size overlapping).
-        if (cmd.scope === 'global') this.iotlb.invalidateAll();
-        else if (cmd.scope === 'range') this.iotlb.invalidateRange(cmd.did, cmd.pasid, cmd.address / 4096, cmd.pages);
-        else this.iotlb.invalidate(cmd.did, cmd.scope === 'pasid' ? cmd.pasid : -1);
-        return true;
-      case 'page-response':
-        // PAGE_RESPONSE: the response goes to the device, which matches it to its outstanding group.
-        this.sink?.({ rid: cmd.rid, pasid: cmd.pasid, prgi: cmd.prgi, code: cmd.code, privateData: cmd.privateData });
-        return true;
-      case 'fence':
-        // FENCE word 1: a PA to write word 2's low 32 bits to (0: none); a write outside memory is a queue memory fault.
-        if (cmd.statusAddress !== 0 && !this.mem.write32(cmd.statusAddress, cmd.statusData)) {
-          this.regs.cq.errors |= QCSR_MF;
-          return false;
-        }
-        // FENCE word 0 bit 8: raise the command-completion interrupt (IPSR bit 2).
-        if (cmd.interrupt) this.regs.ipsr |= IPSR_CQ;
-        return true;
+  /** Execute a context or PASID-cache invalidation (the commands executeWords() does not read from the words). */
+  private invalidateCaches(cmd: Extract<Command, { op: 'context-inval' | 'pasid-cache-inval' }>): void {
+    this.forgetMemo();
+    if (cmd.op === 'context-inval') {
+      // CONTEXT_INVAL granularity 0 global, 1 one RID.
+      if (cmd.rid === null) this.ctxCache.invalidateAll(); else this.ctxCache.invalidateRid(cmd.rid);
+      return;
     }
+    // PASID_CACHE_INVAL granularity 0 global, 1 DID, 2 DID+PASID (entries are tagged with their DID).
+    if (cmd.scope === 'global') this.pasidCache.invalidateAll();
+    else this.pasidCache.invalidate(cmd.did, cmd.scope === 'pasid' ? cmd.pasid : -1);
   }
 
   private forgetMemo(): void {
